@@ -1,0 +1,68 @@
+# TalentSphere Deploy: every entry point in one place. Run as root on Debian 12/13.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON    ?= python3
+VENV      ?= .venv
+BIN       := $(VENV)/bin
+INVENTORY ?= inventories/lab
+TOPOLOGY  ?= single
+RELEASE   ?= bookworm
+REPORT    ?= reports/verify
+# Debian packages the control node needs: venv for the tooling, nspawn/debootstrap/nftables for the lab,
+# ssh for pyinfra/testinfra, openssl for the lab CA, PostgreSQL and Redis for the app tests.
+SYSTEM_PACKAGES := python3-venv python3-dev build-essential systemd-container debootstrap nftables iproute2 \
+                   openssh-client openssl postgresql redis-server curl
+
+.PHONY: help system-deps venv up down deploy verify test test-unit test-app test-e2e bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+system-deps: ## Install the Debian packages the control node needs (idempotent)
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo ">> installing Debian packages: $$missing" >&2; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(BIN)/.installed: requirements/control.txt requirements/test.txt app/requirements.txt pyproject.toml app/pyproject.toml | system-deps
+	@echo ">> building the control virtualenv in $(VENV)" >&2
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements/control.txt -r requirements/test.txt -r app/requirements.txt
+	$(BIN)/pip install -q --no-deps -e . -e app
+	touch $@
+
+venv: system-deps $(BIN)/.installed ## Build the control virtualenv (pinned)
+
+up: venv ## Build the lab, deploy the whole stack, verify, print the API URL
+	$(BIN)/tsdeploy lab up --topology $(TOPOLOGY) --release $(RELEASE)
+	$(BIN)/tsdeploy deploy $(INVENTORY)
+	$(BIN)/tsdeploy verify $(INVENTORY) --report $(REPORT)
+	$(BIN)/tsdeploy lab url
+
+down: venv ## Remove the lab and every trace of it
+	$(BIN)/tsdeploy lab down
+
+deploy: venv ## Deploy INVENTORY (validates it first)
+	$(BIN)/tsdeploy deploy $(INVENTORY)
+
+verify: venv ## Verify INVENTORY's hosts read-only and write reports to REPORT
+	$(BIN)/tsdeploy verify $(INVENTORY) --report $(REPORT)
+
+test: venv ## Run every test: unit, app (real PostgreSQL/Redis), e2e (real lab hosts)
+	$(BIN)/pytest tests
+
+test-unit: venv
+	$(BIN)/pytest tests/unit
+
+test-app: venv
+	$(BIN)/pytest tests/app
+
+test-e2e: venv
+	$(BIN)/pytest tests/e2e
+
+clean: ## Remove the virtualenv and reports
+	rm -rf $(VENV) reports

@@ -1,0 +1,1 @@
+"""TalentSphere job-board backend."""

@@ -1,0 +1,23 @@
+"""The `tsdeploy` command: one group, one subcommand per concern, each defined in its own module.
+
+Logs and progress go to stderr, results to stdout.
+"""
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """TalentSphere Deploy: build lab hosts, deploy, verify, tune and generate configs."""
+
+
+def _register() -> None:
+    # Imported here so that `tsdeploy --help` lists every command and each module stays independent.
+    from tsdeploy import lab
+
+    cli.add_command(lab.lab)
+
+
+def main() -> None:
+    _register()
+    cli()
