@@ -41,7 +41,7 @@ up: venv ## Build the lab, deploy the whole stack, verify, print the API URL
 	$(BIN)/tsdeploy lab up --topology $(TOPOLOGY) --release $(RELEASE)
 	$(BIN)/tsdeploy deploy $(INVENTORY)
 	$(BIN)/tsdeploy verify $(INVENTORY) --report $(REPORT)
-	$(BIN)/tsdeploy lab url
+	$(BIN)/tsdeploy smoke $(INVENTORY)
 
 down: venv ## Remove the lab and every trace of it
 	$(BIN)/tsdeploy lab down
