@@ -1,0 +1,188 @@
+"""Build the app's release artifact on the control node: its wheel plus an offline wheelhouse.
+
+Hosts never reach PyPI (design decision 6). The control node builds, once per release and target Python,
+one tarball holding the `talentsphere` wheel, a wheel for every pinned dependency (manylinux, x86_64, for the
+target's CPython) and `requirements.txt`. The app role uploads it and installs with `pip --no-index`.
+
+The release id is a content hash of the app's source and pins, so the same inputs give the same release id
+and the same tarball bytes: a second deploy uploads and installs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+from tsdeploy import ROOT
+
+#: The app's source tree (its own pyproject, `src/`, pins).
+APP_DIR = ROOT / "app"
+#: Where artifacts are cached on the control node; override with TSDEPLOY_CACHE_DIR.
+DEFAULT_CACHE_DIR = pathlib.Path("/var/cache/tsdeploy")
+#: Debian release -> (CPython version of its python3, glibc version). The glibc version picks the newest
+#: manylinux tag the host can load; pip also accepts every older manylinux tag (incl. manylinux2014).
+TARGET_PYTHONS: dict[str, tuple[str, str]] = {
+    "bookworm": ("3.11", "2.36"),
+    "trixie": ("3.13", "2.41"),
+}
+#: Files and folders of app/ that make up a release; tests, caches and build output do not.
+_RELEASE_INPUTS = ("pyproject.toml", "requirements.txt", "setup.cfg", "MANIFEST.in", "src")
+_IGNORED_PARTS = {"__pycache__", "build", "dist"}
+_IGNORED_SUFFIXES = (".pyc", ".pyo", ".egg-info")
+#: Wheels carry file timestamps; a fixed epoch (1980-01-01, the zip minimum) makes rebuilt wheels identical.
+_SOURCE_DATE_EPOCH = "315532800"
+
+
+class ArtifactError(RuntimeError):
+    """Building the release artifact failed; the message says which step and how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    """One release artifact for one target Python.
+
+    + release_id: content hash of the app source and pins (12 hex digits)
+    + python_version: the target CPython, e.g. "3.11"
+    + tarball: path of the wheelhouse tarball on the control node
+    + wheel_name: file name of the app's own wheel inside the tarball
+    """
+
+    release_id: str
+    python_version: str
+    tarball: pathlib.Path
+    wheel_name: str
+
+
+def _release_files(app_dir: pathlib.Path) -> list[pathlib.Path]:
+    """Every file of app_dir that belongs to a release, sorted so that the hash is stable."""
+    files: list[pathlib.Path] = []
+    for name in _RELEASE_INPUTS:
+        entry = app_dir / name
+        candidates = [entry] if entry.is_file() else sorted(entry.rglob("*")) if entry.is_dir() else []
+        for path in candidates:
+            relative = path.relative_to(app_dir)
+            if not path.is_file() or _IGNORED_PARTS.intersection(relative.parts):
+                continue
+            if any(part.endswith(_IGNORED_SUFFIXES) for part in relative.parts):
+                continue
+            files.append(path)
+    return sorted(files)
+
+
+def release_id(app_dir: pathlib.Path = APP_DIR) -> str:
+    """Content hash (12 hex digits) of the app's source files and pins: same inputs, same release id."""
+    files = _release_files(app_dir)
+    if not (app_dir / "pyproject.toml").is_file() or not (app_dir / "requirements.txt").is_file():
+        raise ArtifactError(f"{app_dir} is not the app: it needs pyproject.toml and requirements.txt")
+    digest = hashlib.sha256()
+    for path in files:
+        # Length-prefixed name and content, so that moving bytes between files changes the hash.
+        name = path.relative_to(app_dir).as_posix().encode()
+        content = path.read_bytes()
+        digest.update(f"{len(name)}:{len(content)}:".encode() + name + content)
+    return digest.hexdigest()[:12]
+
+
+def target_python(debian_release: str) -> tuple[str, str]:
+    """(CPython version, glibc version) of a Debian release's python3."""
+    try:
+        return TARGET_PYTHONS[debian_release]
+    except KeyError:
+        known = ", ".join(sorted(TARGET_PYTHONS))
+        raise ArtifactError(
+            f"debian_release={debian_release!r} has no known Python; set debian_release to one of: {known}"
+        ) from None
+
+
+def cache_dir() -> pathlib.Path:
+    """The control node's artifact cache (TSDEPLOY_CACHE_DIR or /var/cache/tsdeploy)."""
+    return pathlib.Path(os.environ.get("TSDEPLOY_CACHE_DIR", DEFAULT_CACHE_DIR)) / "artifacts"
+
+
+def _pip(args: list[str], step: str) -> None:
+    """Run pip of the control Python; on failure raise with pip's own output and the step that failed."""
+    env = dict(os.environ, SOURCE_DATE_EPOCH=_SOURCE_DATE_EPOCH, PIP_DISABLE_PIP_VERSION_CHECK="1")
+    result = subprocess.run([sys.executable, "-m", "pip", *args], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ArtifactError(f"{step} failed (pip exit {result.returncode}):\n{result.stdout}{result.stderr}")
+
+
+def _platform_args(glibc: str) -> list[str]:
+    """pip --platform options for every manylinux tag a host with this glibc loads.
+
+    pip matches --platform literally (it does not widen manylinux_2_36 to manylinux_2_17), so list them all:
+    manylinux2014 (= 2.17) up to the host's glibc.
+    """
+    newest = int(glibc.split(".")[1])
+    tags = ["manylinux2014_x86_64", *(f"manylinux_2_{minor}_x86_64" for minor in range(17, newest + 1))]
+    return [option for tag in tags for option in ("--platform", tag)]
+
+
+def _build_wheelhouse(app_dir: pathlib.Path, python_version: str, glibc: str, out: pathlib.Path) -> str:
+    """Fill `out` with the app wheel and its pinned dependencies' wheels; return the app wheel's name."""
+    _pip(["wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(app_dir)], "building the app wheel")
+    app_wheels = [path.name for path in out.glob("*.whl")]
+    if len(app_wheels) != 1:
+        raise ArtifactError(f"pip wheel {app_dir} produced {app_wheels}, expected exactly one wheel")
+    abi = f"cp{python_version.replace('.', '')}"
+    _pip(
+        [
+            "download", "--quiet", "--only-binary=:all:", "--dest", str(out),
+            "--python-version", python_version, "--implementation", "cp", "--abi", abi, "--abi", "abi3",
+            "--abi", "none", *_platform_args(glibc),
+            "-r", str(app_dir / "requirements.txt"),
+        ],
+        f"downloading wheels for CPython {python_version} (check app/requirements.txt pins have manylinux "
+        f"x86_64 or pure-Python wheels for that version)",
+    )
+    shutil.copyfile(app_dir / "requirements.txt", out / "requirements.txt")
+    return app_wheels[0]
+
+
+def _write_tarball(source: pathlib.Path, tarball: pathlib.Path) -> None:
+    """Write source's files into an uncompressed, byte-reproducible tarball (sorted, fixed owners/times)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for path in sorted(source.iterdir()):
+            info = tarfile.TarInfo(path.name)
+            info.size, info.mode, info.mtime = path.stat().st_size, 0o644, int(_SOURCE_DATE_EPOCH)
+            with path.open("rb") as handle:
+                archive.addfile(info, handle)
+    tarball.write_bytes(buffer.getvalue())
+
+
+def build(debian_release: str, app_dir: pathlib.Path = APP_DIR) -> Artifact:
+    """Return the release artifact for a Debian release's Python, building it only if it is not cached.
+
+    Updates: nothing if `<cache>/artifacts/<release id>/wheelhouse-py<X.Y>.tar` exists; otherwise builds
+    it in a temporary folder and moves it into place atomically (concurrent builds cannot half-write it).
+
+    Example: `build("bookworm").tarball` -> /var/cache/tsdeploy/artifacts/1a2b3c4d5e6f/wheelhouse-py3.11.tar
+    """
+    python_version, glibc = target_python(debian_release)
+    rid = release_id(app_dir)
+    release_dir = cache_dir() / rid
+    tarball = release_dir / f"wheelhouse-py{python_version}.tar"
+    name_file = release_dir / f"wheelhouse-py{python_version}.wheel"
+    if tarball.is_file() and name_file.is_file():
+        return Artifact(rid, python_version, tarball, name_file.read_text().strip())
+    release_dir.mkdir(parents=True, exist_ok=True)
+    print(f">> building release {rid} wheelhouse for CPython {python_version}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(dir=release_dir) as scratch:
+        wheelhouse = pathlib.Path(scratch) / "wheelhouse"
+        wheelhouse.mkdir()
+        wheel_name = _build_wheelhouse(app_dir, python_version, glibc, wheelhouse)
+        partial = pathlib.Path(scratch) / tarball.name
+        _write_tarball(wheelhouse, partial)
+        (pathlib.Path(scratch) / name_file.name).write_text(f"{wheel_name}\n")
+        os.replace(pathlib.Path(scratch) / name_file.name, name_file)
+        os.replace(partial, tarball)
+    return Artifact(rid, python_version, tarball, wheel_name)
