@@ -16,6 +16,9 @@ def _register() -> None:
     from tsdeploy import lab
 
     cli.add_command(lab.lab)
+    from tsdeploy import tune_cli
+
+    cli.add_command(tune_cli.tune)
 
 
 def main() -> None:
