@@ -81,14 +81,10 @@ def tune(memory: int, cpus: int, connections: int | None, profile: str, storage:
         connections = min(derived, limit) if limit else derived
     result = tuning.tune(memory=memory, cpus=cpus, storage=storage, profile=profile, pg_version=pg_version,
                          connections=connections, os_type=os_type, db_size=db_size)
-    warnings = list(result.warnings)
     if topology:
         capped = f", capped at --connections {limit}" if limit and limit < derived else ""
         result.settings["max_connections"] = tuning.Setting(str(connections), f"topology: {reason}{capped}")
-        # tune() checked the memory without knowing the topology; redo it so the fix names workers and pools.
-        generic = tuning.demand_warnings(tuning=result, memory=memory)
-        warnings = [w for w in warnings if w not in generic]
-        warnings += tuning.demand_warnings(tuning=result, memory=memory, topology=topology, limit=limit)
+    warnings = result.warnings + tuning.demand_warnings(tuning=result, memory=memory, topology=topology, limit=limit)
     click.echo(f"# PGTune for PostgreSQL {pg_version}, {os_type}, {profile}, {tuning.format_kb(memory / 1024)} RAM, "
                f"{cpus} CPUs, {storage}, data {db_size}")
     click.echo(result.as_conf(), nl=False)

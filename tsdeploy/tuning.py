@@ -15,7 +15,8 @@ Public API (stable; the postgres role calls it through `tsdeploy.context`, the `
                     "DB size" input; its default "mid_ram" leaves the other settings untouched)
     Tuning.settings   ordered dict: name -> Setting(value, reason); `value` as written in postgresql.conf,
                       in PGTune's order; `Tuning.as_conf()` renders "# reason" + "name = value" lines
-    Tuning.warnings   list of sentences (PGTune's own warnings plus the memory-fit check below)
+    Tuning.warnings   PGTune's own warnings, one sentence each (the demand checks are separate: call
+                      `demand_warnings`, with the topology when there is one, so its fixes can name it)
     Tuning.work_mem_kb, Tuning.shared_buffers_kb, Tuning.max_connections   the numbers behind the strings
 
     topology_connections(*, app_hosts, workers, pool_size, max_overflow, headroom) -> (int, reason)
@@ -34,8 +35,7 @@ that newest version, so the pinned tests cite the selector names and the commit 
 is done in IEEE doubles exactly as the JavaScript does (`/ 1024`, `Math.floor`).
 
 No deliberate differences from PGTune: every PGTune output for the same inputs is reproduced as is. What we
-add on top is separate and named: `topology_connections` (an input to `connections`), `demand_warnings` and
-the memory-fit warning in `Tuning.warnings`.
+add on top is separate and named: `topology_connections` (an input to `connections`) and `demand_warnings`.
 """
 
 from __future__ import annotations
@@ -361,7 +361,6 @@ def tune(*, memory: int, cpus: int, storage: Storage, profile: Profile, pg_versi
     tuning = Tuning(settings=settings, max_connections=max_connections,
                     shared_buffers_kb=shared_buffers, work_mem_kb=work_mem)
     tuning.warnings = _pgtune_warnings(memory, wal_compression, io_method, profile, storage, db_size)
-    tuning.warnings += demand_warnings(tuning=tuning, memory=memory)
     return tuning
 
 

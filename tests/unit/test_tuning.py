@@ -242,3 +242,9 @@ def test_tune_command_bad_input_is_a_one_line_error_naming_the_option(args: list
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert option in result.stderr
+
+
+def test_tune_command_warns_when_connections_do_not_fit_memory_without_a_topology() -> None:
+    result = run_tune("--memory", "1GB", "--cpus", "2", "--connections", "1000")
+    assert "work_mem 4MB x 1000 connections" in result.stderr
+    assert "PgBouncer" in result.stderr
