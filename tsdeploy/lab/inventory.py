@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from ansible.errors import AnsibleError
 from ansible.parsing.vault import VaultLib, VaultSecret
 
 GROUPS = ("db", "cache", "app", "lb")
@@ -130,7 +131,7 @@ def write_inventory(
         try:
             if decrypt_vault(vault_path.read_text(), files.vault_password) == plaintext:
                 return
-        except Exception:  # written with another lab's password: replace it below
+        except AnsibleError:  # encrypted with another password (an older lab): replace it below
             pass
     vault_path.write_text(encrypt_vault(plaintext, files.vault_password))
     vault_path.chmod(0o600)

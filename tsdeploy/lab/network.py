@@ -95,12 +95,17 @@ def default_route_interface() -> str:
 
 
 def nat_ruleset(table: str, subnet: ipaddress.IPv4Network, bridge: str, uplink: str) -> str:
-    """nft script that (re)creates the lab's table: masquerade to the uplink, nothing to other networks."""
+    """nft script that (re)creates the lab's table: hosts talk to each other and, masqueraded, to the uplink.
+
+    Hosts on the same bridge pass the forward hook too when br_netfilter is active (it is on these machines),
+    hence the bridge-to-bridge accept; traffic to other labs' bridges or other interfaces is dropped.
+    """
     return f"""table ip {table}
 delete table ip {table}
 table ip {table} {{
     chain forward {{
         type filter hook forward priority filter; policy accept;
+        iifname "{bridge}" oifname "{bridge}" accept
         iifname "{bridge}" oifname "{uplink}" ip saddr {subnet} accept
         oifname "{bridge}" iifname "{uplink}" ct state established,related accept
         iifname "{bridge}" drop
