@@ -1,0 +1,170 @@
+"""Jobs: search/list, featured, detail (counts a view), create, update, close; categories."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Blueprint, current_app, g
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from .. import serialize
+from ..cache import current_cache
+from ..db import session
+from ..errors import APIError, ValidationError, not_found
+from ..models import EmploymentType, ExperienceLevel, Job, JobCategory, JobStatus, Role
+from ..search import SORTS, JobFilters, featured_jobs, search_jobs
+from ..security import roles_required
+from ..validation import Field, Query, parse_body
+from .common import employer_company, invalidate_after_job_change, owned_job
+
+bp = Blueprint("jobs", __name__)
+
+MAX_PER_PAGE = 100
+MAX_PAGE = 1000
+JOB_FIELDS: dict[str, Field] = {
+    "title": Field(str, required=True, min_length=3, max_length=200),
+    "description": Field(str, required=True, min_length=10, max_length=20000),
+    "location": Field(str, required=True, min_length=2, max_length=200),
+    "employment_type": Field(EmploymentType, required=True),
+    "experience_level": Field(ExperienceLevel, required=True),
+    "salary_min": Field("decimal", nullable=True),
+    "salary_max": Field("decimal", nullable=True),
+    "is_remote": Field(bool),
+    "is_featured": Field(bool),
+    "category_id": Field(int, nullable=True),
+    "expires_at": Field("datetime", nullable=True),
+    # Closing has its own endpoint; a draft is published by setting status to published.
+    "status": Field(JobStatus),
+}
+
+
+def _filters() -> JobFilters:
+    query = Query()
+    q = query.text("q", 200)
+    filters = JobFilters(
+        q=q,
+        location=query.text("location", 100),
+        employment_type=query.choice("employment_type", EmploymentType),
+        experience_level=query.choice("experience_level", ExperienceLevel),
+        category_id=query.integer("category_id", None, 1, 2**31 - 1),
+        company_id=query.integer("company_id", None, 1, 2**31 - 1),
+        remote=query.boolean("remote"),
+        salary_min=query.decimal("salary_min"),
+        salary_max=query.decimal("salary_max"),
+        sort=query.choice("sort", SORTS, "relevance" if q else "newest") or "newest",
+        page=query.integer("page", 1, 1, MAX_PAGE) or 1,
+        per_page=query.integer("per_page", 20, 1, MAX_PER_PAGE) or 20,
+    )
+    query.done()
+    return filters
+
+
+@bp.get("/jobs")
+def list_jobs() -> dict[str, Any]:
+    """Search and list published jobs (cached 5 minutes)."""
+    filters = _filters()
+    return current_cache().get_or_set("job_search", filters.cache_params(),
+                                      lambda: search_jobs(session(), filters))
+
+
+@bp.get("/jobs/featured")
+def featured() -> dict[str, Any]:
+    """Featured published jobs (cached 10 minutes)."""
+    query = Query()
+    limit = query.integer("limit", 10, 1, 50) or 10
+    query.done()
+    items = current_cache().get_or_set("jobs_featured", {"limit": limit},
+                                       lambda: featured_jobs(session(), limit))
+    return {"items": items}
+
+
+@bp.get("/jobs/<int:job_id>")
+def job_detail(job_id: int) -> dict[str, Any]:
+    """One published or closed job with its description; counts a view."""
+    job = session().scalar(select(Job).where(Job.id == job_id, Job.status != JobStatus.DRAFT)
+                           .options(joinedload(Job.company), joinedload(Job.category)))
+    if job is None:
+        raise not_found("job")
+    current_app.extensions["talentsphere.views"].record(job.id)
+    return {"job": serialize.job(job, with_description=True)}
+
+
+def _check_job(values: dict[str, Any], current: Job | None) -> None:
+    salary_min = values.get("salary_min", current.salary_min if current else None)
+    salary_max = values.get("salary_max", current.salary_max if current else None)
+    errors: dict[str, str] = {}
+    if salary_min is not None and salary_max is not None and salary_min > salary_max:
+        errors["salary_min"] = f"{salary_min} is above salary_max {salary_max}; swap them or lower it"
+    if values.get("status") is JobStatus.CLOSED:
+        errors["status"] = "use POST /api/jobs/{id}/close to close a job"
+    if values.get("category_id") is not None and session().get(JobCategory, values["category_id"]) is None:
+        errors["category_id"] = f"{values['category_id']} is not a category; see GET /api/categories"
+    expires_at = values.get("expires_at")
+    if expires_at is not None and expires_at <= datetime.now(timezone.utc):
+        errors["expires_at"] = "is in the past; use a future date-time"
+    if errors:
+        raise ValidationError(errors)
+
+
+@bp.post("/jobs")
+@roles_required(Role.EMPLOYER)
+def create_job() -> tuple[dict[str, Any], int]:
+    """Post a job for the employer's company (draft by default)."""
+    db = session()
+    company = employer_company(db, g.user)
+    values = parse_body(JOB_FIELDS)
+    _check_job(values, None)
+    status = values.pop("status", JobStatus.DRAFT)
+    job = Job(**values, status=status, company_id=company.id, posted_by_id=g.user.id,
+              posted_at=datetime.now(timezone.utc) if status is JobStatus.PUBLISHED else None)
+    db.add(job)
+    db.commit()
+    invalidate_after_job_change(company)
+    created = db.scalar(select(Job).where(Job.id == job.id)
+                        .options(joinedload(Job.company), joinedload(Job.category)))
+    return {"job": serialize.job(created, with_description=True)}, 201
+
+
+@bp.patch("/jobs/<int:job_id>")
+@roles_required(Role.EMPLOYER)
+def update_job(job_id: int) -> dict[str, Any]:
+    """Change fields of one of the employer's jobs."""
+    db = session()
+    job = owned_job(db, job_id, g.user)
+    values = parse_body(JOB_FIELDS, partial=True)
+    if job.status is JobStatus.CLOSED:
+        raise APIError(409, "job_closed", "a closed job cannot be edited; post a new one")
+    _check_job(values, job)
+    for name, value in values.items():
+        setattr(job, name, value)
+    if job.status is JobStatus.PUBLISHED and job.posted_at is None:
+        job.posted_at = datetime.now(timezone.utc)
+    db.commit()
+    invalidate_after_job_change(job.company)
+    return {"job": serialize.job(owned_job(db, job_id, g.user), with_description=True)}
+
+
+@bp.post("/jobs/<int:job_id>/close")
+@roles_required(Role.EMPLOYER)
+def close_job(job_id: int) -> dict[str, Any]:
+    """Stop accepting applications for one of the employer's jobs."""
+    db = session()
+    job = owned_job(db, job_id, g.user)
+    if job.status is JobStatus.CLOSED:
+        raise APIError(409, "job_closed", "this job is already closed")
+    job.status = JobStatus.CLOSED
+    db.commit()
+    invalidate_after_job_change(job.company)
+    return {"job": serialize.job(owned_job(db, job_id, g.user), with_description=True)}
+
+
+@bp.get("/categories")
+def categories() -> dict[str, Any]:
+    """All job categories (cached 1 hour)."""
+    def load() -> list[dict[str, Any]]:
+        rows = session().scalars(select(JobCategory).order_by(JobCategory.name)).all()
+        return [serialize.category(c) for c in rows]
+
+    return {"items": current_cache().get_or_set("job_categories", {}, load)}

@@ -1,0 +1,121 @@
+"""Configuration from the environment, with the report's names and defaults.
+
+All defaults live in ``DEFAULTS``; ``load_config`` reads the environment (or a mapping given by tests),
+converts types, and in production refuses to start on a missing or weak required value, naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULTS: dict[str, str] = {
+    "DATABASE_URL": "postgresql+psycopg2://localhost/talentsphere",
+    "REDIS_URL": "redis://localhost:6379/0",
+    "SECRET_KEY": "",
+    "DB_POOL_SIZE": "10",
+    "DB_MAX_OVERFLOW": "20",
+    "DB_POOL_TIMEOUT": "30",
+    "DB_POOL_RECYCLE": "3600",
+    "SLOW_QUERY_THRESHOLD": "1.0",
+    "SQL_ECHO": "false",
+    "FLASK_ENV": "production",
+    "CACHE_KEY_PREFIX": "ts:",
+    "PROXY_COUNT": "1",
+    "TOKEN_MAX_AGE": "86400",
+    "MAX_CONTENT_LENGTH": "65536",
+    "REDIS_SOCKET_TIMEOUT": "0.25",
+    "REDIS_BREAKER_COOLDOWN": "5",
+}
+
+INT_KEYS = ("DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_POOL_RECYCLE", "PROXY_COUNT",
+            "TOKEN_MAX_AGE", "MAX_CONTENT_LENGTH")
+FLOAT_KEYS = ("SLOW_QUERY_THRESHOLD", "REDIS_SOCKET_TIMEOUT", "REDIS_BREAKER_COOLDOWN")
+BOOL_KEYS = ("SQL_ECHO",)
+# Secret keys shorter than this are brute-forceable for itsdangerous' HMAC signatures.
+MIN_SECRET_KEY_LENGTH = 32
+WEAK_SECRETS = {"dev", "secret", "changeme", "change-me", "development", "password", "test"}
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable and the fix."""
+
+
+def _to_bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def _convert(name: str, raw: str) -> Any:
+    if name in INT_KEYS:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not an integer; set it to a whole number") from None
+        if value < 0:
+            raise ConfigError(f"{name}={raw!r} must not be negative")
+        return value
+    if name in FLOAT_KEYS:
+        try:
+            number = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number; set it to seconds, e.g. 1.0") from None
+        if number < 0:
+            raise ConfigError(f"{name}={raw!r} must not be negative")
+        return number
+    if name in BOOL_KEYS:
+        return _to_bool(name, raw)
+    return raw
+
+
+def normalize_database_url(url: str) -> str:
+    """Map Render/Heroku style ``postgres://`` URLs to SQLAlchemy's psycopg2 dialect."""
+    if url.startswith("postgres://"):
+        return "postgresql+psycopg2://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def _check_production(values: Mapping[str, Any], given: Mapping[str, str]) -> None:
+    """Fail fast in production rather than run with a guessable key or a default database."""
+    if "DATABASE_URL" not in given or not given["DATABASE_URL"].strip():
+        raise ConfigError("DATABASE_URL is not set; set it to postgresql://USER@HOST/DB "
+                          "(password in the env file, not the command line)")
+    secret = values["SECRET_KEY"]
+    if not secret:
+        raise ConfigError("SECRET_KEY is not set; set it to a random value of at least "
+                          f"{MIN_SECRET_KEY_LENGTH} characters (python -c 'import secrets; "
+                          "print(secrets.token_urlsafe(48))')")
+    if len(secret) < MIN_SECRET_KEY_LENGTH or secret.lower() in WEAK_SECRETS:
+        raise ConfigError(f"SECRET_KEY is weak ({len(secret)} characters); use a random value of at least "
+                          f"{MIN_SECRET_KEY_LENGTH} characters")
+
+
+def load_config(environ: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Build the app configuration: defaults, then the environment, then explicit overrides (tests)."""
+    source = os.environ if environ is None else environ
+    given = {key: source[key] for key in DEFAULTS if key in source}
+    raw = {**DEFAULTS, **given}
+    values: dict[str, Any] = {name: _convert(name, value) for name, value in raw.items()}
+    for key, value in (overrides or {}).items():
+        values[key] = value
+        given[key] = str(value)
+    if values["FLASK_ENV"] not in {"production", "development", "testing"}:
+        raise ConfigError(f"FLASK_ENV={values['FLASK_ENV']!r} is unknown; use production, development or testing")
+    if values["FLASK_ENV"] == "production":
+        _check_production(values, given)
+    elif not values["SECRET_KEY"]:
+        # Development/testing only: a per-process random key, so tokens die with the process.
+        values["SECRET_KEY"] = os.urandom(32).hex()
+    if not str(values["CACHE_KEY_PREFIX"]):
+        raise ConfigError("CACHE_KEY_PREFIX is empty; the Redis ACL limits the app to a prefix such as 'ts:'")
+    values["DATABASE_URL"] = normalize_database_url(values["DATABASE_URL"])
+    values["TESTING"] = values["FLASK_ENV"] == "testing"
+    return values
