@@ -19,6 +19,9 @@ def _register() -> None:
     from tsdeploy import tune_cli
 
     cli.add_command(tune_cli.tune)
+    from tsdeploy import generate
+
+    cli.add_command(generate.generate)
 
 
 def main() -> None:

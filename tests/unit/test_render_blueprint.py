@@ -1,0 +1,186 @@
+"""`tsdeploy generate render` writes a render.yaml that Render's own schema accepts, sized to the plan's limit."""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+import re
+import secrets
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tsdeploy import ROOT
+from tsdeploy.generate import generate as generate_group
+from tsdeploy.generate import render
+
+EXAMPLE_INVENTORY = ROOT / "inventories" / "production.example"
+
+
+def write_inventory(root: pathlib.Path, extra_vars: str = "") -> pathlib.Path:
+    """A tiny but valid split inventory in `root` (throwaway secrets, dummy PEM paths that exist)."""
+    (root / "group_vars" / "all").mkdir(parents=True)
+    pem = root / "tls.pem"
+    pem.write_text("not a real certificate: only its presence is checked\n")
+    (root / "hosts.yml").write_text(
+        "all:\n  children:\n"
+        "    db:\n      hosts:\n        db1: {private_address: 10.0.0.11}\n"
+        "    cache:\n      hosts:\n        cache1: {private_address: 10.0.0.12}\n"
+        "    app:\n      hosts:\n        app1: {private_address: 10.0.0.13}\n"
+        "    lb:\n      hosts:\n        lb1: {private_address: 10.0.0.14}\n")
+    (root / "group_vars" / "all" / "main.yml").write_text(
+        f"host_memory: 4GB\nhost_cpus: 2\ndebian_release: bookworm\n"
+        f"tls_ca_cert_file: {pem}\ntls_cert_file: {pem}\ntls_key_file: {pem}\n"
+        f"postgresql_app_password: {secrets.token_hex(16)}\nredis_app_password: {secrets.token_hex(16)}\n"
+        f"redis_admin_password: {secrets.token_hex(16)}\napp_secret_key: {secrets.token_hex(32)}\n"
+        f"nginx_server_name: jobs.example.com\n{extra_vars}")
+    return root
+
+
+@pytest.fixture
+def tiny_inventory(tmp_path: pathlib.Path) -> pathlib.Path:
+    return write_inventory(tmp_path / "inventory")
+
+
+def generate(inventory: pathlib.Path, out: pathlib.Path):
+    return CliRunner().invoke(generate_group, ["render", "--inventory", str(inventory), "--out", str(out)])
+
+
+def load_blueprint(out: pathlib.Path) -> dict:
+    return yaml.safe_load((out / "render.yaml").read_text())
+
+
+def service(document: dict, kind: str) -> dict:
+    (found,) = [item for item in document["services"] if item["type"] == kind]
+    return found
+
+
+def env(item: dict) -> dict:
+    return {var["key"]: var for var in item["envVars"]}
+
+
+def test_generated_blueprint_validates_against_renders_schema(tiny_inventory: pathlib.Path,
+                                                              tmp_path: pathlib.Path) -> None:
+    result = generate(tiny_inventory, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    render.validate(load_blueprint(tmp_path / "out"))
+
+
+@pytest.mark.skipif(not EXAMPLE_INVENTORY.is_dir(), reason="inventories/production.example is not written yet")
+def test_example_inventory_blueprint_validates_against_renders_schema(tmp_path: pathlib.Path) -> None:
+    result = generate(EXAMPLE_INVENTORY, tmp_path)
+    assert result.exit_code == 0, result.output
+    render.validate(load_blueprint(tmp_path))
+
+
+def test_web_service_follows_renders_contract(tiny_inventory: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    generate(tiny_inventory, tmp_path)
+    web = service(load_blueprint(tmp_path), "web")
+    assert web["runtime"] == "python" and web["rootDir"] == "app"
+    assert web["preDeployCommand"] == "talentsphere migrate && talentsphere optimize-db"
+    assert "--bind 0.0.0.0:$PORT" in web["startCommand"]
+    assert "--workers ${WEB_CONCURRENCY:-2}" in web["startCommand"]
+    assert "--config gunicorn.conf.py" in web["startCommand"]
+    assert web["healthCheckPath"] == "/health/ready"
+    variables = env(web)
+    assert variables["DATABASE_URL"]["fromDatabase"] == {"name": "talentsphere-db", "property": "connectionString"}
+    assert variables["REDIS_URL"]["fromService"] == {"type": "keyvalue", "name": "talentsphere-cache",
+                                                     "property": "connectionString"}
+    assert variables["SECRET_KEY"] == {"key": "SECRET_KEY", "generateValue": True}
+
+
+def test_no_secret_from_the_inventory_reaches_the_generated_files(tmp_path: pathlib.Path) -> None:
+    inventory = write_inventory(tmp_path / "inventory")
+    generate(inventory, tmp_path / "out")
+    secrets_in_inventory = [line.split(": ", 1)[1] for line in
+                            (inventory / "group_vars" / "all" / "main.yml").read_text().splitlines()
+                            if "password" in line or "secret" in line]
+    written = "".join(path.read_text() for path in (tmp_path / "out").rglob("*") if path.is_file())
+    assert secrets_in_inventory and not any(secret in written for secret in secrets_in_inventory)
+
+
+def test_database_and_keyvalue_are_private_with_a_string_major_version(tiny_inventory: pathlib.Path,
+                                                                        tmp_path: pathlib.Path) -> None:
+    generate(tiny_inventory, tmp_path)
+    document = load_blueprint(tmp_path)
+    (database,) = document["databases"]
+    assert database["postgresMajorVersion"] == "15"  # bookworm's PostgreSQL, the same as the VM deploy
+    assert database["ipAllowList"] == []
+    cache = service(document, "keyvalue")
+    assert cache["ipAllowList"] == [] and cache["maxmemoryPolicy"] == "allkeys-lru"
+    assert "postgresMajorVersion: '15'" in (tmp_path / "render.yaml").read_text()
+
+
+def test_cron_job_flushes_view_counts_every_minute(tiny_inventory: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    generate(tiny_inventory, tmp_path)
+    cron = service(load_blueprint(tmp_path), "cron")
+    assert cron["startCommand"] == "talentsphere flush-views"
+    assert cron["schedule"] == "* * * * *"
+    assert env(cron)["SECRET_KEY"]["fromService"]["envVarKey"] == "SECRET_KEY"
+
+
+def test_pool_fits_the_database_plan_and_the_file_says_which_limit(tiny_inventory: pathlib.Path,
+                                                                   tmp_path: pathlib.Path) -> None:
+    generate(tiny_inventory, tmp_path)
+    text = (tmp_path / "render.yaml").read_text()
+    web = service(yaml.safe_load(text), "web")
+    variables = env(web)
+    workers = int(variables["WEB_CONCURRENCY"]["value"])
+    per_worker = int(variables["DB_POOL_SIZE"]["value"]) + int(variables["DB_MAX_OVERFLOW"]["value"])
+    assert web["numInstances"] * workers * per_worker <= 100 - 10  # basic-1gb: 100, minus the headroom
+    assert "basic-1gb (1 GB RAM) accepts 100 connections" in text
+    assert render.LIMIT_SOURCE in text
+
+
+def test_pool_shrinks_to_fit_when_instances_times_workers_would_exceed_the_limit() -> None:
+    pool = render.size_pool(plan="basic-1gb", instances=3, workers=5, pool_size=5, max_overflow=5, headroom=10)
+    # 3 x 5 x 10 = 150 > 90: each worker gets 90 // 15 = 6 connections, pool 5 + overflow 1.
+    assert (pool.size, pool.overflow, pool.demand) == (5, 1, 90)
+
+
+@pytest.mark.parametrize("plan, limit", [("basic-256mb", 100), ("pro-8gb", 200), ("pro-16gb", 400),
+                                         ("pro-32gb", 500), ("accelerated-1024gb", 500), ("free", 100)])
+def test_connection_limit_follows_the_plans_memory(plan: str, limit: int) -> None:
+    assert render.database_connection_limit(plan)[0] == limit
+
+
+def test_demand_that_cannot_fit_any_pool_is_an_error_naming_the_fix(tmp_path: pathlib.Path) -> None:
+    inventory = write_inventory(tmp_path / "inventory", "render_instances: 10\nrender_web_concurrency: 10\n")
+    result = generate(inventory, tmp_path / "out")
+    assert result.exit_code == 1
+    assert "render_instances" in result.output and "render_database_plan" in result.output
+    assert not (tmp_path / "out" / "render.yaml").exists()
+
+
+def test_unknown_database_plan_is_rejected_by_name(tmp_path: pathlib.Path) -> None:
+    inventory = write_inventory(tmp_path / "inventory", "render_database_plan: huge\n")
+    result = generate(inventory, tmp_path / "out")
+    assert result.exit_code == 1 and "render_database_plan 'huge'" in result.output
+
+
+def test_schema_error_names_the_path_of_the_real_cause(tiny_inventory: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    generate(tiny_inventory, tmp_path)
+    document = copy.deepcopy(load_blueprint(tmp_path))
+    document["databases"][0]["postgresMajorVersion"] = 15  # a number, not the string Render requires
+    with pytest.raises(render.BlueprintError, match=r"\$\.databases\[0\]\.postgresMajorVersion: 15 is not of type"):
+        render.validate(document)
+
+
+def test_invalid_region_is_reported_at_its_path_and_nothing_is_written(tmp_path: pathlib.Path) -> None:
+    inventory = write_inventory(tmp_path / "inventory", "render_region: mars\n")
+    result = generate(inventory, tmp_path / "out")
+    assert result.exit_code == 1
+    # The real cause inside the service's own definition, not "not valid under any of the given schemas".
+    assert re.search(r"at \$\.services\[\d\]\.region: 'mars' is not one of", result.output), result.output
+    assert not (tmp_path / "out" / "render.yaml").exists()
+
+
+def test_gunicorn_config_comes_from_the_deploys_template(tiny_inventory: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    generate(tiny_inventory, tmp_path)
+    config = (tmp_path / "app" / "gunicorn.conf.py").read_text()
+    assert "managed by TalentSphere Deploy" in config
+    assert 'wsgi_app = "talentsphere.wsgi:app"' in config
+    assert "workers = 2" in config
+    assert 'forwarded_allow_ips = "*"' in config
+    compile(config, "gunicorn.conf.py", "exec")

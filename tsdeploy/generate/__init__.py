@@ -1,0 +1,16 @@
+"""`tsdeploy generate`: configuration for platforms the deploy does not drive, from the deploy's own context.
+
+Each target is a subcommand in its own module (`render` here; `vm` for hand-run hosts).
+"""
+
+import click
+
+from tsdeploy.generate.render import render_command
+
+
+@click.group()
+def generate() -> None:
+    """Generate configuration (Render Blueprint, per-host files) from an inventory."""
+
+
+generate.add_command(render_command)

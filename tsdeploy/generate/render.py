@@ -1,0 +1,305 @@
+"""`tsdeploy generate render`: a Render Blueprint (render.yaml) for TalentSphere, from the same context as the deploy.
+
+The blueprint holds a Python web service (Gunicorn with the generated gunicorn.conf.py, bound to
+0.0.0.0:$PORT, WEB_CONCURRENCY workers), a cron job flushing view counts, a Key Value instance for the cache
+and a PostgreSQL database. The pool settings are sized so that instances x workers x (pool + overflow) plus
+the inventory's connection headroom fits the database plan's connection limit (see RENDER_CONNECTION_LIMITS).
+The document is validated against Render's official JSON schema (copied into schemas/) before anything is
+written; an invalid document is reported by its real cause (jsonschema's best_match) and its path.
+
+Settings come from `tsdeploy.context.build_context` for the inventory's first app host; the Render-only
+choices are `render_*` inventory variables (RENDER_DEFAULTS lists them with their defaults).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import click
+import jsonschema
+import yaml
+from jsonschema.exceptions import best_match
+
+from tsdeploy import inventory as inventory_module
+from tsdeploy import templating, tuning
+from tsdeploy.context import build_context
+
+SCHEMA_PATH = pathlib.Path(__file__).parent / "schemas" / "render-blueprint.schema.json"
+GUNICORN_TEMPLATE = "app/gunicorn.conf.py.j2"
+
+#: Render-only choices, overridable per inventory (group_vars of the app group). Why each default:
+RENDER_DEFAULTS: dict[str, Any] = {
+    "render_name": "talentsphere",          # prefix of every resource name in the Blueprint
+    "render_region": "frankfurt",            # one region for all: services reach the database privately
+    "render_root_dir": "app",                # the app's own package (pyproject, requirements.txt) in this repo
+    "render_web_plan": "starter",
+    "render_instances": 1,                   # web service instances (numInstances)
+    "render_web_concurrency": 2,             # Gunicorn workers per instance (WEB_CONCURRENCY); starter = 0.5 CPU
+    "render_database_plan": "basic-1gb",
+    "render_keyvalue_plan": "starter",
+    "render_flush_schedule": "* * * * *",    # the VM timer flushes every minute; Render's cron minimum is 1 min
+}
+
+#: Render Postgres connection limits by the instance's RAM, current-generation instance types:
+#: < 8 GB: 100, 8 GB <= RAM < 16 GB: 200, 16 GB <= RAM < 32 GB: 400, >= 32 GB: 500.
+#: Source: Render, "Postgres on Render: connection limits and pooling",
+#: https://render.com/tutorials/postgres-on-render/connection-limits-and-pooling (legacy instance types
+#: have lower limits, 97/197/397, and are not accepted here).
+RENDER_CONNECTION_LIMITS: tuple[tuple[int, int], ...] = ((8, 100), (16, 200), (32, 400))
+RENDER_CONNECTION_LIMIT_MAX = 500
+LIMIT_SOURCE = "https://render.com/tutorials/postgres-on-render/connection-limits-and-pooling"
+_PLAN_MEMORY = re.compile(r"^(?:basic|pro|accelerated)-(\d+)(mb|gb)$")
+
+
+class BlueprintError(Exception):
+    """The blueprint cannot be generated: the message names the setting or the schema path and the fix."""
+
+
+@dataclass(frozen=True)
+class Pool:
+    """SQLAlchemy pool settings per Gunicorn worker, and the arithmetic that justifies them."""
+
+    size: int
+    overflow: int
+    limit: int
+    budget: int
+    demand: int
+    note: str
+
+
+def database_connection_limit(plan: str) -> tuple[int, str]:
+    """The connection limit of a Render Postgres plan ("basic-1gb" -> 100) and a sentence saying why."""
+    if plan == "free":
+        memory_gb = 0.25  # Render's free instance type has 256 MB of RAM
+    elif match := _PLAN_MEMORY.match(plan):
+        memory_gb = int(match.group(1)) / (1024 if match.group(2) == "mb" else 1)
+    else:
+        raise BlueprintError(f"render_database_plan {plan!r} is not a current Render Postgres instance type; "
+                             "fix: use free, basic-256mb, basic-1gb, basic-4gb, pro-4gb ... pro-512gb or "
+                             "accelerated-16gb ... accelerated-1024gb")
+    limit = next((limit for below_gb, limit in RENDER_CONNECTION_LIMITS if memory_gb < below_gb),
+                 RENDER_CONNECTION_LIMIT_MAX)
+    return limit, f"Render Postgres {plan} ({memory_gb:g} GB RAM) accepts {limit} connections ({LIMIT_SOURCE})"
+
+
+def size_pool(*, plan: str, instances: int, workers: int, pool_size: int, max_overflow: int,
+              headroom: int) -> Pool:
+    """Pool settings that fit: instances x workers x (pool + overflow) <= plan limit - headroom.
+
+    The inventory's pool is kept when it fits; otherwise each worker gets the share that fits, the pool
+    first and the overflow with what is left. No share left even for one connection is an error.
+    """
+    limit, why = database_connection_limit(plan)
+    budget = limit - headroom
+    wanted = tuning.Topology(instances, workers, pool_size, max_overflow, headroom)
+    if wanted.demand <= budget:
+        return Pool(pool_size, max_overflow, limit, budget, wanted.demand,
+                    f"{why}; {headroom} kept as headroom; {instances} instance(s) x {workers} workers x "
+                    f"(pool {pool_size} + overflow {max_overflow}) = {wanted.demand} <= {budget}")
+    per_worker = budget // (instances * workers)
+    if per_worker < 1:
+        raise BlueprintError(
+            f"{instances} instances x {workers} workers cannot each get a connection within {budget} "
+            f"({why}, minus {headroom} headroom); fix: lower render_instances or render_web_concurrency, "
+            "choose a larger render_database_plan, or put a pooler in front of the database")
+    size = min(pool_size, per_worker)
+    overflow = min(max_overflow, per_worker - size)
+    demand = instances * workers * (size + overflow)
+    return Pool(size, overflow, limit, budget, demand,
+                f"{why}; {headroom} kept as headroom; the inventory's pool {pool_size} + overflow {max_overflow} "
+                f"would need {wanted.demand}, so each of {instances} instance(s) x {workers} workers gets "
+                f"pool {size} + overflow {overflow} = {demand} <= {budget}")
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """Render's official Blueprint schema (a copy shipped with the package: the product must not need shared/)."""
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+#: A service's `type` -> the schema definition that describes it. The schema lists services as an anyOf of
+#: these, and best_match cannot tell which branch was meant; the type says it.
+_SERVICE_DEFINITIONS = {"keyvalue": "redisServer", "redis": "redisServer", "cron": "cronService",
+                        "web": "serverService", "worker": "serverService", "pserv": "serverService",
+                        "static": "staticService"}
+
+
+def _errors(instance: Any, definition: str | None = None) -> list[jsonschema.ValidationError]:
+    """Schema errors of the whole document, or of one instance against one of the schema's definitions."""
+    full = schema()
+    target = full if definition is None else {"$schema": full["$schema"], "definitions": full["definitions"],
+                                              "$ref": f"#/definitions/{definition}"}
+    return list(jsonschema.Draft202012Validator(target).iter_errors(instance))
+
+
+def validate(document: dict[str, Any]) -> None:
+    """Raise BlueprintError naming the real cause of a schema error (best_match) and its path, if any."""
+    errors = _errors(document)
+    # The schema's top-level unevaluatedProperties rejects every key whose subschema failed: a cascade,
+    # reported only when nothing else explains the failure.
+    causes = [error for error in errors if error.validator != "unevaluatedProperties"] or errors
+    error = best_match(causes)
+    if error is None:
+        return
+    path = error.json_path
+    item = error.instance
+    if list(error.path)[:1] == ["services"] and len(error.path) == 2 and isinstance(item, dict):
+        definition = _SERVICE_DEFINITIONS.get(item.get("type"))
+        inner = best_match(_errors(item, definition)) if definition else None
+        if inner is not None:
+            error, path = inner, path + inner.json_path[1:]
+    raise BlueprintError(f"render.yaml does not match Render's schema at {path}: {error.message}")
+
+
+def _render_vars(ctx: dict[str, Any]) -> dict[str, Any]:
+    """RENDER_DEFAULTS < the inventory's render_* variables (from the app host's merged vars)."""
+    return RENDER_DEFAULTS | {name: value for name, value in ctx["vars"].items() if name.startswith("render_")}
+
+
+def _positive(r: dict[str, Any], name: str) -> int:
+    value = r[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BlueprintError(f"{name} = {value!r} is not a whole number of at least 1; fix: set it in group_vars")
+    return value
+
+
+def blueprint(ctx: dict[str, Any]) -> tuple[dict[str, Any], Pool, dict[str, Any]]:
+    """The render.yaml document, the pool sizing behind it, and the Render variables used."""
+    r = _render_vars(ctx)
+    app, postgres = ctx["app"], ctx["postgres"]
+    instances, workers = _positive(r, "render_instances"), _positive(r, "render_web_concurrency")
+    pool = size_pool(plan=r["render_database_plan"], instances=instances, workers=workers,
+                     pool_size=app["db_pool_size"], max_overflow=app["db_max_overflow"],
+                     headroom=int(ctx["vars"]["postgresql_connection_headroom"]))
+    name = r["render_name"]
+    web, cron, cache, database = name, f"{name}-flush-views", f"{name}-cache", f"{name}-db"
+    links = [
+        {"key": "DATABASE_URL", "fromDatabase": {"name": database, "property": "connectionString"}},
+        {"key": "REDIS_URL", "fromService": {"type": "keyvalue", "name": cache, "property": "connectionString"}},
+    ]
+    settings = {
+        "DB_POOL_TIMEOUT": app["db_pool_timeout"], "DB_POOL_RECYCLE": app["db_pool_recycle"],
+        "SLOW_QUERY_THRESHOLD": app["slow_query_threshold"], "CACHE_KEY_PREFIX": app["cache_key_prefix"],
+        "FLASK_ENV": "production",
+    }
+    web_env = links + [
+        {"key": "SECRET_KEY", "generateValue": True},
+        {"key": "WEB_CONCURRENCY", "value": str(workers)},
+        {"key": "DB_POOL_SIZE", "value": str(pool.size)},
+        {"key": "DB_MAX_OVERFLOW", "value": str(pool.overflow)},
+        # Render's load balancer is the one proxy in front of the service.
+        {"key": "PROXY_COUNT", "value": str(ctx["vars"]["app_proxy_count"])},
+    ] + [{"key": key, "value": str(value)} for key, value in settings.items()]
+    cron_env = links + [
+        {"key": "SECRET_KEY", "fromService": {"type": "web", "name": web, "envVarKey": "SECRET_KEY"}},
+        # A one-shot command needs one connection; the headroom above covers it.
+        {"key": "DB_POOL_SIZE", "value": "1"},
+        {"key": "DB_MAX_OVERFLOW", "value": "0"},
+    ] + [{"key": key, "value": str(value)} for key, value in settings.items()]
+    build = "pip install -r requirements.txt && pip install --no-deps ."
+    document = {
+        "services": [
+            {
+                "type": "web", "name": web, "runtime": "python", "region": r["render_region"],
+                "plan": r["render_web_plan"], "numInstances": instances, "rootDir": r["render_root_dir"],
+                "buildCommand": build,
+                "preDeployCommand": "talentsphere migrate && talentsphere optimize-db",
+                # Command-line flags override the config file: $PORT and WEB_CONCURRENCY are Render's contract.
+                "startCommand": ("gunicorn --config gunicorn.conf.py --bind 0.0.0.0:$PORT "
+                                 f"--workers ${{WEB_CONCURRENCY:-{workers}}}"),
+                "healthCheckPath": "/health/ready",
+                "envVars": web_env,
+            },
+            {
+                "type": "cron", "name": cron, "runtime": "python", "region": r["render_region"],
+                "schedule": r["render_flush_schedule"], "rootDir": r["render_root_dir"],
+                "buildCommand": build, "startCommand": "talentsphere flush-views",
+                "envVars": cron_env,
+            },
+            {
+                "type": "keyvalue", "name": cache, "region": r["render_region"], "plan": r["render_keyvalue_plan"],
+                # An empty allow list: reachable only from this workspace's services over the private network.
+                "ipAllowList": [],
+                "maxmemoryPolicy": "allkeys-lru",
+            },
+        ],
+        "databases": [
+            {
+                "name": database, "databaseName": postgres["db_name"], "user": postgres["app_user"],
+                "region": r["render_region"], "plan": r["render_database_plan"],
+                "postgresMajorVersion": str(postgres["version"]),
+                "ipAllowList": [],
+            },
+        ],
+    }
+    return document, pool, r
+
+
+class _Dumper(yaml.SafeDumper):
+    """Plain YAML for people: no &anchors/*aliases for the env vars the web service and cron job share."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _header(inventory_path: pathlib.Path, pool: Pool) -> str:
+    lines = [
+        f"managed by TalentSphere Deploy - do not edit; generated by `tsdeploy generate render` from {inventory_path}.",
+        "Blueprint reference: https://render.com/docs/blueprint-spec",
+        "Connection budget:",
+        *(f"  {part}" for part in pool.note.split("; ")),
+        "SQLAlchemy opens pool connections on demand, so the old and new instances of a zero-downtime deploy",
+        "rarely hold full pools at once; a larger plan or a pooler is the fix if they do.",
+    ]
+    return "".join(f"# {line}\n" for line in lines)
+
+
+def gunicorn_config(ctx: dict[str, Any], workers: int) -> str:
+    """The app's gunicorn.conf.py rendered from the deploy's own template, with Render's bind and proxy.
+
+    Render's proxy addresses are not known in advance and it is the only way in, so forwarded headers are
+    trusted from any peer; the start command's --bind/--workers flags apply $PORT and WEB_CONCURRENCY.
+    """
+    app = ctx["app"] | {"bind": "0.0.0.0:10000", "workers": workers, "forwarded_allow_ips": "*"}
+    return templating.render(GUNICORN_TEMPLATE, ctx | {"app": app})
+
+
+def generate(inventory_path: pathlib.Path, out_dir: pathlib.Path,
+             vault_password_file: pathlib.Path | None = None) -> list[pathlib.Path]:
+    """Validate and write OUT/render.yaml and OUT/<rootDir>/gunicorn.conf.py; return the written paths."""
+    inventory = inventory_module.load(inventory_path, vault_password_file=vault_password_file)
+    app_hosts = inventory.hosts_in("app")
+    ctx = build_context(inventory, app_hosts[0])
+    document, pool, r = blueprint(ctx)
+    validate(document)
+    text = _header(inventory_path, pool) + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=1000)
+    gunicorn = gunicorn_config(ctx, r["render_web_concurrency"])
+    render_yaml = out_dir / "render.yaml"
+    gunicorn_path = out_dir / r["render_root_dir"] / "gunicorn.conf.py"
+    gunicorn_path.parent.mkdir(parents=True, exist_ok=True)
+    render_yaml.write_text(text)
+    gunicorn_path.write_text(gunicorn)
+    return [render_yaml, gunicorn_path]
+
+
+@click.command("render")
+@click.option("--inventory", "inventory_path", required=True, type=click.Path(exists=True, path_type=pathlib.Path),
+              help="Inventory directory (hosts.yml + group_vars/).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=pathlib.Path),
+              help="Repository root to write render.yaml (and <rootDir>/gunicorn.conf.py) into.")
+@click.option("--vault-password-file", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path),
+              help="ansible-vault password file (default: from the inventory's ansible.cfg).")
+def render_command(inventory_path: pathlib.Path, out_dir: pathlib.Path,
+                   vault_password_file: pathlib.Path | None) -> None:
+    """Write a Render Blueprint (render.yaml) and its gunicorn.conf.py, validated against Render's schema."""
+    try:
+        written = generate(inventory_path, out_dir, vault_password_file)
+    except (BlueprintError, inventory_module.InventoryError) as error:
+        raise click.ClickException(str(error)) from None
+    for path in written:
+        click.echo(str(path))
