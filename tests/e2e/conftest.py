@@ -1,0 +1,88 @@
+"""Lab fixtures for the end-to-end tests: real systemd-nspawn hosts, removed at session end even on failure.
+
+`split_lab` (Debian 12, db1 cache1 app1 app2 lb1) and `trixie_lab` (Debian 13, ts1 in every group) each get a
+unique lab name (own subnet, bridge and nft table) and an inventory directory under pytest's tmp dir.
+Deploy fixtures that build on them go below the lab fixtures.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tsdeploy.lab import Lab
+
+_started: dict[str, Lab] = {}
+
+
+def _remove_started_labs() -> None:
+    """Last resort (atexit, SIGTERM/SIGHUP): remove every lab this session started that is still up."""
+    for name, lab in list(_started.items()):
+        try:
+            lab.down()
+        finally:
+            _started.pop(name, None)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    # Raising here unwinds pytest's fixtures (their finally blocks run); atexit covers the rest.
+    raise SystemExit(128 + signum)
+
+
+atexit.register(_remove_started_labs)
+for _signal in (signal.SIGTERM, signal.SIGHUP):
+    if signal.getsignal(_signal) in (signal.SIG_DFL, None):
+        signal.signal(_signal, _exit_on_signal)
+
+
+def lab_name(purpose: str) -> str:
+    """A lab name unique to this test session (several sessions may share the machine)."""
+    return f"e2e-{purpose}-{os.getpid()}"
+
+
+class LabFactory:
+    """Builds labs for tests and remembers them, so that each is removed even if the session dies."""
+
+    def start(self, purpose: str, topology: str, release: str, inventory_dir: Path) -> Lab:
+        lab = Lab(lab_name(purpose))
+        _started[lab.name] = lab
+        return lab.up(topology, release, inventory_dir)
+
+    def stop(self, purpose: str) -> None:
+        lab = Lab(lab_name(purpose))
+        try:
+            lab.down()
+        finally:
+            _started.pop(lab.name, None)
+
+
+@pytest.fixture(scope="session")
+def lab_factory() -> Iterator[LabFactory]:
+    """Start labs with `.start(purpose, topology, release, inventory_dir)`; all are removed at session end."""
+    try:
+        yield LabFactory()
+    finally:
+        _remove_started_labs()
+
+
+@pytest.fixture(scope="session")
+def split_lab(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """Debian 12 hosts db1, cache1, app1, app2, lb1 with an inventory; removed at session end."""
+    try:
+        yield lab_factory.start("split", "split", "bookworm", tmp_path_factory.mktemp("split-inventory"))
+    finally:
+        lab_factory.stop("split")
+
+
+@pytest.fixture(scope="session")
+def trixie_lab(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One Debian 13 host ts1 in every group with an inventory; removed at session end."""
+    try:
+        yield lab_factory.start("trixie", "single", "trixie", tmp_path_factory.mktemp("trixie-inventory"))
+    finally:
+        lab_factory.stop("trixie")
