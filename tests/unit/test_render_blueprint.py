@@ -83,11 +83,13 @@ def test_web_service_follows_renders_contract(tiny_inventory: pathlib.Path, tmp_
     assert "--workers ${WEB_CONCURRENCY:-2}" in web["startCommand"]
     assert "--config gunicorn.conf.py" in web["startCommand"]
     assert web["healthCheckPath"] == "/health/ready"
+    assert web["startCommand"].startswith(f"rm -rf {render.METRICS_DIR} && mkdir -p {render.METRICS_DIR} && ")
     variables = env(web)
     assert variables["DATABASE_URL"]["fromDatabase"] == {"name": "talentsphere-db", "property": "connectionString"}
     assert variables["REDIS_URL"]["fromService"] == {"type": "keyvalue", "name": "talentsphere-cache",
                                                      "property": "connectionString"}
     assert variables["SECRET_KEY"] == {"key": "SECRET_KEY", "generateValue": True}
+    assert variables["PROMETHEUS_MULTIPROC_DIR"]["value"] == render.METRICS_DIR
 
 
 def test_no_secret_from_the_inventory_reaches_the_generated_files(tmp_path: pathlib.Path) -> None:

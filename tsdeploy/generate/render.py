@@ -31,6 +31,8 @@ from tsdeploy.context import build_context
 
 SCHEMA_PATH = pathlib.Path(__file__).parent / "schemas" / "render-blueprint.schema.json"
 GUNICORN_TEMPLATE = "app/gunicorn.conf.py.j2"
+#: Where the web service's workers keep prometheus_client's multiprocess files (instance-local, emptied at start).
+METRICS_DIR = "/tmp/talentsphere-metrics"
 
 #: Render-only choices, overridable per inventory (group_vars of the app group). Why each default:
 RENDER_DEFAULTS: dict[str, Any] = {
@@ -190,6 +192,8 @@ def blueprint(ctx: dict[str, Any]) -> tuple[dict[str, Any], Pool, dict[str, Any]
     web_env = links + [
         {"key": "SECRET_KEY", "generateValue": True},
         {"key": "WEB_CONCURRENCY", "value": str(workers)},
+        # Gunicorn workers share /metrics through prometheus_client's multiprocess files.
+        {"key": "PROMETHEUS_MULTIPROC_DIR", "value": METRICS_DIR},
         {"key": "DB_POOL_SIZE", "value": str(pool.size)},
         {"key": "DB_MAX_OVERFLOW", "value": str(pool.overflow)},
         # Render's load balancer is the one proxy in front of the service.
@@ -210,7 +214,9 @@ def blueprint(ctx: dict[str, Any]) -> tuple[dict[str, Any], Pool, dict[str, Any]
                 "buildCommand": build,
                 "preDeployCommand": "talentsphere migrate && talentsphere optimize-db",
                 # Command-line flags override the config file: $PORT and WEB_CONCURRENCY are Render's contract.
-                "startCommand": ("gunicorn --config gunicorn.conf.py --bind 0.0.0.0:$PORT "
+                # The metrics directory must start empty (as /run/talentsphere does under systemd).
+                "startCommand": (f"rm -rf {METRICS_DIR} && mkdir -p {METRICS_DIR} && "
+                                 "gunicorn --config gunicorn.conf.py --bind 0.0.0.0:$PORT "
                                  f"--workers ${{WEB_CONCURRENCY:-{workers}}}"),
                 "healthCheckPath": "/health/ready",
                 "envVars": web_env,
