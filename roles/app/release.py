@@ -1,0 +1,149 @@
+"""Release directories on an app host: facts and fact-comparing operations.
+
+Layout (root-owned; the app user only reads it):
+
+    /opt/talentsphere/artifacts/<release id>-py<X.Y>.tar   wheelhouse uploaded from the control node
+    /opt/talentsphere/releases/<release id>/               a venv with the app installed offline
+    /opt/talentsphere/releases/<release id>/.tsdeploy-complete   written last: the release is usable
+    /opt/talentsphere/current -> releases/<release id>     switched atomically (ln -sfn + mv -T)
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import FactBase, operation
+
+#: Written as the last step of an install: a release directory without it is unfinished and rebuilt.
+COMPLETE_MARKER = ".tsdeploy-complete"
+
+
+class AppReleases(FactBase):
+    """The complete releases under a releases dir (release id -> marker mtime) and where `current` points.
+
+    .. code:: python
+
+        {"releases": {"1a2b3c4d5e6f": 1764336000}, "current": "/opt/talentsphere/releases/1a2b3c4d5e6f"}
+    """
+
+    default = dict
+
+    def command(self, releases_dir: str, current: str) -> str:
+        quoted_dir, quoted_current = shlex.quote(releases_dir), shlex.quote(current)
+        return (
+            f"for marker in {quoted_dir}/*/{COMPLETE_MARKER}; do [ -f \"$marker\" ] && "
+            f"echo \"release $(stat -c %Y \"$marker\") $(basename \"$(dirname \"$marker\")\")\"; done; "
+            f"echo \"current $(readlink {quoted_current} || true)\""
+        )
+
+    def process(self, output: list[str]) -> dict:
+        releases: dict[str, int] = {}
+        current = None
+        for line in output:
+            kind, _, rest = line.partition(" ")
+            if kind == "release":
+                mtime, _, release_id = rest.partition(" ")
+                releases[release_id] = int(mtime)
+            elif kind == "current":
+                current = rest.strip() or None
+        return {"releases": releases, "current": current}
+
+
+def release_dir(releases_dir: str, release_id: str) -> str:
+    return f"{releases_dir}/{release_id}"
+
+
+@operation()
+def install_release(releases_dir: str, current: str, release_id: str, tarball: str, wheel_name: str):
+    """Create a release's venv and install the app into it offline from the uploaded wheelhouse.
+
+    + releases_dir: folder holding one directory per release
+    + current: the `current` link (read with the same fact the switch uses)
+    + release_id: the release to install (content hash of the app and its pins)
+    + tarball: the wheelhouse tarball already on the host
+    + wheel_name: the app's own wheel inside the tarball
+
+    Updates: nothing when the release directory carries its completion marker; otherwise an unfinished
+    directory is removed and the release is rebuilt from scratch, the marker written last.
+
+    Example: install_release("/opt/talentsphere/releases", "/opt/talentsphere/current", "1a2b3c4d5e6f",
+                             "/opt/talentsphere/artifacts/1a2b3c4d5e6f-py3.11.tar", "talentsphere-0.1.0-py3-none-any.whl")
+    """
+    releases = host.get_fact(AppReleases, releases_dir=releases_dir, current=current)
+    if release_id in releases["releases"]:
+        host.noop(f"release {release_id} is already installed")
+        return
+    target = shlex.quote(release_dir(releases_dir, release_id))
+    wheelhouse = shlex.quote(f"{releases_dir}/.wheelhouse-{release_id}")
+    # The venv is built at its final path (venv scripts embed it); the marker makes a half-built one visible.
+    yield " && ".join([
+        f"rm -rf {target} {wheelhouse}",
+        f"mkdir -p {wheelhouse}",
+        f"tar -xf {shlex.quote(tarball)} -C {wheelhouse}",
+        f"python3 -m venv {target}",
+        f"PIP_DISABLE_PIP_VERSION_CHECK=1 {target}/bin/pip install --quiet --no-index --find-links {wheelhouse} "
+        f"-r {wheelhouse}/requirements.txt {wheelhouse}/{shlex.quote(wheel_name)}",
+        f"rm -rf {wheelhouse}",
+        f"touch {target}/{COMPLETE_MARKER}",
+    ])
+
+
+@operation()
+def switch_current(current: str, target: str):
+    """Point the `current` link at a release atomically (a new link renamed over the old one).
+
+    + current: path of the link
+    + target: release directory it must point at
+
+    Updates: nothing when the link already points there; a plain `ln -sfn` would briefly leave no link.
+
+    Example: switch_current("/opt/talentsphere/current", "/opt/talentsphere/releases/1a2b3c4d5e6f")
+    """
+    releases_dir = target.rsplit("/", 1)[0]
+    state = host.get_fact(AppReleases, releases_dir=releases_dir, current=current)
+    if state["current"] == target:
+        host.noop(f"{current} already points at {target}")
+        return
+    temporary = shlex.quote(f"{current}.tsdeploy-new")
+    yield f"ln -sfn {shlex.quote(target)} {temporary} && mv -T {temporary} {shlex.quote(current)}"
+
+
+def releases_to_prune(installed: dict[str, int], keep: int, protected: set[str]) -> list[str]:
+    """Releases beyond the newest `keep` (by install time); protected ones (current, new) always stay.
+
+    >>> releases_to_prune({"a": 1, "b": 2, "c": 3, "d": 4}, keep=2, protected={"a"})
+    ['b', 'c']
+    """
+    newest_first = sorted(installed, key=lambda rid: (installed[rid], rid), reverse=True)
+    kept = set(protected)
+    for rid in newest_first:
+        if len(kept) >= max(keep, len(protected)):
+            break
+        kept.add(rid)
+    return sorted(rid for rid in installed if rid not in kept)
+
+
+@operation()
+def prune_releases(releases_dir: str, artifacts_dir: str, current: str, keep: int, new_release: str):
+    """Remove old releases and their wheelhouse tarballs, keeping the newest `keep` and always the live one.
+
+    + releases_dir / artifacts_dir: where releases and tarballs live
+    + current: the `current` link (its target is never removed, so a rollback target stays usable)
+    + keep: how many releases to keep in total (app_releases_keep)
+    + new_release: the release this deploy installs (kept even though it is not complete yet)
+
+    Updates: nothing when at most `keep` releases are installed.
+    """
+    state = host.get_fact(AppReleases, releases_dir=releases_dir, current=current)
+    installed = dict(state["releases"])
+    installed.setdefault(new_release, max(installed.values(), default=0) + 1)
+    protected = {new_release}
+    if state["current"]:
+        protected.add(state["current"].rsplit("/", 1)[-1])
+    stale = releases_to_prune(installed, keep, protected)
+    if not stale:
+        host.noop(f"{len(installed)} releases installed, keeping up to {keep}")
+        return
+    for rid in stale:
+        yield f"rm -rf {shlex.quote(release_dir(releases_dir, rid))} {shlex.quote(artifacts_dir)}/{rid}-py*.tar"

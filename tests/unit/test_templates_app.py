@@ -1,0 +1,167 @@
+"""The app role's templates, rendered through the one context builder from a tiny inventory in tmp."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import subprocess
+
+import pytest
+import yaml
+
+from tsdeploy.context import build_context
+from tsdeploy.inventory import load
+from tsdeploy.templating import MANAGED_MARKER, render
+
+SECRET_KEY = 'k3y-with-"quotes"-$dollar-`tick`-\\backslash-0123456789'
+DB_PASSWORD = "p@ss/word:with?url&chars"
+
+
+def write_inventory(root: pathlib.Path, app_hosts: dict[str, str], extra: dict | None = None) -> pathlib.Path:
+    """Write a split inventory (db1, cache1, the given app hosts, lb1) with plain-text test secrets."""
+    for name in ("ca.pem", "lb.pem", "lb.key", "db.pem", "db.key"):
+        (root / name).write_text(f"-----BEGIN TEST {name}-----\n")
+    base = {"host_memory": "2GB", "host_cpus": 2}
+    hosts = {"db1": {"private_address": "198.18.9.10", "tls_cert_file": str(root / "db.pem"),
+                     "tls_key_file": str(root / "db.key")},
+             "cache1": {"private_address": "198.18.9.11"},
+             **{name: {"private_address": address} for name, address in app_hosts.items()},
+             "lb1": {"private_address": "198.18.9.30", "tls_cert_file": str(root / "lb.pem"),
+                     "tls_key_file": str(root / "lb.key")}}
+    document = {"all": {
+        "hosts": {name: {**base, **values} for name, values in hosts.items()},
+        "children": {"db": {"hosts": {"db1": {}}}, "cache": {"hosts": {"cache1": {}}},
+                     "app": {"hosts": {name: {} for name in app_hosts}}, "lb": {"hosts": {"lb1": {}}}},
+    }}
+    group_vars = root / "group_vars" / "all"
+    group_vars.mkdir(parents=True)
+    (root / "hosts.yml").write_text(yaml.safe_dump(document))
+    settings = {
+        "debian_release": "bookworm", "deploy_user": "deploy", "ssh_allow_from": ["198.18.9.0/24"],
+        "tls_ca_cert_file": str(root / "ca.pem"), "nginx_server_name": "jobs.example.test",
+        "postgresql_app_password": DB_PASSWORD, "redis_app_password": "r" * 24,
+        "redis_admin_password": "a" * 24, "app_secret_key": SECRET_KEY, **(extra or {}),
+    }
+    (group_vars / "main.yml").write_text(yaml.safe_dump(settings))
+    return root
+
+
+@pytest.fixture
+def inventory(tmp_path: pathlib.Path):
+    return load(write_inventory(tmp_path, {"app1": "198.18.9.20", "app2": "198.18.9.21"}))
+
+
+@pytest.fixture
+def ctx(inventory) -> dict:
+    return build_context(inventory, "app1")
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    """Read an EnvironmentFile the way a POSIX shell does (systemd applies the same double-quote escapes)."""
+    script = f"set -a\n{text}\nenv -0"
+    output = subprocess.run(["sh", "-c", script], env={}, capture_output=True, check=True).stdout.decode()
+    return dict(item.split("=", 1) for item in output.split("\0") if "=" in item)
+
+
+APP_TEMPLATES = sorted(path.name for path in (pathlib.Path(__file__).parents[2] / "templates" / "app").glob("*.j2"))
+
+
+@pytest.mark.parametrize("template", APP_TEMPLATES)
+def test_every_app_template_starts_with_the_managed_header(ctx, template):
+    assert MANAGED_MARKER in render(f"app/{template}", ctx).splitlines()[0]
+
+
+def test_env_file_carries_every_setting_the_app_reads(ctx):
+    env = parse_env_file(render("app/env.j2", ctx))
+    assert set(env) >= {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DB_POOL_SIZE", "DB_MAX_OVERFLOW",
+                        "DB_POOL_TIMEOUT", "DB_POOL_RECYCLE", "SLOW_QUERY_THRESHOLD", "CACHE_KEY_PREFIX",
+                        "PROXY_COUNT", "FLASK_ENV"}
+    assert env["FLASK_ENV"] == "production"
+    assert env["PROXY_COUNT"] == "1"
+
+
+def test_env_file_keeps_secret_key_with_shell_special_characters_intact(ctx):
+    assert parse_env_file(render("app/env.j2", ctx))["SECRET_KEY"] == SECRET_KEY
+
+
+def test_database_url_verifies_the_server_certificate_against_the_ca_and_quotes_the_password(ctx):
+    url = parse_env_file(render("app/env.j2", ctx))["DATABASE_URL"]
+    assert url.startswith("postgresql+psycopg2://talentsphere:p%40ss%2Fword%3Awith%3Furl%26chars@198.18.9.10:")
+    assert "sslmode=verify-full" in url
+    assert f"sslrootcert={ctx['common']['ca_cert_path']}" in url
+
+
+def test_redis_url_points_at_the_cache_host(ctx):
+    assert parse_env_file(render("app/env.j2", ctx))["REDIS_URL"].endswith("@198.18.9.11:6379/0")
+
+
+def gunicorn_settings(ctx: dict) -> dict:
+    """Execute the rendered gunicorn.conf.py the way Gunicorn does and return its module-level settings."""
+    namespace: dict = {}
+    exec(compile(render("app/gunicorn.conf.py.j2", ctx), "gunicorn.conf.py", "exec"), namespace)
+    return namespace
+
+
+def test_gunicorn_binds_the_private_address_and_app_port(ctx):
+    assert gunicorn_settings(ctx)["bind"] == ["198.18.9.20:8000"]
+
+
+def test_gunicorn_workers_default_to_two_per_cpu_plus_one(ctx):
+    assert gunicorn_settings(ctx)["workers"] == 5
+
+
+def test_gunicorn_workers_follow_app_workers_when_set(tmp_path):
+    inventory = load(write_inventory(tmp_path, {"app1": "198.18.9.20"}, {"app_workers": 3}))
+    assert gunicorn_settings(build_context(inventory, "app1"))["workers"] == 3
+
+
+def test_gunicorn_config_sets_the_production_settings(ctx):
+    settings = gunicorn_settings(ctx)
+    assert settings["preload_app"] is False
+    assert settings["worker_tmp_dir"] == "/dev/shm"
+    assert settings["max_requests"] > 0 and 0 < settings["max_requests_jitter"] < settings["max_requests"]
+    assert settings["timeout"] == 30 and settings["graceful_timeout"] == 30 and settings["keepalive"] == 5
+    assert (settings["limit_request_line"], settings["limit_request_fields"],
+            settings["limit_request_field_size"]) == (4094, 100, 8190)
+
+
+def test_gunicorn_trusts_forwarded_headers_only_from_lb_hosts(ctx):
+    assert gunicorn_settings(ctx)["forwarded_allow_ips"] == "198.18.9.30"
+
+
+def test_gunicorn_config_is_valid_python(ctx):
+    ast.parse(render("app/gunicorn.conf.py.j2", ctx))
+
+
+def unit_directives(text: str) -> dict[str, list[str]]:
+    directives: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            directives.setdefault(key, []).append(value)
+    return directives
+
+
+@pytest.mark.parametrize("directive, value", [
+    ("User", "talentsphere"), ("NoNewPrivileges", "yes"), ("PrivateTmp", "yes"), ("PrivateDevices", "yes"),
+    ("ProtectSystem", "strict"), ("ProtectHome", "yes"), ("CapabilityBoundingSet", ""),
+    ("ProtectKernelTunables", "yes"), ("ProtectKernelModules", "yes"), ("ProtectControlGroups", "yes"),
+    ("ProtectClock", "yes"), ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"), ("UMask", "0077"),
+    ("EnvironmentFile", "/etc/talentsphere/env"), ("ExecReload", "/bin/kill -s HUP $MAINPID"),
+])
+def test_service_unit_is_hardened_per_the_baseline(ctx, directive, value):
+    assert value in unit_directives(render("app/talentsphere.service.j2", ctx))[directive]
+
+
+def test_service_unit_runs_gunicorn_through_the_current_link(ctx):
+    exec_start = unit_directives(render("app/talentsphere.service.j2", ctx))["ExecStart"][0]
+    assert exec_start.startswith("/opt/talentsphere/current/bin/python -m gunicorn")
+
+
+def test_service_unit_allows_ip_traffic_only_with_its_peers(ctx):
+    allowed = unit_directives(render("app/talentsphere.service.j2", ctx))["IPAddressAllow"][0].split()
+    assert set(allowed) == {"localhost", "198.18.9.10", "198.18.9.11", "198.18.9.20", "198.18.9.30"}
+
+
+def test_flush_views_timer_fires_every_minute(ctx):
+    assert unit_directives(render("app/talentsphere-flush-views.timer.j2", ctx))["OnCalendar"] == ["*-*-* *:*:00"]

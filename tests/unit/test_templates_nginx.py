@@ -1,0 +1,90 @@
+"""The nginx role's templates, rendered through the one context builder from a tiny inventory in tmp."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+
+from tsdeploy.context import build_context
+from tsdeploy.inventory import load
+from tsdeploy.templating import MANAGED_MARKER, render
+
+from test_templates_app import write_inventory  # the same tiny inventory the app templates use
+
+
+@pytest.fixture
+def ctx(tmp_path: pathlib.Path) -> dict:
+    inventory = load(write_inventory(tmp_path, {"app1": "198.18.9.20", "app2": "198.18.9.21"},
+                                     {"app_port": 8100}))
+    return build_context(inventory, "lb1")
+
+
+@pytest.fixture
+def site(ctx) -> str:
+    return render("nginx/talentsphere.conf.j2", ctx)
+
+
+def directives(text: str, name: str) -> list[str]:
+    """Arguments of every `name ...;` directive in an nginx config."""
+    # Quoted strings may hold ';' (CSP, HSTS); a '{' means a block, not a directive.
+    pattern = rf'^\s*{re.escape(name)}\s+((?:"[^"]*"|[^;{{"])*);'
+    return [match.strip() for match in re.findall(pattern, text, re.MULTILINE)]
+
+
+@pytest.mark.parametrize("template", ["nginx.conf.j2", "talentsphere.conf.j2"])
+def test_every_nginx_template_starts_with_the_managed_header(ctx, template):
+    assert MANAGED_MARKER in render(f"nginx/{template}", ctx).splitlines()[0]
+
+
+def test_upstream_lists_every_app_host_on_its_private_address_and_app_port(site):
+    servers = [argument.split()[0] for argument in directives(site, "server")]
+    assert servers == ["198.18.9.20:8100", "198.18.9.21:8100"]
+
+
+def test_nginx_conf_hides_the_version_and_runs_workers_as_www_data(ctx):
+    conf = render("nginx/nginx.conf.j2", ctx)
+    assert directives(conf, "server_tokens") == ["off"]
+    assert directives(conf, "user") == ["www-data"]
+
+
+def test_tls_allows_only_version_1_2_and_newer(ctx):
+    assert directives(render("nginx/nginx.conf.j2", ctx), "ssl_protocols") == ["TLSv1.2 TLSv1.3"]
+
+
+def test_site_uses_the_uploaded_certificate_and_key(site):
+    assert directives(site, "ssl_certificate") == ["/etc/nginx/tls/talentsphere.crt"]
+    assert directives(site, "ssl_certificate_key") == ["/etc/nginx/tls/talentsphere.key"]
+
+
+@pytest.mark.parametrize("header, value", [
+    ("Strict-Transport-Security", '"max-age=31536000; includeSubDomains"'),
+    ("X-Frame-Options", '"DENY"'),
+    ("X-Content-Type-Options", '"nosniff"'),
+    ("Content-Security-Policy", "\"default-src 'none'; frame-ancestors 'none'; base-uri 'none'\""),
+    ("X-XSS-Protection", '"0"'),
+])
+def test_site_sends_the_baseline_security_headers_on_every_response(site, header, value):
+    assert f"{header} {value} always" in directives(site, "add_header")
+
+
+def test_api_is_rate_limited(site):
+    assert re.search(r"location /api/ \{\s*limit_req zone=talentsphere_api burst=40 nodelay;", site)
+    assert "rate=20r/s" in directives(site, "limit_req_zone")[0]
+
+
+def test_request_size_and_timeouts_are_limited(ctx):
+    conf = render("nginx/nginx.conf.j2", ctx)
+    assert directives(conf, "client_max_body_size") == ["1m"]
+    assert directives(conf, "client_body_timeout") == ["10"]
+
+
+def test_proxy_passes_the_client_address_and_scheme(site):
+    headers = directives(site, "proxy_set_header")
+    assert "X-Forwarded-For $proxy_add_x_forwarded_for" in headers
+    assert "X-Forwarded-Proto $scheme" in headers
+
+
+def test_server_name_comes_from_the_inventory(site):
+    assert directives(site, "server_name") == ["jobs.example.test", "jobs.example.test"]
