@@ -22,6 +22,12 @@ def _register() -> None:
     from tsdeploy import generate
 
     cli.add_command(generate.generate)
+    from tsdeploy import deployment
+
+    cli.add_command(deployment.deploy)
+    from tsdeploy import verify
+
+    cli.add_command(verify.verify)
 
 
 def main() -> None:

@@ -1,0 +1,29 @@
+"""The deploy user: passwordless sudo through a validated sudoers drop-in, and its private upload dir."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyinfra.operations import apt, files, server
+
+from roles.common.files import private_temp_dir, put_rendered
+
+
+def apply(ctx: dict[str, Any]) -> None:
+    user = ctx["common"]["deploy_user"]
+    apt.update(name="Refresh the apt index when older than an hour", cache_time=3600)
+    apt.packages(name="Install sudo, nftables and the CA tooling", packages=["sudo", "nftables", "ca-certificates"])
+    server.user(name=f"Keep the deploy user {user} with a login shell", user=user, shell="/bin/bash",
+                ensure_home=True)
+    put_rendered(ctx, "common/sudoers.j2", f"/etc/sudoers.d/tsdeploy-{user}", mode="440",
+                 name=f"Grant {user} passwordless sudo in a sudoers drop-in")
+    files.directory(name="Create the root of the deploy users' private upload dirs",
+                    path="/var/lib/tsdeploy-upload", user="root", group="root", mode="755")
+    files.directory(name=f"Create {user}'s private 0700 upload dir for secret files",
+                    path=private_temp_dir(user), user=user, group=user, mode="700")
+    files.directory(name="Create the directory for the inventory's CA certificate",
+                    path="/etc/ssl/tsdeploy", user="root", group="root", mode="755")
+    if ctx["common"]["ca_cert_src"]:
+        files.put(name="Install the inventory's CA certificate for TLS clients",
+                  src=ctx["common"]["ca_cert_src"], dest=ctx["common"]["ca_cert_path"],
+                  user="root", group="root", mode="644")

@@ -1,0 +1,114 @@
+"""`tsdeploy deploy INVENTORY`: validate the inventory, run pyinfra on deploy.py, count what changed.
+
+pyinfra runs as a subprocess of this virtualenv's `pyinfra` with `-y --json`: its progress goes to stderr
+(passed through), its machine-readable results to stdout, from which the last line is computed:
+`changed: N operations on M hosts` (N = operation runs that changed something, M = hosts they ran on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import click
+
+from tsdeploy import ROOT
+from tsdeploy.context import build_context
+from tsdeploy.inventory import Inventory, InventoryError, load
+
+DEPLOY_FILE = ROOT / "deploy.py"
+PYINFRA_INVENTORY = ROOT / "inventories" / "ansible.py"
+
+
+@dataclasses.dataclass(frozen=True)
+class DeployResult:
+    """What one pyinfra run did, from its `--json` results."""
+
+    changed_operations: int
+    changed_hosts: list[str]
+    failed: list[str]
+    hosts: list[str]
+    seconds: float
+
+    @property
+    def summary(self) -> str:
+        return f"changed: {self.changed_operations} operations on {len(self.changed_hosts)} hosts"
+
+
+def parse_results(payload: dict, seconds: float = 0.0) -> DeployResult:
+    """Count changed operation runs and the hosts they ran on from pyinfra's `--json` payload."""
+    results = payload.get("results") or {"operations": []}
+    changed_hosts: set[str] = set()
+    all_hosts: set[str] = set()
+    failed: list[str] = []
+    changed = 0
+    for operation in results["operations"]:
+        changed += len(operation["success"])
+        changed_hosts.update(operation["success"])
+        all_hosts.update(operation["success"] + operation["no_change"] + operation["error"])
+        failed.extend(f"{host}: {operation['name']}" for host in operation["error"])
+    return DeployResult(changed, sorted(changed_hosts), failed, sorted(all_hosts), seconds)
+
+
+def pyinfra_command(limit: tuple[str, ...], diff: bool) -> list[str]:
+    """The pyinfra command line (no secrets in it: they come from the inventory's vault)."""
+    command = [str(pathlib.Path(sys.executable).parent / "pyinfra"), str(PYINFRA_INVENTORY), str(DEPLOY_FILE),
+               "-y", "--json"]
+    for name in limit:
+        command += ["--limit", name]
+    if diff:
+        command.append("--diff")
+    return command
+
+
+def run(inventory: Inventory, limit: tuple[str, ...] = (), diff: bool = False) -> DeployResult:
+    """Run pyinfra against a loaded (validated) inventory and return what changed."""
+    env = dict(os.environ, TSDEPLOY_INVENTORY=str(inventory.path.resolve()), PYINFRA_PROGRESS="off")
+    if inventory.vault_password_file is not None:
+        env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(inventory.vault_password_file)
+    started = time.monotonic()
+    process = subprocess.run(pyinfra_command(limit, diff), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=None, text=True, check=False)
+    seconds = time.monotonic() - started
+    try:
+        payload = json.loads(process.stdout)
+    except json.JSONDecodeError:
+        raise click.ClickException(
+            f"pyinfra exited with {process.returncode} without JSON results (see its messages above)") from None
+    result = parse_results(payload, seconds)
+    if process.returncode != 0 or result.failed:
+        failures = "\n".join(f"  - {failure}" for failure in result.failed) or "  (no operation named)"
+        click.echo(result.summary, err=True)
+        raise click.ClickException(f"pyinfra exited with {process.returncode}; failed operations:\n{failures}")
+    return result
+
+
+def _print_warnings(inventory: Inventory) -> None:
+    for hostname in inventory.hosts_in("db"):
+        for warning in build_context(inventory, hostname)["postgres"]["warnings"]:
+            click.echo(f"warning: {hostname}: {warning}", err=True)
+
+
+@click.command("deploy")
+@click.argument("inventory", type=click.Path(exists=True, path_type=pathlib.Path))
+@click.option("--limit", multiple=True, metavar="HOST|GROUP", help="Only deploy these hosts or groups.")
+@click.option("--vault-password-file", type=click.Path(exists=True, dir_okay=False),
+              envvar="ANSIBLE_VAULT_PASSWORD_FILE", metavar="FILE",
+              help="The ansible-vault password file (default: the inventory's ansible.cfg).")
+@click.option("--diff", is_flag=True, help="Show changes to files (files holding secrets stay hidden).")
+def deploy(inventory: pathlib.Path, limit: tuple[str, ...], vault_password_file: str | None, diff: bool) -> None:
+    """Validate INVENTORY, deploy it with pyinfra and print `changed: N operations on M hosts`."""
+    try:
+        loaded = load(inventory, vault_password_file=vault_password_file)
+    except InventoryError as error:
+        raise click.ClickException(f"the inventory {inventory} is not valid:\n{error}") from None
+    click.echo(f"==> inventory {inventory}: {len(loaded.hosts)} hosts valid; deploying with pyinfra", err=True)
+    _print_warnings(loaded)
+    result = run(loaded, limit, diff)
+    click.echo(f"==> pyinfra finished in {result.seconds:.0f} s on {len(result.hosts)} hosts", err=True)
+    click.echo(result.summary)
