@@ -160,6 +160,7 @@ class Lab:
                 keys[name] = hostlib.host_public_key(hostlib.paths(host_dir)["root"])
                 continue
             progress(f"{name}: booting {h.address} ({h.machine})")
+            hostlib.stop(h)  # a host orphaned by a killed nspawn would hold the address and veth name
             root = hostlib.mount_overlay(base, host_dir)
             keys[name] = hostlib.personalize(
                 root, hostname=name, address=h.address, prefixlen=subnet.prefixlen,
@@ -167,6 +168,7 @@ class Lab:
             )
             h.pid = hostlib.boot(root, machine=h.machine, hostname=name, bridge=state.bridge,
                                  log=hostlib.paths(host_dir)["log"])
+            h.init_pid, h.init_started = hostlib.container_init(h.pid)
             state.save()
         return keys
 
@@ -244,8 +246,7 @@ class Lab:
                 shutil.rmtree(self.state_dir)
             return
         for name, h in state.hosts.items():
-            for pid in {h.pid, *hostlib.find_pids(h.machine)} - {None}:
-                hostlib.stop(pid, h.machine)
+            hostlib.stop(h)
             hostlib.unmount_overlay(self.state_dir / "hosts" / name)
         if state.inventory_dir:
             inventory.remove_inventory(Path(state.inventory_dir))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from tsdeploy.lab.image import DEPLOY_USER
+from tsdeploy.lab.state import HostState
 from tsdeploy.lab.system import LabError, run
 
 STOP_TIMEOUT = 20.0
@@ -132,23 +133,80 @@ def boot(root: Path, *, machine: str, hostname: str, bridge: str, log: Path) -> 
     return process.pid
 
 
-def stop(pid: int | None, machine: str, timeout: float = STOP_TIMEOUT) -> None:
-    """Halt the host: TERM makes nspawn shut systemd down cleanly; KILL if it has not gone after `timeout`."""
-    if not is_running(pid, machine):
-        return
-    assert pid is not None
-    os.kill(pid, signal.SIGTERM)
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state first), or None when the PID is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """When the process started (clock ticks since boot): with the PID, an identity a reused PID cannot fake."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields and fields[0] != "Z" else None
+
+
+def container_init(nspawn_pid: int, timeout: float = 10.0) -> tuple[int, int]:
+    """(PID, start ticks) of the host's systemd, the child nspawn starts as PID 1 of the container."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not is_running(pid, machine):
-            _reap(pid)
-            return
-        _reap(pid)
-        time.sleep(0.2)
-    os.killpg(pid, signal.SIGKILL)
-    while is_running(pid, machine):
-        _reap(pid)
+        try:
+            children = Path(f"/proc/{nspawn_pid}/task/{nspawn_pid}/children").read_text().split()
+        except OSError:
+            break
+        for child in map(int, children):
+            try:
+                environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            ticks = start_ticks(child)
+            if b"container=systemd-nspawn" in environ and ticks is not None:
+                return child, ticks
         time.sleep(0.1)
+    raise LabError(f"systemd-nspawn {nspawn_pid} did not start the host's systemd within {timeout:.0f}s")
+
+
+def _wait(done: Callable[[], bool], timeout: float, reap: Iterable[int]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in reap:
+            _reap(pid)
+        if done():
+            return True
+        time.sleep(0.1)
+    return done()
+
+
+def stop(h: HostState, timeout: float = STOP_TIMEOUT) -> None:
+    """Halt the host by PID: TERM to nspawn (it shuts systemd down cleanly), KILL after `timeout`.
+
+    A host whose nspawn was killed from outside keeps running as an orphan; its recorded systemd is then
+    asked to halt (SIGRTMIN+3) and killed if it does not, which ends every process of its PID namespace.
+    """
+    nspawns = {pid for pid in (h.pid, *find_pids(h.machine)) if pid and is_running(pid, h.machine)}
+
+    def init_alive() -> bool:
+        return bool(h.init_pid) and h.init_started is not None and start_ticks(h.init_pid) == h.init_started
+
+    def gone() -> bool:
+        return not init_alive() and not any(is_running(pid, h.machine) for pid in nspawns)
+
+    if gone():
+        return
+    for pid in nspawns:
+        os.kill(pid, signal.SIGTERM)
+    if not nspawns and h.init_pid:
+        os.kill(h.init_pid, signal.SIGRTMIN + 3)
+    if _wait(gone, timeout, nspawns):
+        return
+    for pid in nspawns:
+        os.kill(pid, signal.SIGKILL)
+    if init_alive() and h.init_pid:
+        os.kill(h.init_pid, signal.SIGKILL)
+    if not _wait(gone, 10.0, nspawns):
+        raise LabError(f"{h.name}: host processes survived SIGKILL (nspawn {sorted(nspawns)}, init {h.init_pid})")
 
 
 def _reap(pid: int) -> None:
@@ -159,6 +217,3 @@ def _reap(pid: int) -> None:
         pass
 
 
-def remove_host_dir(host_dir: Path) -> None:
-    unmount_overlay(host_dir)
-    shutil.rmtree(host_dir, ignore_errors=True)

@@ -28,13 +28,15 @@ def check_name(name: str) -> str:
 
 @dataclass
 class HostState:
-    """One lab host: its address, position in the topology and the PID of its systemd-nspawn."""
+    """One lab host: its address and groups, the PID of its systemd-nspawn and of the systemd inside."""
 
     name: str
     address: str
     machine: str
     groups: list[str]
     pid: int | None = None
+    init_pid: int | None = None
+    init_started: int | None = None
 
 
 @dataclass
