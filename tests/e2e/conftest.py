@@ -10,7 +10,11 @@ from __future__ import annotations
 import atexit
 import os
 import signal
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -86,3 +90,42 @@ def trixie_lab(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory
         yield lab_factory.start("trixie", "single", "trixie", tmp_path_factory.mktemp("trixie-inventory"))
     finally:
         lab_factory.stop("trixie")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A lab deployed once with `tsdeploy deploy`: the lab, the command's last line and how long it took."""
+
+    lab: Lab
+    summary: str
+    seconds: float
+
+
+def run_deploy(lab: Lab) -> tuple[str, float]:
+    """Run `tsdeploy deploy` on the lab's inventory; return its last stdout line and the wall time."""
+    started = time.monotonic()
+    process = subprocess.run([str(Path(sys.executable).parent / "tsdeploy"), "deploy", str(lab.inventory_dir)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    seconds = time.monotonic() - started
+    assert process.returncode == 0, f"tsdeploy deploy failed:\n{process.stderr[-6000:]}\n{process.stdout}"
+    return process.stdout.strip().splitlines()[-1], seconds
+
+
+@pytest.fixture(scope="session")
+def deployed_split(split_lab: Lab) -> Deployment:
+    """The split lab after one cold `tsdeploy deploy` (once per session; verify and app tests reuse it)."""
+    summary, seconds = run_deploy(split_lab)
+    return Deployment(split_lab, summary, seconds)
+
+
+@pytest.fixture(scope="session")
+def deployed_trixie(trixie_lab: Lab) -> Deployment:
+    """The Debian 13 single-host lab after one cold `tsdeploy deploy` (once per session)."""
+    summary, seconds = run_deploy(trixie_lab)
+    return Deployment(trixie_lab, summary, seconds)
+
+
+@pytest.fixture
+def redeploy() -> Callable[[Lab], tuple[str, float]]:
+    """`redeploy(lab)` runs `tsdeploy deploy` again and returns (last line, seconds)."""
+    return run_deploy

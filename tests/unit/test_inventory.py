@@ -1,0 +1,166 @@
+"""The inventory loader: real ansible-core on real files (hosts.yml, group_vars, an encrypted vault)."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import pytest
+import yaml
+from ansible.parsing.vault import VaultLib, VaultSecret
+
+from tsdeploy.inventory import InventoryError, load
+from tsdeploy.pyinfra_inventory import groups as pyinfra_groups
+
+VAULT_PASSWORD = "unit-test-vault-password"
+SECRETS = {
+    "vault_postgresql_app_password": "pg-app-password-0123456789",
+    "vault_redis_app_password": "redis-app-password-0123456789",
+    "vault_redis_admin_password": "redis-admin-password-0123456789",
+    "vault_app_secret_key": "a-secret-key-that-is-long-enough-0123456789",
+}
+
+
+def write_inventory(root: pathlib.Path, *, host_overrides: dict[str, dict[str, Any]] | None = None,
+                    main_overrides: dict[str, Any] | None = None, secrets: dict[str, str] | None = None,
+                    vault_password_in_cfg: bool = True) -> pathlib.Path:
+    """A split inventory (db1, cache1, app1, app2, lb1) in `root`/inventory with an encrypted vault."""
+    inventory = root / "inventory"
+    (inventory / "group_vars" / "all").mkdir(parents=True)
+    pki = root / "pki"
+    pki.mkdir()
+    for name in ("ca.crt", "host.crt", "host.key"):
+        (pki / name).write_text("-----BEGIN PLACEHOLDER-----\n")
+    layout = {"db1": ("db", "10.0.0.10"), "cache1": ("cache", "10.0.0.11"), "app1": ("app", "10.0.0.12"),
+              "app2": ("app", "10.0.0.13"), "lb1": ("lb", "10.0.0.14")}
+    hosts = {name: {"ansible_host": address, "ansible_user": "deploy", "private_address": address,
+                    "host_memory": "4GB", "host_cpus": 2, "tls_cert_file": str(pki / "host.crt"),
+                    "tls_key_file": str(pki / "host.key"),
+                    "ansible_ssh_common_args": "-o UserKnownHostsFile=/tmp/kh -o StrictHostKeyChecking=yes"}
+             for name, (_, address) in layout.items()}
+    for name, overrides in (host_overrides or {}).items():
+        hosts[name].update(overrides)
+    children = {group: {"hosts": {name: {} for name, (g, _) in layout.items() if g == group}}
+                for group in ("db", "cache", "app", "lb")}
+    (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts, "children": children}}))
+    main = {"debian_release": "bookworm", "tls_ca_cert_file": str(pki / "ca.crt"),
+            "ssh_allow_from": ["10.0.0.0/24"], "nginx_server_name": "jobs.example.com",
+            **{name.removeprefix("vault_"): f"{{{{ {name} }}}}" for name in SECRETS}}
+    main.update(main_overrides or {})
+    (inventory / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump(main))
+    password_file = root / "vault-pass"
+    password_file.write_text(VAULT_PASSWORD)
+    vault = VaultLib([("default", VaultSecret(VAULT_PASSWORD.encode()))])
+    ciphertext = vault.encrypt(yaml.safe_dump(secrets if secrets is not None else SECRETS)).decode()
+    (inventory / "group_vars" / "all" / "vault.yml").write_text(ciphertext)
+    if vault_password_in_cfg:
+        (inventory / "ansible.cfg").write_text(f"[defaults]\nvault_password_file = {password_file}\n")
+    return inventory
+
+
+def problems_of(inventory: pathlib.Path) -> list[str]:
+    with pytest.raises(InventoryError) as raised:
+        load(inventory)
+    return raised.value.problems
+
+
+def test_groups_and_hosts_come_from_hosts_yml(tmp_path: pathlib.Path) -> None:
+    inventory = load(write_inventory(tmp_path))
+    assert inventory.groups["app"] == ["app1", "app2"]
+    assert inventory.hosts_in("db") == ["db1"]
+    assert inventory.groups_of("lb1") == ["lb"]
+
+
+def test_vault_references_are_templated_with_the_password_from_ansible_cfg(tmp_path: pathlib.Path) -> None:
+    inventory = load(write_inventory(tmp_path))
+    assert inventory.hostvars["db1"]["postgresql_app_password"] == SECRETS["vault_postgresql_app_password"]
+    assert "vault_postgresql_app_password" not in inventory.hostvars["db1"]
+
+
+def test_vault_password_file_can_come_from_the_environment(tmp_path: pathlib.Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_inventory(tmp_path, vault_password_in_cfg=False)
+    monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(tmp_path / "vault-pass"))
+    assert load(path).hostvars["app1"]["app_secret_key"] == SECRETS["vault_app_secret_key"]
+
+
+def test_values_are_plain_python_types(tmp_path: pathlib.Path) -> None:
+    hostvars = load(write_inventory(tmp_path)).hostvars["db1"]
+    assert type(hostvars["host_cpus"]) is int
+    assert type(hostvars["host_memory"]) is str
+
+
+def test_a_bad_size_names_the_variable_the_file_the_value_and_the_fix(tmp_path: pathlib.Path) -> None:
+    problems = problems_of(write_inventory(tmp_path, host_overrides={"db1": {"host_memory": "4XB"}}))
+    assert len(problems) == 1
+    problem = problems[0]
+    assert problem.startswith("db1: host_memory = '4XB' (inventory/hosts.yml:")
+    assert "fix: write a positive number with a unit" in problem
+
+
+def test_every_problem_is_reported_at_once(tmp_path: pathlib.Path) -> None:
+    problems = problems_of(write_inventory(
+        tmp_path,
+        host_overrides={"app1": {"host_cpus": 0}, "lb1": {"private_address": "10.0.0.300"}},
+        main_overrides={"app_port": 70000, "ssh_allow_from": ["10.0.0.1/24"], "app_workers": -1},
+    ))
+    text = "\n".join(problems)
+    assert "app1: host_cpus = 0" in text
+    assert "lb1: private_address = '10.0.0.300'" in text and "is not an IP address" in text
+    assert "app_port = 70000 (inventory/group_vars/all/main.yml:" in text
+    assert "ssh_allow_from = ['10.0.0.1/24']" in text and "use the network address" in text
+    assert "app_workers = -1" in text
+
+
+def test_a_short_secret_is_reported_without_showing_it(tmp_path: pathlib.Path) -> None:
+    secrets = dict(SECRETS, vault_redis_app_password="short")
+    problems = problems_of(write_inventory(tmp_path, secrets=secrets))
+    assert any("redis_app_password = (secret, not shown) (inventory/group_vars/all/vault.yml" in p for p in problems)
+    assert all("'short'" not in p for p in problems)
+
+
+def test_a_missing_vault_secret_names_the_variable_and_the_fix(tmp_path: pathlib.Path) -> None:
+    secrets = {k: v for k, v in SECRETS.items() if k != "vault_app_secret_key"}
+    problems = problems_of(write_inventory(tmp_path, secrets=secrets))
+    assert any(p.startswith("app1: app_secret_key (inventory/group_vars/all/main.yml") and "vault" in p
+               for p in problems)
+
+
+def test_a_wrong_vault_password_is_an_error(tmp_path: pathlib.Path) -> None:
+    path = write_inventory(tmp_path)
+    (tmp_path / "vault-pass").write_text("not-the-password")
+    with pytest.raises(Exception, match="[Dd]ecrypt"):
+        load(path)
+
+
+def test_an_empty_group_is_reported(tmp_path: pathlib.Path) -> None:
+    path = write_inventory(tmp_path)
+    document = yaml.safe_load((path / "hosts.yml").read_text())
+    document["all"]["children"]["lb"]["hosts"] = {}
+    del document["all"]["hosts"]["lb1"]
+    (path / "hosts.yml").write_text(yaml.safe_dump(document))
+    assert any(p.startswith("group 'lb' has no hosts") for p in problems_of(path))
+
+
+def test_a_missing_tls_file_is_reported(tmp_path: pathlib.Path) -> None:
+    problems = problems_of(write_inventory(tmp_path, host_overrides={"db1": {"tls_key_file": "/nonexistent.key"}}))
+    assert len(problems) == 1
+    assert problems[0].startswith("db1: tls_key_file = '/nonexistent.key' (inventory/hosts.yml:")
+    assert "is not a readable file on the control node; fix:" in problems[0]
+
+
+def test_no_inventory_in_the_directory_is_an_error_with_the_fix(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(InventoryError, match="no inventory here; fix"):
+        load(tmp_path)
+
+
+def test_pyinfra_groups_carry_ssh_data_and_the_inventory_path(tmp_path: pathlib.Path) -> None:
+    inventory = load(write_inventory(tmp_path))
+    groups = pyinfra_groups(inventory)
+    hosts = dict(groups["all"])
+    assert groups["app"] == ["app1", "app2"]
+    assert hosts["db1"]["ssh_hostname"] == "10.0.0.10"
+    assert hosts["db1"]["ssh_user"] == "deploy"
+    assert hosts["db1"]["ssh_known_hosts_file"] == "/tmp/kh"
+    assert hosts["db1"]["ssh_strict_host_key_checking"] == "yes"
+    assert hosts["db1"]["tsdeploy_inventory"] == str(inventory.path)
