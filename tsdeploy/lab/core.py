@@ -242,6 +242,7 @@ class Lab:
         started = time.monotonic()
         state = self.state
         if state is None:
+            progress(f"lab {self.name} is not up: nothing to remove")
             if self.state_dir.exists():
                 shutil.rmtree(self.state_dir)
             return
