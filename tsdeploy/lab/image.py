@@ -38,7 +38,7 @@ def ensure_image(release: str, cache_dir: Path = CACHE_DIR) -> Path:
     if release not in RELEASES:
         raise LabError(f"release {release!r} is not supported: use one of {', '.join(RELEASES)}")
     target = image_dir(release, cache_dir)
-    with file_lock(cache_dir / f"base-{release}.lock"):
+    with file_lock(cache_dir / f"base-{release}.lock", f"waiting for another lab to build the {release} base image"):
         if is_ready(release, cache_dir):
             return target
         _build(release, target)
@@ -52,7 +52,7 @@ def _chroot(root: Path, *cmd: str) -> None:
 def _build(release: str, target: Path) -> None:
     """Debootstrap into a scratch directory, prepare it, then move it into place atomically."""
     mirror = machine_mirror()
-    scratch = target.with_name(f"{target.name}.building")
+    scratch = target.with_name(f"base-{release}.building")
     shutil.rmtree(scratch, ignore_errors=True)
     progress(f"building the {release} base image from {mirror} (about a minute, cached afterwards)")
     started = time.monotonic()
@@ -87,9 +87,10 @@ def _prepare(root: Path) -> None:
 
 
 def remove_images(cache_dir: Path = CACHE_DIR) -> None:
-    """Drop every cached base image (lab down --purge)."""
+    """Drop every cached base image (lab down --purge); other caches in `cache_dir` stay."""
     for release in RELEASES:
-        with file_lock(cache_dir / f"base-{release}.lock"):
+        lock = cache_dir / f"base-{release}.lock"
+        with file_lock(lock):
             shutil.rmtree(image_dir(release, cache_dir), ignore_errors=True)
-            shutil.rmtree(image_dir(release, cache_dir).with_name(f"base-{release}.building"), ignore_errors=True)
-    shutil.rmtree(cache_dir, ignore_errors=True)
+            shutil.rmtree(cache_dir / f"base-{release}.building", ignore_errors=True)
+        lock.unlink(missing_ok=True)
