@@ -20,6 +20,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from tsdeploy import ROOT
 
@@ -27,11 +31,12 @@ from tsdeploy import ROOT
 APP_DIR = ROOT / "app"
 #: Where artifacts are cached on the control node; override with TSDEPLOY_CACHE_DIR.
 DEFAULT_CACHE_DIR = pathlib.Path("/var/cache/tsdeploy")
-#: Debian release -> (CPython version of its python3, glibc version). The glibc version picks the newest
-#: manylinux tag the host can load; pip also accepts every older manylinux tag (incl. manylinux2014).
+#: Debian release -> (exact CPython version of its python3, glibc version). The full version matters:
+#: markers such as redis' `python_full_version < "3.11.3"` (Debian 12 ships 3.11.2) pull extra wheels.
+#: The glibc version bounds the manylinux tags the host can load.
 TARGET_PYTHONS: dict[str, tuple[str, str]] = {
-    "bookworm": ("3.11", "2.36"),
-    "trixie": ("3.13", "2.41"),
+    "bookworm": ("3.11.2", "2.36"),
+    "trixie": ("3.13.5", "2.41"),
 }
 #: Files and folders of app/ that make up a release; tests, caches and build output do not.
 _RELEASE_INPUTS = ("pyproject.toml", "requirements.txt", "setup.cfg", "MANIFEST.in", "src")
@@ -50,7 +55,7 @@ class Artifact:
     """One release artifact for one target Python.
 
     + release_id: content hash of the app source and pins (12 hex digits)
-    + python_version: the target CPython, e.g. "3.11"
+    + python_version: the target's exact CPython version, e.g. "3.11.2"
     + tarball: path of the wheelhouse tarball on the control node
     + wheel_name: file name of the app's own wheel inside the tarball
     """
@@ -92,7 +97,7 @@ def release_id(app_dir: pathlib.Path = APP_DIR) -> str:
 
 
 def target_python(debian_release: str) -> tuple[str, str]:
-    """(CPython version, glibc version) of a Debian release's python3."""
+    """(full CPython version, glibc version) of a Debian release's python3."""
     try:
         return TARGET_PYTHONS[debian_release]
     except KeyError:
@@ -126,23 +131,56 @@ def _platform_args(glibc: str) -> list[str]:
     return [option for tag in tags for option in ("--platform", tag)]
 
 
-def _build_wheelhouse(app_dir: pathlib.Path, python_version: str, glibc: str, out: pathlib.Path) -> str:
+def _target_environment(full_version: str) -> dict[str, str]:
+    """PEP 508 marker values of the target host's python3 (Debian, CPython, Linux, x86_64)."""
+    return {
+        "python_version": ".".join(full_version.split(".")[:2]), "python_full_version": full_version,
+        "implementation_name": "cpython", "implementation_version": full_version,
+        "platform_python_implementation": "CPython", "platform_system": "Linux", "platform_machine": "x86_64",
+        "sys_platform": "linux", "os_name": "posix",
+    }
+
+
+def _missing_requirements(wheelhouse: pathlib.Path, full_version: str) -> list[str]:
+    """Requirements of the wheels that the target's markers select but no wheel in the house satisfies.
+
+    pip evaluates environment markers against the control node's own Python even with --python-version,
+    so e.g. redis' `async-timeout; python_full_version < "3.11.3"` is skipped on a 3.11.7 control node
+    although Debian 12's 3.11.2 needs it.
+    """
+    environment = _target_environment(full_version)
+    wheels = {parse_wheel_filename(path.name)[0] for path in wheelhouse.glob("*.whl")}
+    missing: list[str] = []
+    for path in sorted(wheelhouse.glob("*.whl")):
+        with zipfile.ZipFile(path) as wheel:
+            metadata = next(name for name in wheel.namelist() if name.endswith(".dist-info/METADATA"))
+            lines = wheel.read(metadata).decode().splitlines()
+        for line in lines:
+            if not line.startswith("Requires-Dist:"):
+                continue
+            requirement = Requirement(line.removeprefix("Requires-Dist:").strip())
+            needed = requirement.marker is None or requirement.marker.evaluate(environment | {"extra": ""})
+            if needed and canonicalize_name(requirement.name) not in wheels:
+                requirement.marker = None
+                missing.append(str(requirement))
+    return sorted(set(missing))
+
+
+def _build_wheelhouse(app_dir: pathlib.Path, full_version: str, glibc: str, out: pathlib.Path) -> str:
     """Fill `out` with the app wheel and its pinned dependencies' wheels; return the app wheel's name."""
     _pip(["wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(app_dir)], "building the app wheel")
     app_wheels = [path.name for path in out.glob("*.whl")]
     if len(app_wheels) != 1:
         raise ArtifactError(f"pip wheel {app_dir} produced {app_wheels}, expected exactly one wheel")
-    abi = f"cp{python_version.replace('.', '')}"
-    _pip(
-        [
-            "download", "--quiet", "--only-binary=:all:", "--dest", str(out),
-            "--python-version", python_version, "--implementation", "cp", "--abi", abi, "--abi", "abi3",
-            "--abi", "none", *_platform_args(glibc),
-            "-r", str(app_dir / "requirements.txt"),
-        ],
-        f"downloading wheels for CPython {python_version} (check app/requirements.txt pins have manylinux "
-        f"x86_64 or pure-Python wheels for that version)",
-    )
+    abi = "cp" + "".join(full_version.split(".")[:2])
+    download = ["download", "--quiet", "--only-binary=:all:", "--dest", str(out), "--python-version", full_version,
+                "--implementation", "cp", "--abi", abi, "--abi", "abi3", "--abi", "none", *_platform_args(glibc)]
+    step = (f"downloading wheels for CPython {full_version} (check that app/requirements.txt pins have "
+            f"manylinux x86_64 or pure-Python wheels for that version)")
+    _pip([*download, "-r", str(app_dir / "requirements.txt")], step)
+    # Until a pass adds nothing: each added wheel may itself need marker-selected dependencies.
+    while missing := _missing_requirements(out, full_version):
+        _pip([*download, *missing], f"{step}; adding {', '.join(missing)}")
     shutil.copyfile(app_dir / "requirements.txt", out / "requirements.txt")
     return app_wheels[0]
 
@@ -165,7 +203,7 @@ def build(debian_release: str, app_dir: pathlib.Path = APP_DIR) -> Artifact:
     Updates: nothing if `<cache>/artifacts/<release id>/wheelhouse-py<X.Y>.tar` exists; otherwise builds
     it in a temporary folder and moves it into place atomically (concurrent builds cannot half-write it).
 
-    Example: `build("bookworm").tarball` -> /var/cache/tsdeploy/artifacts/1a2b3c4d5e6f/wheelhouse-py3.11.tar
+    Example: `build("bookworm").tarball` -> /var/cache/tsdeploy/artifacts/1a2b3c4d5e6f/wheelhouse-py3.11.2.tar
     """
     python_version, glibc = target_python(debian_release)
     rid = release_id(app_dir)

@@ -17,8 +17,8 @@ def apply(ctx: dict[str, Any]) -> str:
                  update=True, cache_time=86400)
     server.group(name="Create the talentsphere system group", group=app["user"], system=True)
     server.user(name="Create the talentsphere system user (no login shell, no home)", user=app["user"],
-                group=app["user"], system=True, shell="/usr/sbin/nologin", home=app["base_dir"],
-                create_home=False)
+                group=app["user"], system=True, shell="/usr/sbin/nologin", home="/nonexistent",
+                create_home=False, ensure_home=False)
     for path, mode in ((app["base_dir"], "755"), (app["releases_dir"], "755"), (app["artifacts_dir"], "700")):
         files.directory(name=f"Create {path} (root-owned: the app cannot change its own code)", path=path,
                         user="root", group="root", mode=mode)

@@ -7,4 +7,4 @@ from pyinfra.operations import apt, files
 
 def apply() -> None:
     apt.packages(name="Install nginx from Debian", packages=["nginx"], update=True, cache_time=86400)
-    files.file(name="Remove nginx's default site", path="/etc/nginx/sites-enabled/default", present=False)
+    files.link(name="Remove nginx's default site", path="/etc/nginx/sites-enabled/default", present=False)
