@@ -1,0 +1,152 @@
+"""The verify suite's plumbing: which hosts to check, how to reach them, what they should look like.
+
+Run through `tsdeploy verify INVENTORY --report DIR`, or directly:
+    pytest tests/infra --inventory inventories/lab [--limit db] [--no-secrets]
+
+- Hosts and expected values come from the inventory (tsdeploy.inventory.load) and the deploy's own context
+  builder (tsdeploy.context.build_context): the suite never hard-codes what the deploy decides.
+- Each test takes one of the fixtures `db`, `cache`, `app`, `lb` or `any_host`; it is parametrized with the
+  hosts of that group, so every check runs once per host and its id names the host.
+- Each test names its controls with `@pytest.mark.control(...)`; they are recorded as JUnit properties for
+  summary.md.
+- The suite is read-only: it runs queries and inspections over SSH, never a command that changes a host.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import tempfile
+
+import pytest
+
+from tsdeploy.context import build_context
+from tsdeploy.verify import load_for_verify
+from managed import files_for
+from verifyhosts import Target, write_ssh_config
+
+GROUP_FIXTURES = {"db": "db", "cache": "cache", "app": "app", "lb": "lb", "any_host": None}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tsdeploy verify")
+    group.addoption("--inventory", metavar="DIR", help="Inventory directory whose hosts are checked.")
+    group.addoption("--limit", metavar="GROUP", help="Only check the hosts of this group (db, cache, app, lb).")
+    group.addoption("--no-secrets", action="store_true",
+                    help="Do not read the vault: checks that need a secret are reported as not run.")
+
+
+def pytest_ignore_collect(collection_path: pathlib.Path, config: pytest.Config) -> bool | None:
+    # Without an inventory there is nothing to verify: `pytest tests` (unit/app runs) leaves the suite out.
+    if config.getoption("inventory") is None and collection_path.name.startswith("test_"):
+        return True
+    return None
+
+
+@pytest.fixture(scope="session")
+def verify_inventory(pytestconfig: pytest.Config):
+    """The inventory (with secrets, or placeholders when the vault is not readable)."""
+    return _loaded(pytestconfig)
+
+
+_CACHE: dict[str, object] = {}
+
+
+def _loaded(config: pytest.Config):
+    key = f"{config.getoption('inventory')}:{config.getoption('no_secrets')}"
+    if key not in _CACHE:
+        _CACHE[key] = load_for_verify(config.getoption("inventory"), with_secrets=not config.getoption("no_secrets"))
+    return _CACHE[key]
+
+
+@pytest.fixture(scope="session")
+def ssh_config(verify_inventory) -> pathlib.Path:
+    """An ssh_config for every host of the inventory (User, IdentityFile, known hosts)."""
+    directory = pathlib.Path(tempfile.mkdtemp(prefix="tsdeploy-verify-ssh-"))
+    return write_ssh_config(verify_inventory.inventory, directory)
+
+
+def _hosts_for(config: pytest.Config, group: str | None) -> list[str]:
+    inventory = _loaded(config).inventory
+    names = inventory.hosts if group is None else inventory.hosts_in(group)
+    limit = config.getoption("limit")
+    if limit:
+        names = [name for name in names if name in inventory.hosts_in(limit)]
+    return names
+
+
+def _pg_setting_names(config: pytest.Config) -> list[str]:
+    """The PostgreSQL settings the deploy's context computes (tuning, TLS, logging) for the db host."""
+    loaded = _loaded(config)
+    db_hosts = loaded.inventory.hosts_in("db")
+    if not db_hosts:
+        return []
+    return [item["name"] for item in build_context(loaded.inventory, db_hosts[0])["postgres"]["settings"]]
+
+
+def _managed_pairs(config: pytest.Config) -> list:
+    """(host, managed file) for every host and every file its role groups manage; ids read host:path."""
+    inventory = _loaded(config).inventory
+    pairs = []
+    for name in _hosts_for(config, None):
+        ctx = build_context(inventory, name)
+        pairs += [pytest.param(name, item, id=f"{name}:{item.dest(ctx)}") for item in files_for(ctx["host"]["groups"])]
+    return pairs
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "managed_file" in metafunc.fixturenames:
+        metafunc.parametrize(("any_host", "managed_file"), _managed_pairs(metafunc.config), indirect=["any_host"])
+        return
+    for fixture, group in GROUP_FIXTURES.items():
+        if fixture in metafunc.fixturenames:
+            metafunc.parametrize(fixture, _hosts_for(metafunc.config, group), indirect=True)
+    if "pg_setting" in metafunc.fixturenames:
+        metafunc.parametrize("pg_setting", _pg_setting_names(metafunc.config))
+
+
+def _target(request: pytest.FixtureRequest) -> Target:
+    loaded = request.getfixturevalue("verify_inventory")
+    return Target.connect(request.param, loaded, request.getfixturevalue("ssh_config"))
+
+
+@pytest.fixture
+def db(request: pytest.FixtureRequest) -> Target:
+    return _target(request)
+
+
+@pytest.fixture
+def cache(request: pytest.FixtureRequest) -> Target:
+    return _target(request)
+
+
+@pytest.fixture
+def app(request: pytest.FixtureRequest) -> Target:
+    return _target(request)
+
+
+@pytest.fixture
+def lb(request: pytest.FixtureRequest) -> Target:
+    return _target(request)
+
+
+@pytest.fixture
+def any_host(request: pytest.FixtureRequest) -> Target:
+    return _target(request)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(True for _ in item.iter_markers("control")):
+            raise pytest.UsageError(f"{item.nodeid} names no control: add @pytest.mark.control(...)")
+        # One xdist group per host: a worker keeps its SSH master connection to the hosts it checks.
+        host = getattr(item, "callspec", None) and next(
+            (value for name, value in item.callspec.params.items() if name in GROUP_FIXTURES), None)
+        if host:
+            item.add_marker(pytest.mark.xdist_group(str(host)))
+
+
+@pytest.fixture(autouse=True)
+def _record_controls(request: pytest.FixtureRequest, record_property) -> None:
+    for marker in request.node.iter_markers("control"):
+        for control_id in marker.args:
+            record_property("control", control_id)

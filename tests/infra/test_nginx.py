@@ -1,0 +1,168 @@
+"""lb hosts: nginx service, files, TLS (live handshakes from the control node) and the headers it sends.
+
+HTTPS requests and TLS handshakes go from the control node to the lb host, as a client would connect.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import re
+import subprocess
+import tempfile
+
+import pytest
+
+from verifyhosts import Target
+
+CLIENT_TIMEOUT = 15
+
+
+@dataclasses.dataclass(frozen=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
+def _ca_file(lb: Target) -> str:
+    """The inventory's CA certificate: the control node's copy if readable, else the one the deploy installed."""
+    local = lb.ctx["common"].get("ca_cert_src")
+    if local and os.access(local, os.R_OK):
+        return local
+    return _installed_ca(lb.name, lb.sudo_check("cat %s", lb.ctx["common"]["ca_cert_path"]))
+
+
+@functools.cache
+def _installed_ca(host: str, pem: str) -> str:
+    directory = tempfile.mkdtemp(prefix=f"tsdeploy-verify-ca-{host}-")
+    path = f"{directory}/ca.pem"
+    with open(path, "w", encoding="ascii") as handle:
+        handle.write(pem)
+    return path
+
+
+def _server_name(lb: Target) -> str:
+    name = lb.ctx["nginx"]["server_name"]
+    return lb.address if name in ("_", "") else name
+
+
+def _https_get(lb: Target, path: str) -> Response:
+    name = _server_name(lb)
+    result = subprocess.run(
+        ["curl", "-sS", "--max-time", str(CLIENT_TIMEOUT), "--cacert", _ca_file(lb), "--resolve",
+         f"{name}:443:{lb.address}", "-D", "-", f"https://{name}{path}"],
+        capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{lb}: https://{name}{path} failed: {result.stderr.strip()}"
+    head, _, body = result.stdout.partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    headers = {key.strip().lower(): value.strip() for key, _, value in (line.partition(":") for line in lines[1:])}
+    return Response(int(lines[0].split()[1]), headers, body)
+
+
+@pytest.fixture
+def ready(lb: Target) -> Response:
+    return _https_get(lb, "/health/ready")
+
+
+def _handshake(lb: Target, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["openssl", "s_client", "-connect", f"{lb.address}:443", "-servername", _server_name(lb),
+                           *options], input="", capture_output=True, text=True, timeout=CLIENT_TIMEOUT, check=False)
+
+
+def _nginx_config(lb: Target) -> str:
+    return lb.sudo_check("nginx -T -q")
+
+
+@pytest.mark.control("ts-nginx-01")
+def test_nginx_is_enabled_and_running(lb: Target) -> None:
+    service = lb.host.service("nginx")
+    assert service.is_running and service.is_enabled, f"{lb}: nginx running={service.is_running} " \
+                                                        f"enabled={service.is_enabled}"
+
+
+@pytest.mark.control("nginx-01")
+def test_nginx_workers_run_as_www_data(lb: Target) -> None:
+    workers = [proc for proc in lb.host.process.filter(comm="nginx") if "worker process" in proc.args]
+    assert workers and {proc.user for proc in workers} == {"www-data"}, (
+        f"{lb}: nginx workers run as {sorted({proc.user for proc in workers}) or 'nothing'}")
+
+
+@pytest.mark.control("nginx-02")
+def test_nginx_conf_is_root_owned_and_not_readable_by_others(lb: Target) -> None:
+    owner, group, mode = lb.sudo_check("stat -c '%%U %%G %%a' /etc/nginx/nginx.conf").split()
+    assert (owner, group) == ("root", "root") and int(mode[-1]) == 0, f"{lb}: nginx.conf {owner}:{group} {mode}"
+
+
+@pytest.mark.control("nginx-03")
+@pytest.mark.parametrize("path", ["/etc/nginx/sites-enabled/default", "/etc/nginx/conf.d/default.conf"])
+def test_default_site_is_removed(lb: Target, path: str) -> None:
+    assert not lb.host.file(path).exists, f"{lb}: {path} exists"
+
+
+@pytest.mark.control("nginx-05")
+def test_server_header_carries_no_version(lb: Target, ready: Response) -> None:
+    assert ready.headers.get("server") == "nginx", f"{lb}: Server: {ready.headers.get('server')}"
+
+
+@pytest.mark.control("nginx-06")
+@pytest.mark.parametrize("directive", ["client_max_body_size", "client_body_buffer_size",
+                                       "client_header_buffer_size", "large_client_header_buffers"])
+def test_request_size_limit_is_set(lb: Target, directive: str) -> None:
+    assert re.search(rf"^\s*{directive}\s+\S+", _nginx_config(lb), re.M), f"{lb}: {directive} is not set"
+
+
+@pytest.mark.control("nginx-07")
+@pytest.mark.parametrize("directive", ["client_body_timeout", "client_header_timeout", "send_timeout",
+                                       "keepalive_timeout"])
+def test_timeout_is_set(lb: Target, directive: str) -> None:
+    assert re.search(rf"^\s*{directive}\s+\S+", _nginx_config(lb), re.M), f"{lb}: {directive} is not set"
+
+
+@pytest.mark.control("ts-nginx-05")
+def test_health_ready_answers_200_through_the_lb_over_https(lb: Target, ready: Response) -> None:
+    assert ready.status == 200, f"{lb}: /health/ready answered {ready.status}: {ready.body[:200]}"
+
+
+HEADERS = [
+    pytest.param("x-frame-options", r"^(DENY|SAMEORIGIN)$", marks=pytest.mark.control("nginx-08"),
+                 id="X-Frame-Options"),
+    pytest.param("x-content-type-options", r"^nosniff$", marks=pytest.mark.control("nginx-10"),
+                 id="X-Content-Type-Options"),
+    pytest.param("strict-transport-security", r"max-age=\d{7,}", marks=pytest.mark.control("ts-nginx-03"),
+                 id="Strict-Transport-Security"),
+    pytest.param("content-security-policy", r"default-src", marks=pytest.mark.control("ts-nginx-03"),
+                 id="Content-Security-Policy"),
+]
+
+
+@pytest.mark.parametrize(("header", "pattern"), HEADERS)
+def test_response_carries_security_header(lb: Target, ready: Response, header: str, pattern: str) -> None:
+    value = ready.headers.get(header)
+    assert value is not None and re.search(pattern, value), f"{lb}: {header}: {value!r} (want /{pattern}/)"
+
+
+@pytest.mark.control("nginx-09")
+def test_x_xss_protection_is_zero_or_absent(lb: Target, ready: Response) -> None:
+    assert ready.headers.get("x-xss-protection", "0") == "0", f"{lb}: X-XSS-Protection {ready.headers}"
+
+
+@pytest.mark.control("ts-nginx-02")
+def test_tls12_handshake_is_accepted_with_the_inventorys_ca(lb: Target) -> None:
+    result = _handshake(lb, "-tls1_2", "-CAfile", _ca_file(lb), "-verify_return_error")
+    assert result.returncode == 0, f"{lb}: TLS 1.2 handshake failed: {result.stderr.strip()[-300:]}"
+
+
+@pytest.mark.control("ts-nginx-02")
+def test_tls11_handshake_is_refused(lb: Target) -> None:
+    result = _handshake(lb, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0")
+    assert result.returncode != 0 and "BEGIN CERTIFICATE" not in result.stdout, f"{lb}: TLS 1.1 was accepted"
+
+
+@pytest.mark.control("ts-nginx-04")
+def test_api_location_is_rate_limited(lb: Target) -> None:
+    config = _nginx_config(lb)
+    api = re.search(r"location\s+\^?~?\s*/api/?\s*\{(?P<body>[^}]*)\}", config)
+    assert api and re.search(r"^\s*limit_req\s+zone=", api.group("body"), re.M), (
+        f"{lb}: no limit_req in the /api/ location")

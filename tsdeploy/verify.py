@@ -1,0 +1,208 @@
+"""`tsdeploy verify`: run the read-only testinfra suite (tests/infra) against an inventory's hosts.
+
+Writes three reports into `--report DIR`: `junit.xml`, `report.html` (pytest-html, self-contained) and
+`summary.md` (one row per control of tests/infra/controls.yml: pass / fail / deviation / not run). The exit
+status is non-zero when any check fails.
+
+Auditors may have the inventory and SSH access but not the vault password. Then the suite loads the
+inventory with every vault variable replaced by a placeholder (`load_for_verify`), and each check that needs
+a secret is reported as "not run (needs secret ...)", never as passed. No secret reaches a report: the
+suite never prints one, and `redact_reports` replaces any that slipped into the files as a last line of
+defence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+
+import click
+
+from tsdeploy import ROOT, controls
+from tsdeploy import inventory as inventory_module
+
+SUITE_DIR = ROOT / "tests" / "infra"
+REPORT_FILES = ("junit.xml", "report.html", "summary.md")
+MASK = "***"
+#: Prefix of the placeholders that stand in for vault values an auditor does not have.
+PLACEHOLDER = "VERIFY-NO-SECRET"
+_VAULT_HEADER = "$ANSIBLE_VAULT;"
+_VAULT_REFERENCE = re.compile(r"\bvault_[A-Za-z0-9_]+")
+#: Variables whose values are secrets (the inventory maps them from vault_* names).
+_SECRET_NAME = re.compile(r"(password|secret_key|secret|token)$")
+#: Secret-shaped text in config files: KEY=value assignments, URL credentials, Redis ACL and SCRAM verifiers.
+_SECRET_PATTERNS = (
+    (re.compile(r"(?i)\b([A-Z0-9_]*(PASSWORD|SECRET|TOKEN)[A-Z0-9_]*\s*[=:]\s*)\S+"), rf"\g<1>{MASK}"),
+    (re.compile(r"(://[^:/@\s]+:)[^@\s]+@"), rf"\g<1>{MASK}@"),
+    (re.compile(r"(^|\s)>\S+"), rf"\g<1>>{MASK}"),
+    (re.compile(r"#[0-9a-f]{64}\b"), f"#{MASK}"),
+    (re.compile(r"SCRAM-SHA-256\$\S+"), f"SCRAM-SHA-256${MASK}"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyInventory:
+    """The inventory as the suite sees it.
+
+    `inventory` renders contexts; without the vault password its vault values are placeholders, and
+    `probe` is the same inventory with different placeholders: a file that renders differently from the
+    two depends on a secret. `secrets` maps each secret variable to its value (empty without the vault).
+    """
+
+    inventory: inventory_module.Inventory
+    probe: inventory_module.Inventory | None
+    secrets: dict[str, str]
+
+    @property
+    def has_secrets(self) -> bool:
+        return self.probe is None
+
+
+def _vault_names(directory: pathlib.Path) -> set[str]:
+    names: set[str] = set()
+    for path in directory.rglob("*"):
+        if path.is_file() and path.suffix in (".yml", ".yaml", "") and path.name != "ansible.cfg":
+            text = path.read_text(errors="replace")
+            if not text.startswith(_VAULT_HEADER):
+                names.update(_VAULT_REFERENCE.findall(text))
+    return names
+
+
+def _placeholder_copy(source: pathlib.Path, target: pathlib.Path, variant: str) -> pathlib.Path:
+    """Copy an inventory, replacing each vault-encrypted file with placeholders for the names it must hold."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("ansible.cfg"))
+    names = sorted(_vault_names(target))
+    for path in target.rglob("*"):
+        if path.is_file() and path.read_text(errors="replace").startswith(_VAULT_HEADER):
+            path.write_text("".join(f'{name}: "{PLACEHOLDER}-{variant}-{name}"\n' for name in names))
+    return target
+
+
+def secret_values(inventory: inventory_module.Inventory) -> dict[str, str]:
+    """Every secret variable of every host (by name), without placeholders."""
+    found: dict[str, str] = {}
+    for variables in inventory.hostvars.values():
+        for name, value in variables.items():
+            if _SECRET_NAME.search(name) and isinstance(value, str) and value and PLACEHOLDER not in value:
+                found[name] = value
+    return found
+
+
+def load_for_verify(path: str | os.PathLike, *, with_secrets: bool = True) -> VerifyInventory:
+    """Load the inventory with its secrets when the vault password is readable, else with placeholders."""
+    directory = inventory_module.hosts_file(pathlib.Path(path)).parent
+    vault_file = inventory_module.find_vault_password_file(directory)
+    if with_secrets and vault_file is not None and os.access(vault_file, os.R_OK):
+        loaded = inventory_module.load(directory)
+        return VerifyInventory(loaded, None, secret_values(loaded))
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="tsdeploy-verify-inv-"))
+    try:
+        saved = os.environ.pop("ANSIBLE_VAULT_PASSWORD_FILE", None)
+        try:
+            first = inventory_module.load(_placeholder_copy(directory, scratch / "a", "A"), validate=False)
+            probe = inventory_module.load(_placeholder_copy(directory, scratch / "b", "B"), validate=False)
+        finally:
+            if saved is not None:
+                os.environ["ANSIBLE_VAULT_PASSWORD_FILE"] = saved
+    finally:
+        shutil.rmtree(scratch)
+    return VerifyInventory(first, probe, {})
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every known secret value, and anything shaped like a credential, with ***."""
+    for value in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(value, MASK)
+    return "\n".join(_redact_line(line) for line in text.split("\n"))
+
+
+def _redact_line(line: str) -> str:
+    for pattern, replacement in _SECRET_PATTERNS:
+        line = pattern.sub(replacement, line)
+    return line
+
+
+def redacted_diff(path: str, expected: str, actual: str, secrets: Iterable[str]) -> str:
+    """A unified diff from the rendered file to the file on the host, with secrets shown as ***."""
+    diff = difflib.unified_diff(expected.splitlines(keepends=True), actual.splitlines(keepends=True),
+                                fromfile=f"{path} (rendered by the deploy)", tofile=f"{path} (on the host)")
+    return redact("".join(diff), secrets)
+
+
+def redact_reports(report_dir: pathlib.Path, secrets: Mapping[str, str]) -> list[str]:
+    """Mask any secret value found in the report files; return the names of the secrets that were found."""
+    found: set[str] = set()
+    for name in REPORT_FILES:
+        path = report_dir / name
+        if not path.is_file():
+            continue
+        text = path.read_text()
+        for secret_name, value in secrets.items():
+            if value and value in text:
+                found.add(secret_name)
+                text = text.replace(value, MASK)
+        path.write_text(text)
+    return sorted(found)
+
+
+def pytest_command(inventory: pathlib.Path, report_dir: pathlib.Path, *, limit: str | None, workers: int,
+                   no_secrets: bool) -> list[str]:
+    """The pytest invocation behind `verify` (parallel over hosts with pytest-xdist)."""
+    command = [sys.executable, "-m", "pytest", str(SUITE_DIR), f"--inventory={inventory}",
+               f"--junitxml={report_dir / 'junit.xml'}", f"--html={report_dir / 'report.html'}",
+               "--self-contained-html", "-p", "no:cacheprovider", "-q", "-rfs", "--color=no",
+               f"--rootdir={ROOT}", "-o", "junit_family=xunit1", "-o", "junit_logging=no"]
+    if workers > 1:
+        command += ["-n", str(workers), "--dist", "loadgroup"]
+    if limit:
+        command.append(f"--limit={limit}")
+    if no_secrets:
+        command.append("--no-secrets")
+    return command
+
+
+@click.command()
+@click.argument("inventory", type=click.Path(exists=True, file_okay=True, path_type=pathlib.Path))
+@click.option("--limit", metavar="GROUP", help="Only check hosts of this group (db, cache, app, lb).")
+@click.option("--report", "report_dir", required=True, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=pathlib.Path),
+              help="Directory for junit.xml, report.html and summary.md (created if missing).")
+@click.option("--workers", default=4, show_default=True, metavar="N", envvar="TSDEPLOY_VERIFY_WORKERS",
+              help="Parallel pytest-xdist workers (checks are I/O bound: SSH round trips).")
+@click.option("--no-secrets", is_flag=True,
+              help="Verify as an auditor without the vault password: checks needing a secret are not run.")
+def verify(inventory: pathlib.Path, limit: str | None, report_dir: pathlib.Path, workers: int,
+           no_secrets: bool) -> None:
+    """Verify INVENTORY's hosts read-only against the security baseline and write auditor reports."""
+    started = time.monotonic()
+    loaded = load_for_verify(inventory, with_secrets=not no_secrets)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    command = pytest_command(inventory.resolve(), report_dir.resolve(), limit=limit, workers=workers,
+                             no_secrets=not loaded.has_secrets)
+    click.echo(f">> verifying {inventory} ({'with' if loaded.has_secrets else 'without'} the deploy's secrets)",
+               err=True)
+    completed = subprocess.run(command, cwd=ROOT, check=False)
+    rows = controls.build_rows(controls.load_catalogue(), controls.read_junit(report_dir / "junit.xml"))
+    title = f"Verify report: {inventory}" + (f" (--limit {limit})" if limit else "")
+    summary = controls.render_summary(rows, title=title, duration_s=time.monotonic() - started)
+    (report_dir / "summary.md").write_text(summary)
+    leaked = redact_reports(report_dir, loaded.secrets)
+    if leaked:
+        click.echo(f"!! masked secret values of {', '.join(leaked)} found in the reports", err=True)
+    failed = controls.failed_controls(rows)
+    click.echo(summary.split("\n")[4 if "Duration" in summary else 2], err=True)
+    for path in REPORT_FILES:
+        click.echo(str(report_dir / path))
+    if failed or completed.returncode not in (0, 5):
+        if failed:
+            click.echo(f"failed controls: {', '.join(failed)}", err=True)
+        sys.exit(1)
