@@ -28,6 +28,9 @@ def _register() -> None:
     from tsdeploy import verify
 
     cli.add_command(verify.verify)
+    from tsdeploy import smoke
+
+    cli.add_command(smoke.smoke)
 
 
 def main() -> None:
