@@ -13,12 +13,13 @@ import configparser
 import dataclasses
 import os
 import pathlib
+import re
 from typing import Any
 
 from ansible.errors import AnsibleError
 from ansible.inventory.manager import InventoryManager
 from ansible.parsing.dataloader import DataLoader
-from ansible.parsing.vault import get_file_vault_secret
+from ansible.parsing.vault import get_file_vault_secret, is_encrypted_file
 from ansible.template import Templar
 from ansible.vars.manager import VariableManager
 
@@ -41,6 +42,9 @@ MAGIC_VARS = frozenset({
     "inventory_hostname_short", "playbook_dir", "omit", "ansible_facts", "ansible_version",
     "ansible_config_file", "ansible_playbook_python",
 })
+#: Settings that hold secrets; `load(..., secrets=False)` gives each a placeholder (validation marks them).
+SECRET_SETTINGS = frozenset(rule.name for rule in validation.RULES if rule.secret)
+_VAULT_REFERENCE = re.compile(r"^\{\{\s*(vault_\w+)\s*\}\}$")
 
 
 class InventoryError(Exception):
@@ -142,6 +146,23 @@ def _is_setting(name: str) -> bool:
     return not name.startswith("ansible_") or name in CONNECTION_VARS
 
 
+def secret_placeholder(name: str, raw: Any) -> str:
+    """`__SECRET_<vault variable>__` for a setting mapped from the vault (else `__SECRET_<setting>__`)."""
+    reference = _VAULT_REFERENCE.match(str(raw).strip())
+    return f"__SECRET_{reference.group(1) if reference else name}__"
+
+
+class _VaultlessLoader(DataLoader):
+    """A DataLoader for `secrets=False`: vault-encrypted files read as empty, so no vault password is needed."""
+
+    def get_text_file_contents(self, file_name: str, encoding: str | None = None) -> str:
+        path = self.path_dwim(file_name)
+        with open(path, "rb") as handle:
+            if is_encrypted_file(handle):
+                return Origin(path=path).tag("{}")
+        return super().get_text_file_contents(file_name, encoding)
+
+
 def _make_loader(vault_file: pathlib.Path | None) -> DataLoader:
     loader = DataLoader()
     if vault_file is not None:
@@ -157,8 +178,11 @@ def _make_loader(vault_file: pathlib.Path | None) -> DataLoader:
 
 
 def load(path: str | os.PathLike, vault_password_file: str | os.PathLike | None = None,
-         validate: bool = True) -> Inventory:
+         validate: bool = True, secrets: bool = True) -> Inventory:
     """Load and (by default) validate the inventory at `path` (a directory with hosts.yml, or the file).
+
+    With `secrets=False` the vault is never read (no password needed) and every secret setting
+    (SECRET_SETTINGS) reads `secret_placeholder(...)`, e.g. `__SECRET_vault_postgresql_app_password__`.
 
     Raises InventoryError listing every problem: each names the host, the variable, the file, the bad
     value and the fix.
@@ -166,8 +190,8 @@ def load(path: str | os.PathLike, vault_password_file: str | os.PathLike | None 
     path = pathlib.Path(path)
     source = hosts_file(path)
     inventory_dir = source.parent
-    vault_file = find_vault_password_file(inventory_dir, vault_password_file)
-    loader = _make_loader(vault_file)
+    vault_file = find_vault_password_file(inventory_dir, vault_password_file) if secrets else None
+    loader = _make_loader(vault_file) if secrets else _VaultlessLoader()
     try:
         manager = InventoryManager(loader=loader, sources=[str(source)])
         variables = VariableManager(loader=loader, inventory=manager)
@@ -186,6 +210,8 @@ def load(path: str | os.PathLike, vault_password_file: str | os.PathLike | None 
         for name, value in raw.items():
             if not _is_setting(name):
                 continue
+            if not secrets and name in SECRET_SETTINGS:
+                value = secret_placeholder(name, value)
             try:
                 templated = templar.template(value)
             except AnsibleError as error:
@@ -201,6 +227,6 @@ def load(path: str | os.PathLike, vault_password_file: str | os.PathLike | None 
 
     inventory = Inventory(path=inventory_dir, groups=groups, hostvars=hostvars, origins=origins,
                           vault_password_file=vault_file)
-    if validate and (problems := validation.validate(inventory)):
+    if validate and (problems := validation.validate(inventory, check_secrets=secrets)):
         raise InventoryError(problems)
     return inventory

@@ -6,6 +6,7 @@ Each target is a subcommand in its own module (`render` here; `vm` for hand-run 
 import click
 
 from tsdeploy.generate.render import render_command
+from tsdeploy.generate.vm import vm_command
 
 
 @click.group()
@@ -14,3 +15,4 @@ def generate() -> None:
 
 
 generate.add_command(render_command)
+generate.add_command(vm_command)
