@@ -27,7 +27,8 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from tsdeploy import ROOT
 
-#: The app's source tree (its own pyproject, `src/`, pins).
+#: The app's source tree (its own pyproject, `src/`, pins); TSDEPLOY_APP_DIR ships another tree instead
+#: (the e2e test ships a deliberately broken release this way).
 APP_DIR = ROOT / "app"
 #: Where artifacts are cached on the control node; override with TSDEPLOY_CACHE_DIR.
 DEFAULT_CACHE_DIR = pathlib.Path("/var/cache/tsdeploy")
@@ -82,8 +83,9 @@ def _release_files(app_dir: pathlib.Path) -> list[pathlib.Path]:
     return sorted(files)
 
 
-def release_id(app_dir: pathlib.Path = APP_DIR) -> str:
+def release_id(app_dir: pathlib.Path | None = None) -> str:
     """Content hash (12 hex digits) of the app's source files and pins: same inputs, same release id."""
+    app_dir = app_dir or app_source_dir()
     files = _release_files(app_dir)
     if not (app_dir / "pyproject.toml").is_file() or not (app_dir / "requirements.txt").is_file():
         raise ArtifactError(f"{app_dir} is not the app: it needs pyproject.toml and requirements.txt")
@@ -197,7 +199,12 @@ def _write_tarball(source: pathlib.Path, tarball: pathlib.Path) -> None:
     tarball.write_bytes(buffer.getvalue())
 
 
-def build(debian_release: str, app_dir: pathlib.Path = APP_DIR) -> Artifact:
+def app_source_dir() -> pathlib.Path:
+    """The app tree a deploy ships: TSDEPLOY_APP_DIR if set, else the repository's app/."""
+    return pathlib.Path(os.environ.get("TSDEPLOY_APP_DIR", APP_DIR))
+
+
+def build(debian_release: str, app_dir: pathlib.Path | None = None) -> Artifact:
     """Return the release artifact for a Debian release's Python, building it only if it is not cached.
 
     Updates: nothing if `<cache>/artifacts/<release id>/wheelhouse-py<X.Y>.tar` exists; otherwise builds
@@ -205,6 +212,7 @@ def build(debian_release: str, app_dir: pathlib.Path = APP_DIR) -> Artifact:
 
     Example: `build("bookworm").tarball` -> /var/cache/tsdeploy/artifacts/1a2b3c4d5e6f/wheelhouse-py3.11.2.tar
     """
+    app_dir = app_dir or app_source_dir()
     python_version, glibc = target_python(debian_release)
     rid = release_id(app_dir)
     release_dir = cache_dir() / rid
