@@ -42,7 +42,7 @@ class ManagedFile:
     + key: how the roles name it: the template path ("postgres/pg_hba.conf.j2") or, for a control-node
       file, "<role>/<what>" ("nginx/tls.key")
     + role: the role that writes it (common, postgres, redis, app, nginx)
-    + dest: absolute path on the host
+    + path: absolute path on the host (`dest(ctx)` resolves it)
     + user/group/mode: owner, group and octal mode as pyinfra takes them ("640")
     + template: the template under templates/ (None for a control-node file)
     + local_key: (context section, key) holding the control-node path of a file copied as is
@@ -52,7 +52,7 @@ class ManagedFile:
 
     key: str
     role: str
-    dest: Value
+    path: Value
     user: Value
     group: Value
     mode: str
@@ -77,9 +77,13 @@ class ManagedFile:
         in_group = group is None or group in ctx["host"]["groups"]
         return in_group and (self.when is None or self.when(ctx))
 
+    def dest(self, ctx: Context) -> str:
+        """The file's path on the host of `ctx`."""
+        return _resolve(self.path, ctx)
+
     def placed(self, ctx: Context) -> Placed:
         """Destination, owner and mode for the host of `ctx`."""
-        return Placed(dest=_resolve(self.dest, ctx), user=_resolve(self.user, ctx),
+        return Placed(dest=self.dest(ctx), user=_resolve(self.user, ctx),
                       group=_resolve(self.group, ctx), mode=self.mode)
 
     def source_path(self, ctx: Context) -> str:
@@ -97,7 +101,9 @@ class ManagedFile:
         """The file's content for the host of `ctx`: the rendered template or the control-node file."""
         if self.template is not None:
             return templating.render(self.template, ctx)
-        return pathlib.Path(self.source_path(ctx)).read_text(encoding="utf-8")
+        # newline="": exactly the file's bytes, as files.put uploads them.
+        with open(self.source_path(ctx), encoding="utf-8", newline="") as handle:
+            return handle.read()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,7 +226,7 @@ MANAGED_PATHS: tuple[ManagedPath, ...] = (
     ManagedPath("postgres", lambda ctx: ctx["postgres"]["conf_dir"], "postgres", "postgres", "700"),
     ManagedPath("postgres", _pg_conf("postgresql.conf"), "postgres", "postgres", "640", directory=False),
     ManagedPath("postgres", lambda ctx: ctx["postgres"]["data_dir"], "postgres", "postgres", "700"),
-    ManagedPath("redis", "/etc/redis", "redis", "redis", "750"),
+    ManagedPath("redis", "/etc/redis", "redis", "redis", "2750"),
     ManagedPath("redis", "/var/lib/redis", "redis", "redis", "750"),
     ManagedPath("app", _app_path("base_dir"), "root", "root", "755"),
     ManagedPath("app", _app_path("releases_dir"), "root", "root", "755"),

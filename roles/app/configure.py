@@ -8,7 +8,7 @@ from typing import Any
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files, systemd
 
-from roles.common.files import put_rendered, put_secret_rendered
+from roles.common.files import put_managed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,13 +24,10 @@ def apply(ctx: dict[str, Any]) -> Configured:
     app = ctx["app"]
     files.directory(name=f"Create {app['config_dir']} (root:talentsphere 0750)", path=app["config_dir"],
                     user="root", group=app["user"], mode="750")
-    env = put_secret_rendered(ctx, "app/env.j2", app["env_file"], user="root", group=app["user"], mode="640",
-                              name="Write the app's environment file (secrets; root:talentsphere 0640)")
-    gunicorn = put_rendered(ctx, "app/gunicorn.conf.py.j2", app["gunicorn_conf"], user="root",
-                            group=app["user"], mode="640", name="Write gunicorn.conf.py")
+    env = put_managed(ctx, "app/env.j2", name="Write the app's environment file (secrets; root:talentsphere 0640)")
+    gunicorn = put_managed(ctx, "app/gunicorn.conf.py.j2", name="Write gunicorn.conf.py")
     units = tuple(
-        put_rendered(ctx, f"app/{unit}.j2", f"/etc/systemd/system/{unit}", user="root", group="root",
-                     mode="644", name=f"Install the {unit} unit")
+        put_managed(ctx, f"app/{unit}.j2", name=f"Install the {unit} unit")
         for unit in ("talentsphere.service", "talentsphere-flush-views.service", "talentsphere-flush-views.timer")
     )
     systemd.daemon_reload(name="Reload systemd because an app unit changed",

@@ -1,4 +1,4 @@
-"""Put files on hosts: rendered templates, and files holding secrets that never reach output or --diff.
+"""Put the files of tsdeploy.manifest on hosts; files holding secrets never reach output or --diff.
 
 `secret_file` compares the remote sha256 with the wanted content (so an unchanged secret reports no change),
 fixes owner and mode BEFORE content lands (pyinfra's sudo upload `cp`s onto the existing file, keeping its
@@ -18,7 +18,7 @@ from pyinfra.facts.files import File, Sha256File
 from pyinfra.operations import files
 from pyinfra.operations.util.files import ensure_mode_int
 
-from tsdeploy.templating import render
+from tsdeploy import manifest
 
 
 def private_temp_dir(deploy_user: str) -> str:
@@ -56,24 +56,17 @@ def secret_file(dest: str, content: HiddenValue, user: str, group: str, mode: st
         host.noop(f"{dest} already holds the wanted secret content")
 
 
-def put_rendered(ctx: dict[str, Any], template: str, dest: str, *, name: str, user: str = "root",
-                 group: str = "root", mode: str = "644") -> OperationMeta:
-    """Render `template` with the host's context and put it at `dest` (idempotent by checksum)."""
-    return files.put(name=name, src=io.StringIO(render(template, ctx)), dest=dest,
-                     user=user, group=group, mode=mode)
+def put_managed(ctx: dict[str, Any], key: str, *, name: str) -> OperationMeta:
+    """Put the file `key` of tsdeploy.manifest on the host: its content, path, owner and mode come from there.
 
-
-def put_secret_rendered(ctx: dict[str, Any], template: str, dest: str, *, name: str, user: str = "root",
-                        group: str = "root", mode: str = "600") -> OperationMeta:
-    """Render a template that holds secrets and put it at `dest` through `secret_file`."""
-    return secret_file(name=name, dest=dest, content=HiddenValue(render(template, ctx)), user=user,
-                       group=group, mode=mode, temp_dir=private_temp_dir(ctx["host"]["deploy_user"]))
-
-
-def put_secret_local(ctx: dict[str, Any], src: str, dest: str, *, name: str, user: str, group: str,
-                     mode: str = "600") -> OperationMeta:
-    """Put a secret file from the control node (a TLS key) at `dest` through `secret_file`."""
-    with open(src, encoding="utf-8") as handle:
-        content = handle.read()
-    return secret_file(name=name, dest=dest, content=HiddenValue(content), user=user, group=group,
-                       mode=mode, temp_dir=private_temp_dir(ctx["host"]["deploy_user"]))
+    Templates are rendered with the host's context; control-node files (TLS certificates) are uploaded as
+    they are; a file marked secret goes through `secret_file` (no diff, contents hidden, mode set first).
+    """
+    item = manifest.get(key)
+    placed = item.placed(ctx)
+    if item.secret:
+        return secret_file(name=name, dest=placed.dest, content=HiddenValue(item.content(ctx)), user=placed.user,
+                           group=placed.group, mode=placed.mode,
+                           temp_dir=private_temp_dir(ctx["host"]["deploy_user"]))
+    src = io.StringIO(item.content(ctx)) if item.template is not None else item.source_path(ctx)
+    return files.put(name=name, src=src, dest=placed.dest, user=placed.user, group=placed.group, mode=placed.mode)

@@ -6,15 +6,16 @@ from typing import Any
 
 from pyinfra.operations import server, systemd
 
-from roles.common.files import put_rendered
+from roles.common.files import put_managed
+from tsdeploy import manifest
 
-CONF = "/etc/nftables.conf"
+CONF = manifest.get("common/nftables.conf.j2").path
 
 
 def apply(ctx: dict[str, Any]) -> None:
     ports = ", ".join(str(rule["port"]) for rule in ctx["common"]["firewall_rules"])
-    conf = put_rendered(ctx, "common/nftables.conf.j2", CONF, mode="600",
-                        name=f"Write the nftables ruleset: drop inbound except ports {ports} from their peers")
+    conf = put_managed(ctx, "common/nftables.conf.j2",
+                       name=f"Write the nftables ruleset: drop inbound except ports {ports} from their peers")
     check = server.shell(name="Check the nftables ruleset with nft -c before loading it",
                          commands=[f"nft -c -f {CONF}"], _if=conf.did_change)
     server.shell(name="Load the nftables ruleset", commands=[f"nft -f {CONF}"],

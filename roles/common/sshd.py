@@ -6,15 +6,16 @@ from typing import Any
 
 from pyinfra.operations import files, server, systemd
 
-from roles.common.files import put_rendered
+from roles.common.files import put_managed
+from tsdeploy import manifest
 
-DROP_IN = "/etc/ssh/sshd_config.d/10-tsdeploy.conf"
+DROP_IN = manifest.get("common/sshd_hardening.conf.j2").path
 
 
 def apply(ctx: dict[str, Any]) -> None:
     user = ctx["common"]["deploy_user"]
-    drop_in = put_rendered(ctx, "common/sshd_hardening.conf.j2", DROP_IN, mode="600",
-                           name="Harden sshd: keys only, no root login, no forwarding (ssh-baseline)")
+    drop_in = put_managed(ctx, "common/sshd_hardening.conf.j2",
+                          name="Harden sshd: keys only, no root login, no forwarding (ssh-baseline)")
     files.file(name="Make sshd_config readable by root only (sshd-27)", path="/etc/ssh/sshd_config",
                       user="root", group="root", mode="600")
     # Reload only when the config is valid AND the deploy user still has a key to log in with: a bad

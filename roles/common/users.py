@@ -6,7 +6,7 @@ from typing import Any
 
 from pyinfra.operations import apt, files, server
 
-from roles.common.files import private_temp_dir, put_rendered
+from roles.common.files import private_temp_dir, put_managed
 
 
 def apply(ctx: dict[str, Any]) -> None:
@@ -15,8 +15,7 @@ def apply(ctx: dict[str, Any]) -> None:
     apt.packages(name="Install sudo, nftables and the CA tooling", packages=["sudo", "nftables", "ca-certificates"])
     server.user(name=f"Keep the deploy user {user} with a login shell", user=user, shell="/bin/bash",
                 ensure_home=True)
-    put_rendered(ctx, "common/sudoers.j2", f"/etc/sudoers.d/tsdeploy-{user}", mode="440",
-                 name=f"Grant {user} passwordless sudo in a sudoers drop-in")
+    put_managed(ctx, "common/sudoers.j2", name=f"Grant {user} passwordless sudo in a sudoers drop-in")
     files.directory(name="Create the root of the deploy users' private upload dirs",
                     path="/var/lib/tsdeploy-upload", user="root", group="root", mode="755")
     files.directory(name=f"Create {user}'s private 0700 upload dir for secret files",
@@ -24,6 +23,4 @@ def apply(ctx: dict[str, Any]) -> None:
     files.directory(name="Create the directory for the inventory's CA certificate",
                     path="/etc/ssl/tsdeploy", user="root", group="root", mode="755")
     if ctx["common"]["ca_cert_src"]:
-        files.put(name="Install the inventory's CA certificate for TLS clients",
-                  src=ctx["common"]["ca_cert_src"], dest=ctx["common"]["ca_cert_path"],
-                  user="root", group="root", mode="644")
+        put_managed(ctx, "common/ca.pem", name="Install the inventory's CA certificate for TLS clients")

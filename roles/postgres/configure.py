@@ -10,7 +10,7 @@ from typing import Any
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
-from roles.common.files import put_rendered, put_secret_local
+from roles.common.files import put_managed
 
 
 def apply(ctx: dict[str, Any]) -> None:
@@ -22,16 +22,11 @@ def apply(ctx: dict[str, Any]) -> None:
                user="postgres", group="postgres", mode="640")
     files.directory(name="Keep the data dir 0700", path=pg["data_dir"], user="postgres", group="postgres",
                     mode="700")
-    cert = files.put(name="Install the inventory's TLS certificate for PostgreSQL", src=pg["tls_cert_src"],
-                     dest=f"{conf_dir}/server.crt", user="postgres", group="postgres", mode="644")
-    key = put_secret_local(ctx, pg["tls_key_src"], f"{conf_dir}/server.key", user="postgres",
-                           group="postgres", mode="600", name="Install the TLS key for PostgreSQL (0600)")
-    tuned = put_rendered(ctx, "postgres/tsdeploy.conf.j2", f"{conf_dir}/conf.d/50-tsdeploy.conf",
-                         user="postgres", group="postgres", mode="640",
-                         name="Write the tuned, logged, TLS-only settings drop-in")
-    hba = put_rendered(ctx, "postgres/pg_hba.conf.j2", f"{conf_dir}/pg_hba.conf", user="postgres",
-                       group="postgres", mode="600",
-                       name="Allow only local peer and hostssl scram-sha-256 from app hosts in pg_hba.conf")
+    cert = put_managed(ctx, "postgres/server.crt", name="Install the inventory's TLS certificate for PostgreSQL")
+    key = put_managed(ctx, "postgres/server.key", name="Install the TLS key for PostgreSQL (0600)")
+    tuned = put_managed(ctx, "postgres/tsdeploy.conf.j2", name="Write the tuned, logged, TLS-only settings drop-in")
+    hba = put_managed(ctx, "postgres/pg_hba.conf.j2",
+                      name="Allow only local peer and hostssl scram-sha-256 from app hosts in pg_hba.conf")
     changed = any_changed(cert, key, tuned, hba)
     server.shell(name="Reload PostgreSQL because its configuration changed",
                  commands=[f"systemctl reload {service}"], _if=changed)

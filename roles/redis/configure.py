@@ -7,7 +7,7 @@ from typing import Any
 from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
-from roles.common.files import put_rendered, put_secret_rendered
+from roles.common.files import put_managed
 
 
 def apply(ctx: dict[str, Any]) -> None:
@@ -17,10 +17,9 @@ def apply(ctx: dict[str, Any]) -> None:
                     user="redis", group="redis", mode="2750")
     files.directory(name="Keep the Redis data dir private to redis (0750)", path="/var/lib/redis",
                     user="redis", group="redis", mode="750")
-    acl = put_secret_rendered(ctx, "redis/users.acl.j2", "/etc/redis/users.acl", user="redis", group="redis",
-                              mode="640", name="Write the ACL file: default user off, app and admin users")
-    conf = put_rendered(ctx, "redis/redis.conf.j2", "/etc/redis/redis.conf", user="redis", group="redis",
-                        mode="640", name="Write redis.conf: private bind, protected mode, maxmemory allkeys-lru")
+    acl = put_managed(ctx, "redis/users.acl.j2", name="Write the ACL file: default user off, app and admin users")
+    conf = put_managed(ctx, "redis/redis.conf.j2",
+                       name="Write redis.conf: private bind, protected mode, maxmemory allkeys-lru")
     systemd.service(name="Run Redis at boot", service="redis-server", running=True, enabled=True)
     systemd.service(name="Restart Redis because its configuration changed", service="redis-server",
                     restarted=True, _if=any_changed(acl, conf))
