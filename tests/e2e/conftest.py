@@ -26,22 +26,27 @@ _started: dict[str, Lab] = {}
 
 def _remove_started_labs() -> None:
     """Last resort (atexit, SIGTERM/SIGHUP): remove every lab this session started that is still up."""
+    errors = []
     for name, lab in list(_started.items()):
         try:
             lab.down()
+        except Exception as error:  # keep removing the other labs, then report the first failure
+            errors.append(error)
         finally:
             _started.pop(name, None)
+    if errors:
+        raise errors[0]
 
 
-def _exit_on_signal(signum: int, _frame: object) -> None:
-    # Raising here unwinds pytest's fixtures (their finally blocks run); atexit covers the rest.
-    raise SystemExit(128 + signum)
+def _interrupt_on_signal(_signum: int, _frame: object) -> None:
+    # pytest stops the session on KeyboardInterrupt and still runs fixture teardown; atexit covers the rest.
+    raise KeyboardInterrupt
 
 
 atexit.register(_remove_started_labs)
 for _signal in (signal.SIGTERM, signal.SIGHUP):
     if signal.getsignal(_signal) in (signal.SIG_DFL, None):
-        signal.signal(_signal, _exit_on_signal)
+        signal.signal(_signal, _interrupt_on_signal)
 
 
 def lab_name(purpose: str) -> str:
@@ -59,10 +64,8 @@ class LabFactory:
 
     def stop(self, purpose: str) -> None:
         lab = Lab(lab_name(purpose))
-        try:
-            lab.down()
-        finally:
-            _started.pop(lab.name, None)
+        lab.down()
+        _started.pop(lab.name, None)  # only once it is really gone: an interrupted down is retried atexit
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from tsdeploy.lab import host as hostlib
-from tsdeploy.lab import image, inventory, network, pki
+from tsdeploy.lab import image, inventory, network, pki, sysctl
 from tsdeploy.lab.secrets import ensure_secrets, ensure_vault_password
-from tsdeploy.lab.state import GLOBAL_LOCK, IP_FORWARD_SAVED, STATE_ROOT, HostState, LabState, check_name, lab_names
+from tsdeploy.lab.state import GLOBAL_LOCK, SYSCTL_SAVED, STATE_ROOT, HostState, LabState, check_name, lab_names
 from tsdeploy.lab.system import LabError, ensure_packages, file_lock, progress, require_root, run
 from tsdeploy.lab.topology import hosts_of
 
@@ -92,7 +92,7 @@ class Lab:
             progress(f"network: bridge {state.bridge} {network.gateway(subnet)}/24, nft table {state.nft_table}")
             network.ensure_bridge(state.bridge, subnet)
             network.ensure_nat(state.nft_table, subnet, state.bridge)
-            network.enable_forwarding(IP_FORWARD_SAVED)
+            sysctl.apply(SYSCTL_SAVED)
         self._ensure_ssh_key()
         host_keys = self._start_hosts(state, base, subnet)
         self._write_ssh_files(state, host_keys)
@@ -161,6 +161,7 @@ class Lab:
                 continue
             progress(f"{name}: booting {h.address} ({h.machine})")
             hostlib.stop(h)  # a host orphaned by a killed nspawn would hold the address and veth name
+            hostlib.remove_veth(h.machine)
             root = hostlib.mount_overlay(base, host_dir)
             keys[name] = hostlib.personalize(
                 root, hostname=name, address=h.address, prefixlen=subnet.prefixlen,
@@ -203,7 +204,7 @@ class Lab:
             for name, h in list(pending.items()):
                 if not hostlib.is_running(h.pid, h.machine):
                     log = hostlib.paths(self.state_dir / "hosts" / name)["log"]
-                    raise LabError(f"{name}: systemd-nspawn stopped during boot; see {log}")
+                    raise LabError(f"{name}: systemd-nspawn stopped during boot:\n{hostlib.log_tail(log)}")
                 result = run(["ssh", "-F", self.ssh_config, name, "systemctl is-system-running --wait"],
                              check=False, timeout=BOOT_TIMEOUT)
                 answer = result.stdout.strip()
@@ -211,8 +212,11 @@ class Lab:
                     progress(f"{name}: up, systemd {answer}")
                     del pending[name]
             if pending and time.monotonic() > deadline:
-                raise LabError(f"hosts {', '.join(pending)} did not answer over SSH within {BOOT_TIMEOUT:.0f}s; "
-                               f"see {self.state_dir}/hosts/<host>/nspawn.log")
+                logs = "\n".join(
+                    f"--- {name}:\n{hostlib.log_tail(hostlib.paths(self.state_dir / 'hosts' / name)['log'])}"
+                    for name in pending
+                )
+                raise LabError(f"hosts {', '.join(pending)} did not answer over SSH within {BOOT_TIMEOUT:.0f}s:\n{logs}")
             if pending:
                 time.sleep(0.5)
 
@@ -247,7 +251,9 @@ class Lab:
                 shutil.rmtree(self.state_dir)
             return
         for name, h in state.hosts.items():
+            progress(f"{name}: stopping")
             hostlib.stop(h)
+            hostlib.remove_veth(h.machine)
             hostlib.unmount_overlay(self.state_dir / "hosts" / name)
         if state.inventory_dir:
             inventory.remove_inventory(Path(state.inventory_dir))
@@ -256,7 +262,7 @@ class Lab:
             network.delete_bridge(state.bridge)
             shutil.rmtree(self.state_dir)
             if not lab_names():
-                network.restore_forwarding(IP_FORWARD_SAVED)
+                sysctl.restore(SYSCTL_SAVED)
         progress(f"lab {self.name} removed in {time.monotonic() - started:.1f}s")
 
 

@@ -129,8 +129,33 @@ def boot(root: Path, *, machine: str, hostname: str, bridge: str, log: Path) -> 
         )
     time.sleep(0.5)
     if process.poll() is not None:
-        raise LabError(f"systemd-nspawn for {hostname} exited at once ({process.returncode}); see {log}")
+        raise LabError(f"systemd-nspawn for {hostname} exited at once ({process.returncode}):\n{log_tail(log)}")
     return process.pid
+
+
+def log_tail(log: Path, lines: int = 8) -> str:
+    """The end of a host's boot log, for error messages (the log goes away with `lab down`)."""
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {log})"
+
+
+def veth_name(machine: str) -> str:
+    """The host side of the host's veth pair, as systemd-nspawn names it for --network-bridge."""
+    return f"vb-{machine}"
+
+
+def remove_veth(machine: str, timeout: float = 10.0) -> None:
+    """Make sure the host's veth is gone: the kernel drops it with the host's network namespace, but
+    asynchronously, and a new host of the same name cannot start while it exists ("File exists")."""
+    name = veth_name(machine)
+    deadline = time.monotonic() + timeout
+    while run(["ip", "link", "show", "dev", name], check=False).returncode == 0:
+        if time.monotonic() > deadline:
+            run(["ip", "link", "delete", "dev", name], check=False)
+            return
+        time.sleep(0.2)
 
 
 def _stat_fields(pid: int) -> list[str] | None:

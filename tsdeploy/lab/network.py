@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from pathlib import Path
-
 from tsdeploy.lab.system import LabError, run
 
 # RFC 2544 benchmarking range: reserved for network test labs, never routed on the Internet.
@@ -13,7 +11,6 @@ LAB_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 DEFAULT_LAB = "lab"
 MAX_LABS = 2 ** (24 - LAB_RANGE.prefixlen)
 FIRST_HOST_OFFSET = 10
-IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 
 
 def subnet_for(index: int) -> ipaddress.IPv4Network:
@@ -131,17 +128,3 @@ def nft_table_exists(table: str) -> bool:
 def delete_nat(table: str) -> None:
     if nft_table_exists(table):
         run(["nft", "delete", "table", "ip", table])
-
-
-def enable_forwarding(saved: Path) -> None:
-    """Turn IPv4 forwarding on, saving the value found first so the last lab down can restore it."""
-    if not saved.exists():
-        saved.write_text(IP_FORWARD.read_text().strip() + "\n")
-    IP_FORWARD.write_text("1\n")
-
-
-def restore_forwarding(saved: Path) -> None:
-    """Put back the forwarding value saved by `enable_forwarding` (call when no lab is left)."""
-    if saved.exists():
-        IP_FORWARD.write_text(saved.read_text().strip() + "\n")
-        saved.unlink()

@@ -10,8 +10,8 @@ from pathlib import Path
 from tsdeploy.lab.system import LabError
 
 STATE_ROOT = Path("/var/lib/tsdeploy/labs")
-# Saved once by the first lab that turns forwarding on; restored by the last lab down.
-IP_FORWARD_SAVED = STATE_ROOT.parent / "ip_forward.orig"
+# Kernel settings as found before the first lab changed them; restored by the last lab down.
+SYSCTL_SAVED = STATE_ROOT.parent / "sysctl.orig.json"
 GLOBAL_LOCK = STATE_ROOT.parent / "labs.lock"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 
