@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from flask import current_app
 from werkzeug.local import LocalProxy
 
@@ -72,9 +74,11 @@ class Cache:
 
     def __init__(self, url: str, prefix: str, socket_timeout: float = 0.25, cooldown: float = 5.0) -> None:
         self.prefix = prefix
+        # No client-side retries: redis-py retries 3 times with backoff by default, which would multiply the
+        # cost of a dead Redis; the breaker below is the retry policy.
         self.client = redis.Redis.from_url(
             url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
-            retry_on_timeout=False, health_check_interval=30,
+            retry=Retry(NoBackoff(), 0), health_check_interval=30,
         )
         self.breaker = CircuitBreaker(cooldown)
         self._lock = threading.Lock()

@@ -1,8 +1,10 @@
-"""`talentsphere optimize-db`: create the 38 indexes concurrently, rebuild invalid ones, ANALYZE.
+"""`talentsphere optimize-db`: create the 38 indexes concurrently, rebuild invalid ones, VACUUM ANALYZE.
 
 The report's ``optimize_database.py`` maps here. Runs in autocommit because CREATE INDEX CONCURRENTLY
 cannot run inside a transaction; an interrupted run leaves INVALID indexes, which the next run detects
-(pg_index.indisvalid) and rebuilds.
+(pg_index.indisvalid) and rebuilds. VACUUM (ANALYZE) rather than ANALYZE alone: fresh statistics for the
+planner, and a current visibility map so that the covering indexes give index-only scans right after a bulk
+load instead of waiting for autovacuum.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class OptimizeReport:
     def summary(self) -> str:
         """One line for humans and logs."""
         return (f"indexes: {len(self.created)} created, {len(self.present)} present, "
-                f"{len(self.rebuilt)} rebuilt; analyzed {len(self.analyzed)} tables")
+                f"{len(self.rebuilt)} rebuilt; vacuumed and analyzed {len(self.analyzed)} tables")
 
 
 def check_extensions(engine: Engine) -> None:
@@ -57,7 +59,7 @@ def index_states(engine: Engine) -> dict[str, bool]:
 
 
 def optimize(engine: Engine) -> OptimizeReport:
-    """Create missing indexes, rebuild invalid ones, ANALYZE the indexed tables."""
+    """Create missing indexes, rebuild invalid ones, VACUUM (ANALYZE) the indexed tables."""
     check_extensions(engine)
     report = OptimizeReport()
     states = index_states(engine)
@@ -76,6 +78,6 @@ def optimize(engine: Engine) -> OptimizeReport:
                 report.created.append(spec.name)
             conn.execute(text(spec.create_sql()))
         for table in TABLES:
-            conn.execute(text(f"ANALYZE {table}"))
+            conn.execute(text(f"VACUUM (ANALYZE) {table}"))
             report.analyzed.append(table)
     return report
