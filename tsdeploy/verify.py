@@ -5,8 +5,8 @@ Writes three reports into `--report DIR`: `junit.xml`, `report.html` (pytest-htm
 status is non-zero when any check fails.
 
 Auditors may have the inventory and SSH access but not the vault password. Then the suite loads the
-inventory with every vault variable replaced by a placeholder (`load_for_verify`), and each check that needs
-a secret is reported as "not run (needs secret ...)", never as passed. No secret reaches a report: the
+inventory without the vault (`tsdeploy.inventory.load(..., secrets=False)`: placeholders in place of
+secrets), and each check that needs a secret is reported as "not run (needs secret ...)", never as passed. No secret reaches a report: the
 suite never prints one, and `redact_reports` replaces any that slipped into the files as a last line of
 defence.
 """
@@ -18,10 +18,8 @@ import difflib
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 
@@ -33,12 +31,6 @@ from tsdeploy import inventory as inventory_module
 SUITE_DIR = ROOT / "tests" / "infra"
 REPORT_FILES = ("junit.xml", "report.html", "summary.md")
 MASK = "***"
-#: Prefix of the placeholders that stand in for vault values an auditor does not have.
-PLACEHOLDER = "VERIFY-NO-SECRET"
-_VAULT_HEADER = "$ANSIBLE_VAULT;"
-_VAULT_REFERENCE = re.compile(r"\bvault_[A-Za-z0-9_]+")
-#: Variables whose values are secrets (the inventory maps them from vault_* names).
-_SECRET_NAME = re.compile(r"(password|secret_key|secret|token)$")
 #: Secret-shaped text in config files: KEY=value assignments, URL credentials, Redis ACL and SCRAM verifiers.
 _SECRET_PATTERNS = (
     (re.compile(r"(?i)\b([A-Z0-9_]*(PASSWORD|SECRET|TOKEN)[A-Z0-9_]*\s*[=:]\s*)\S+"), rf"\g<1>{MASK}"),
@@ -51,71 +43,33 @@ _SECRET_PATTERNS = (
 
 @dataclasses.dataclass(frozen=True)
 class VerifyInventory:
-    """The inventory as the suite sees it.
+    """The inventory as the suite sees it: with the vault's secrets, or with placeholders in their place.
 
-    `inventory` renders contexts; without the vault password its vault values are placeholders, and
-    `probe` is the same inventory with different placeholders: a file that renders differently from the
-    two depends on a secret. `secrets` maps each secret variable to its value (empty without the vault).
+    `secrets` maps each secret setting to its value (empty without the vault password).
     """
 
     inventory: inventory_module.Inventory
-    probe: inventory_module.Inventory | None
     secrets: dict[str, str]
-
-    @property
-    def has_secrets(self) -> bool:
-        return self.probe is None
-
-
-def _vault_names(directory: pathlib.Path) -> set[str]:
-    names: set[str] = set()
-    for path in directory.rglob("*"):
-        if path.is_file() and path.suffix in (".yml", ".yaml", "") and path.name != "ansible.cfg":
-            text = path.read_text(errors="replace")
-            if not text.startswith(_VAULT_HEADER):
-                names.update(_VAULT_REFERENCE.findall(text))
-    return names
-
-
-def _placeholder_copy(source: pathlib.Path, target: pathlib.Path, variant: str) -> pathlib.Path:
-    """Copy an inventory, replacing each vault-encrypted file with placeholders for the names it must hold."""
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("ansible.cfg"))
-    names = sorted(_vault_names(target))
-    for path in target.rglob("*"):
-        if path.is_file() and path.read_text(errors="replace").startswith(_VAULT_HEADER):
-            path.write_text("".join(f'{name}: "{PLACEHOLDER}-{variant}-{name}"\n' for name in names))
-    return target
+    has_secrets: bool
 
 
 def secret_values(inventory: inventory_module.Inventory) -> dict[str, str]:
-    """Every secret variable of every host (by name), without placeholders."""
-    found: dict[str, str] = {}
-    for variables in inventory.hostvars.values():
-        for name, value in variables.items():
-            if _SECRET_NAME.search(name) and isinstance(value, str) and value and PLACEHOLDER not in value:
-                found[name] = value
-    return found
+    """Every secret setting of every host (tsdeploy.inventory.SECRET_SETTINGS), by name."""
+    return {name: value for variables in inventory.hostvars.values() for name, value in variables.items()
+            if name in inventory_module.SECRET_SETTINGS and isinstance(value, str) and value}
 
 
 def load_for_verify(path: str | os.PathLike, *, with_secrets: bool = True) -> VerifyInventory:
-    """Load the inventory with its secrets when the vault password is readable, else with placeholders."""
+    """Load the inventory with its secrets when the vault password is readable, else without them.
+
+    Not validated: verify reports what the hosts are, even for an inventory the deploy would refuse.
+    """
     directory = inventory_module.hosts_file(pathlib.Path(path)).parent
     vault_file = inventory_module.find_vault_password_file(directory)
     if with_secrets and vault_file is not None and os.access(vault_file, os.R_OK):
-        loaded = inventory_module.load(directory)
-        return VerifyInventory(loaded, None, secret_values(loaded))
-    scratch = pathlib.Path(tempfile.mkdtemp(prefix="tsdeploy-verify-inv-"))
-    try:
-        saved = os.environ.pop("ANSIBLE_VAULT_PASSWORD_FILE", None)
-        try:
-            first = inventory_module.load(_placeholder_copy(directory, scratch / "a", "A"), validate=False)
-            probe = inventory_module.load(_placeholder_copy(directory, scratch / "b", "B"), validate=False)
-        finally:
-            if saved is not None:
-                os.environ["ANSIBLE_VAULT_PASSWORD_FILE"] = saved
-    finally:
-        shutil.rmtree(scratch)
-    return VerifyInventory(first, probe, {})
+        loaded = inventory_module.load(directory, validate=False)
+        return VerifyInventory(loaded, secret_values(loaded), True)
+    return VerifyInventory(inventory_module.load(directory, validate=False, secrets=False), {}, False)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

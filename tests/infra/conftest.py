@@ -21,7 +21,7 @@ import pytest
 
 from tsdeploy.context import build_context
 from tsdeploy.verify import load_for_verify
-from managed import files_for
+from tsdeploy.manifest import files_for
 from verifyhosts import Target, write_ssh_config
 
 GROUP_FIXTURES = {"db": "db", "cache": "cache", "app": "app", "lb": "lb", "any_host": None}
@@ -89,7 +89,7 @@ def _managed_pairs(config: pytest.Config) -> list:
     pairs = []
     for name in _hosts_for(config, None):
         ctx = build_context(inventory, name)
-        pairs += [pytest.param(name, item, id=f"{name}:{item.dest(ctx)}") for item in files_for(ctx["host"]["groups"])]
+        pairs += [pytest.param(name, item, id=f"{name}:{item.dest(ctx)}") for item in files_for(ctx)]
     return pairs
 
 

@@ -55,8 +55,9 @@ def _https_get(lb: Target, path: str) -> Response:
          f"{name}:443:{lb.address}", "-D", "-", f"https://{name}{path}"],
         capture_output=True, text=True, check=False)
     assert result.returncode == 0, f"{lb}: https://{name}{path} failed: {result.stderr.strip()}"
-    head, _, body = result.stdout.partition("\r\n\r\n")
-    lines = head.split("\r\n")
+    # text mode already turned the CRLF line ends into "\n".
+    head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
+    lines = head.split("\n")
     headers = {key.strip().lower(): value.strip() for key, _, value in (line.partition(":") for line in lines[1:])}
     return Response(int(lines[0].split()[1]), headers, body)
 
@@ -91,7 +92,7 @@ def test_nginx_workers_run_as_www_data(lb: Target) -> None:
 
 @pytest.mark.control("nginx-02")
 def test_nginx_conf_is_root_owned_and_not_readable_by_others(lb: Target) -> None:
-    owner, group, mode = lb.sudo_check("stat -c '%%U %%G %%a' /etc/nginx/nginx.conf").split()
+    owner, group, mode = lb.sudo_check("stat -c '%%U %%G %%a' %s", "/etc/nginx/nginx.conf").split()
     assert (owner, group) == ("root", "root") and int(mode[-1]) == 0, f"{lb}: nginx.conf {owner}:{group} {mode}"
 
 

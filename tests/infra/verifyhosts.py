@@ -60,13 +60,11 @@ class Target:
     ssh_config: pathlib.Path
     host: Any  # testinfra.host.Host
     ctx: dict[str, Any]
-    probe_ctx: dict[str, Any] | None
 
     @classmethod
     def connect(cls, name: str, loaded: VerifyInventory, ssh_config: pathlib.Path) -> Target:
         host = testinfra.get_host(f"ssh://{name}", ssh_config=str(ssh_config))
-        probe = build_context(loaded.probe, name) if loaded.probe is not None else None
-        return cls(name, loaded, ssh_config, host, build_context(loaded.inventory, name), probe)
+        return cls(name, loaded, ssh_config, host, build_context(loaded.inventory, name))
 
     def __str__(self) -> str:
         return self.name

@@ -44,9 +44,9 @@ def test_reports_are_scrubbed_and_the_leaked_secret_names_returned(tmp_path: pat
     assert SECRET not in (tmp_path / "junit.xml").read_text()
 
 
-def test_secret_values_are_the_inventory_variables_named_like_secrets():
-    class FakeInventory:
+def test_secret_values_are_the_inventorys_secret_settings_only():
+    class LoadedInventory:
         hostvars = {"db1": {"postgresql_app_password": "pw1", "tls_key_file": "/x/key.pem",
-                            "app_secret_key": "sk", "redis_admin_password": f"{verify.PLACEHOLDER}-A-x"}}
+                            "app_secret_key": "sk", "postgresql_db_name": "talentsphere"}}
 
-    assert verify.secret_values(FakeInventory()) == {"postgresql_app_password": "pw1", "app_secret_key": "sk"}
+    assert verify.secret_values(LoadedInventory()) == {"postgresql_app_password": "pw1", "app_secret_key": "sk"}
