@@ -145,15 +145,20 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def count_line(rows: Sequence[Row]) -> str:
+    """One line with the number of controls in each status."""
+    counts = {status: sum(row.status == status for row in rows) for status in (PASS, FAIL, DEVIATION, NOT_RUN)}
+    return (f"Controls: {len(rows)} · pass {counts[PASS]} · fail {counts[FAIL]} · "
+            f"deviation {counts[DEVIATION]} · not run {counts[NOT_RUN]}")
+
+
 def render_summary(rows: Sequence[Row], *, title: str, duration_s: float | None = None) -> str:
     """Return summary.md: counts by status, then one table row per control, P1 first."""
-    counts = {status: sum(row.status == status for row in rows) for status in (PASS, FAIL, DEVIATION, NOT_RUN)}
     lines = [f"# {title}", ""]
     if duration_s is not None:
         lines += [f"Duration: {duration_s:.0f} s", ""]
     lines += [
-        f"Controls: {len(rows)} · pass {counts[PASS]} · fail {counts[FAIL]} · "
-        f"deviation {counts[DEVIATION]} · not run {counts[NOT_RUN]}",
+        count_line(rows),
         "",
         "A deviation is a deliberate, documented difference from the public baseline; it is never counted as a "
         "pass. \"not run\" means no check of the control ran to the end (see the note for why).",

@@ -138,14 +138,27 @@ def verify(inventory: pathlib.Path, limit: str | None, report_dir: pathlib.Path,
            no_secrets: bool) -> None:
     """Verify INVENTORY's hosts read-only against the security baseline and write auditor reports."""
     started = time.monotonic()
-    loaded = load_for_verify(inventory, with_secrets=not no_secrets)
+    try:
+        loaded = load_for_verify(inventory, with_secrets=not no_secrets)
+    except inventory_module.InventoryError as error:
+        raise click.ClickException(f"cannot read the inventory {inventory}:\n{error}") from None
+    if limit and not loaded.inventory.hosts_in(limit):
+        groups = ", ".join(sorted(loaded.inventory.groups))
+        raise click.BadParameter(f"group {limit!r} has no hosts in {inventory}; use one of: {groups}",
+                                 param_hint="--limit")
     report_dir.mkdir(parents=True, exist_ok=True)
+    junit = report_dir / "junit.xml"
+    junit.unlink(missing_ok=True)
     command = pytest_command(inventory.resolve(), report_dir.resolve(), limit=limit, workers=workers,
                              no_secrets=not loaded.has_secrets)
     click.echo(f">> verifying {inventory} ({'with' if loaded.has_secrets else 'without'} the deploy's secrets)",
                err=True)
-    completed = subprocess.run(command, cwd=ROOT, check=False)
-    rows = controls.build_rows(controls.load_catalogue(), controls.read_junit(report_dir / "junit.xml"))
+    # pytest's progress is a log: it goes to stderr; stdout carries only the report paths.
+    completed = subprocess.run(command, cwd=ROOT, check=False, stdout=sys.stderr)
+    if not junit.is_file():
+        raise click.ClickException(f"the suite stopped before writing {junit} (pytest exit {completed.returncode});"
+                                   " its messages are above")
+    rows = controls.build_rows(controls.load_catalogue(), controls.read_junit(junit))
     title = f"Verify report: {inventory}" + (f" (--limit {limit})" if limit else "")
     summary = controls.render_summary(rows, title=title, duration_s=time.monotonic() - started)
     (report_dir / "summary.md").write_text(summary)
@@ -153,7 +166,7 @@ def verify(inventory: pathlib.Path, limit: str | None, report_dir: pathlib.Path,
     if leaked:
         click.echo(f"!! masked secret values of {', '.join(leaked)} found in the reports", err=True)
     failed = controls.failed_controls(rows)
-    click.echo(summary.split("\n")[4 if "Duration" in summary else 2], err=True)
+    click.echo(controls.count_line(rows), err=True)
     for path in REPORT_FILES:
         click.echo(str(report_dir / path))
     if failed or completed.returncode not in (0, 5):
