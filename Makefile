@@ -27,11 +27,11 @@ system-deps: ## Install the Debian packages the control node needs (idempotent)
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-$(BIN)/.installed: requirements/control.txt requirements/test.txt app/requirements.txt pyproject.toml app/pyproject.toml | system-deps
+$(BIN)/.installed: requirements/control.txt requirements/test.txt requirements/bench.txt app/requirements.txt pyproject.toml app/pyproject.toml | system-deps
 	@echo ">> building the control virtualenv in $(VENV)" >&2
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements/control.txt -r requirements/test.txt -r app/requirements.txt
+	$(BIN)/pip install -q -r requirements/control.txt -r requirements/test.txt -r requirements/bench.txt -r app/requirements.txt
 	$(BIN)/pip install -q --no-deps -e . -e app
 	touch $@
 
@@ -63,6 +63,10 @@ test-app: venv
 
 test-e2e: venv
 	$(BIN)/pytest tests/e2e
+
+bench: venv ## Benchmarks on an own split lab (QUICK=1: tiny data, short runs); writes bench/results/ and BENCHMARKS.md
+	@command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
+	cd bench && ../$(BIN)/python run.py $(if $(QUICK),--quick)
 
 clean: ## Remove the virtualenv and reports
 	rm -rf $(VENV) reports
