@@ -57,7 +57,6 @@ class BundleError(click.ClickException):
 class BundleFile:
     """One file of the bundle: where it goes on the host and what it holds."""
 
-    key: str
     role: str
     path: str
     user: str
@@ -122,7 +121,7 @@ def bundle_files(inventory: inventory_module.Inventory, hostname: str, with_secr
             except manifest.ManifestError as error:
                 raise BundleError(str(error)) from None
         placed = item.placed(ctx)
-        files.append(BundleFile(key=item.key, role=item.role, path=placed.dest, user=placed.user,
+        files.append(BundleFile(role=item.role, path=placed.dest, user=placed.user,
                                 group=placed.group, mode=placed.mode, secret=item.secret, source=item.label,
                                 trigger=trigger_of(item), content=content))
     return ctx, files
@@ -130,6 +129,7 @@ def bundle_files(inventory: inventory_module.Inventory, hostname: str, with_secr
 
 @functools.cache
 def _environment() -> jinja2.Environment:
+    """Jinja2 for install.sh and README.md (host files are rendered only by tsdeploy.templating)."""
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), undefined=jinja2.StrictUndefined,
                               keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
 
