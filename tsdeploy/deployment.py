@@ -31,6 +31,8 @@ class DeployResult:
 
     changed_operations: int
     changed_hosts: list[str]
+    #: "host: operation name" for every operation run that changed something.
+    changes: list[str]
     failed: list[str]
     hosts: list[str]
     seconds: float
@@ -46,13 +48,13 @@ def parse_results(payload: dict, seconds: float = 0.0) -> DeployResult:
     changed_hosts: set[str] = set()
     all_hosts: set[str] = set()
     failed: list[str] = []
-    changed = 0
+    changes: list[str] = []
     for operation in results["operations"]:
-        changed += len(operation["success"])
+        changes.extend(f"{host}: {operation['name']}" for host in operation["success"])
         changed_hosts.update(operation["success"])
         all_hosts.update(operation["success"] + operation["no_change"] + operation["error"])
         failed.extend(f"{host}: {operation['name']}" for host in operation["error"])
-    return DeployResult(changed, sorted(changed_hosts), failed, sorted(all_hosts), seconds)
+    return DeployResult(len(changes), sorted(changed_hosts), changes, failed, sorted(all_hosts), seconds)
 
 
 def pyinfra_command(limit: tuple[str, ...], diff: bool) -> list[str]:
@@ -111,4 +113,6 @@ def deploy(inventory: pathlib.Path, limit: tuple[str, ...], vault_password_file:
     _print_warnings(loaded)
     result = run(loaded, limit, diff)
     click.echo(f"==> pyinfra finished in {result.seconds:.0f} s on {len(result.hosts)} hosts", err=True)
+    for change in result.changes:
+        click.echo(f"  changed  {change}", err=True)
     click.echo(result.summary)

@@ -104,31 +104,33 @@ class Deployment:
     seconds: float
 
 
-def run_deploy(lab: Lab) -> tuple[str, float]:
-    """Run `tsdeploy deploy` on the lab's inventory; return its last stdout line and the wall time."""
+def run_deploy(lab: Lab) -> tuple[str, float, list[str]]:
+    """Run `tsdeploy deploy` on the lab's inventory: its last stdout line, the wall time, what changed."""
     started = time.monotonic()
     process = subprocess.run([str(Path(sys.executable).parent / "tsdeploy"), "deploy", str(lab.inventory_dir)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
     seconds = time.monotonic() - started
     assert process.returncode == 0, f"tsdeploy deploy failed:\n{process.stderr[-6000:]}\n{process.stdout}"
-    return process.stdout.strip().splitlines()[-1], seconds
+    changes = [line.strip().removeprefix("changed  ") for line in process.stderr.splitlines()
+               if line.startswith("  changed  ")]
+    return process.stdout.strip().splitlines()[-1], seconds, changes
 
 
 @pytest.fixture(scope="session")
 def deployed_split(split_lab: Lab) -> Deployment:
     """The split lab after one cold `tsdeploy deploy` (once per session; verify and app tests reuse it)."""
-    summary, seconds = run_deploy(split_lab)
+    summary, seconds, _ = run_deploy(split_lab)
     return Deployment(split_lab, summary, seconds)
 
 
 @pytest.fixture(scope="session")
 def deployed_trixie(trixie_lab: Lab) -> Deployment:
     """The Debian 13 single-host lab after one cold `tsdeploy deploy` (once per session)."""
-    summary, seconds = run_deploy(trixie_lab)
+    summary, seconds, _ = run_deploy(trixie_lab)
     return Deployment(trixie_lab, summary, seconds)
 
 
 @pytest.fixture
-def redeploy() -> Callable[[Lab], tuple[str, float]]:
-    """`redeploy(lab)` runs `tsdeploy deploy` again and returns (last line, seconds)."""
+def redeploy() -> Callable[[Lab], tuple[str, float, list[str]]]:
+    """`redeploy(lab)` runs `tsdeploy deploy` again and returns (last line, seconds, changed operations)."""
     return run_deploy

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from conftest import Deployment
     from tsdeploy.lab import Lab
 
-    Redeploy = Callable[[Lab], tuple[str, float]]
+    Redeploy = Callable[[Lab], tuple[str, float, list[str]]]
 
 pytestmark = pytest.mark.e2e
 
@@ -83,9 +83,9 @@ def test_database_and_cache_ports_are_open_from_an_app_host(deployed_split: Depl
 
 
 def test_second_deploy_of_the_split_lab_changes_nothing(deployed_split: Deployment, redeploy: Redeploy) -> None:
-    summary, seconds = redeploy(deployed_split.lab)
+    summary, seconds, changes = redeploy(deployed_split.lab)
     print(f"no-op re-deploy (split, bookworm): {seconds:.0f} s")
-    assert summary == "changed: 0 operations on 0 hosts"
+    assert summary == "changed: 0 operations on 0 hosts", "\n".join(changes)
 
 
 def test_debian_13_single_host_deploys_postgresql_17(deployed_trixie: Deployment) -> None:
@@ -96,6 +96,6 @@ def test_debian_13_single_host_deploys_postgresql_17(deployed_trixie: Deployment
 
 def test_second_deploy_of_the_debian_13_host_changes_nothing(deployed_trixie: Deployment,
                                                              redeploy: Redeploy) -> None:
-    summary, seconds = redeploy(deployed_trixie.lab)
+    summary, seconds, changes = redeploy(deployed_trixie.lab)
     print(f"no-op re-deploy (single, trixie): {seconds:.0f} s")
-    assert summary == "changed: 0 operations on 0 hosts"
+    assert summary == "changed: 0 operations on 0 hosts", "\n".join(changes)
