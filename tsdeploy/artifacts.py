@@ -5,7 +5,8 @@ one tarball holding the `talentsphere` wheel, a wheel for every pinned dependenc
 target's CPython) and `requirements.txt`. The app role uploads it and installs with `pip --no-index`.
 
 The release id is a content hash of the app's source and pins, so the same inputs give the same release id
-and the same tarball bytes: a second deploy uploads and installs nothing.
+and the same tarball bytes: a second deploy uploads and installs nothing. `releases_to_prune` decides
+which installed releases a host keeps (the live one, the new one and the newest `app_releases_keep`).
 """
 
 from __future__ import annotations
@@ -232,3 +233,18 @@ def build(debian_release: str, app_dir: pathlib.Path | None = None) -> Artifact:
         os.replace(pathlib.Path(scratch) / name_file.name, name_file)
         os.replace(partial, tarball)
     return Artifact(rid, python_version, tarball, wheel_name)
+
+
+def releases_to_prune(installed: dict[str, int], keep: int, protected: set[str]) -> list[str]:
+    """Releases beyond the newest `keep` (by install time); protected ones (current, new) always stay.
+
+    >>> releases_to_prune({"a": 1, "b": 2, "c": 3, "d": 4}, keep=2, protected={"a"})
+    ['b', 'c']
+    """
+    newest_first = sorted(installed, key=lambda rid: (installed[rid], rid), reverse=True)
+    kept = set(protected)
+    for rid in newest_first:
+        if len(kept) >= max(keep, len(protected)):
+            break
+        kept.add(rid)
+    return sorted(rid for rid in installed if rid not in kept)

@@ -15,6 +15,8 @@ import shlex
 from pyinfra import host
 from pyinfra.api import FactBase, operation
 
+from tsdeploy.artifacts import releases_to_prune
+
 #: Written as the last step of an install: a release directory without it is unfinished and rebuilt.
 COMPLETE_MARKER = ".tsdeploy-complete"
 
@@ -107,21 +109,6 @@ def switch_current(current: str, target: str):
         return
     temporary = shlex.quote(f"{current}.tsdeploy-new")
     yield f"ln -sfn {shlex.quote(target)} {temporary} && mv -T {temporary} {shlex.quote(current)}"
-
-
-def releases_to_prune(installed: dict[str, int], keep: int, protected: set[str]) -> list[str]:
-    """Releases beyond the newest `keep` (by install time); protected ones (current, new) always stay.
-
-    >>> releases_to_prune({"a": 1, "b": 2, "c": 3, "d": 4}, keep=2, protected={"a"})
-    ['b', 'c']
-    """
-    newest_first = sorted(installed, key=lambda rid: (installed[rid], rid), reverse=True)
-    kept = set(protected)
-    for rid in newest_first:
-        if len(kept) >= max(keep, len(protected)):
-            break
-        kept.add(rid)
-    return sorted(rid for rid in installed if rid not in kept)
 
 
 @operation()

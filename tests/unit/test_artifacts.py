@@ -119,3 +119,13 @@ def test_second_build_with_the_same_inputs_reuses_the_cached_tarball(built, froz
 def test_rebuilding_from_scratch_gives_byte_identical_tarballs(built, frozen_app, tmp_path, monkeypatch):
     monkeypatch.setenv("TSDEPLOY_CACHE_DIR", str(tmp_path))
     assert sha256(artifacts.build("bookworm", frozen_app).tarball) == sha256(built.tarball)
+
+
+@pytest.mark.parametrize(("installed", "keep", "protected", "pruned"), [
+    ({"a": 1, "b": 2, "c": 3, "d": 4}, 3, {"d"}, ["a"]),
+    ({"a": 1, "b": 2, "c": 3, "d": 4}, 2, {"a"}, ["b", "c"]),
+    ({"a": 1, "b": 2}, 3, {"b"}, []),
+    ({"a": 1, "b": 2, "c": 3}, 1, {"a", "c"}, ["b"]),
+])
+def test_pruning_keeps_the_newest_releases_and_never_the_live_or_new_one(installed, keep, protected, pruned):
+    assert artifacts.releases_to_prune(installed, keep, protected) == pruned
