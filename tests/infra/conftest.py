@@ -104,9 +104,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("pg_setting", _pg_setting_names(metafunc.config))
 
 
+@pytest.fixture(scope="session")
+def contexts() -> dict[str, dict]:
+    """The deploy's context per host, built once per session."""
+    return {}
+
+
 def _target(request: pytest.FixtureRequest) -> Target:
     loaded = request.getfixturevalue("verify_inventory")
-    return Target.connect(request.param, loaded, request.getfixturevalue("ssh_config"))
+    return Target.connect(request.param, loaded, request.getfixturevalue("ssh_config"),
+                          request.getfixturevalue("contexts"))
 
 
 @pytest.fixture

@@ -162,8 +162,7 @@ def test_pg_hba_file_parses_without_errors(db: Target) -> None:
 
 @pytest.mark.control("postgres-13")
 def test_pg_hba_uses_no_weak_authentication_method(db: Target) -> None:
-    weak = [rule for rule in _hba_rules(db) if rule["auth_method"] in ("trust", "password", "md5", "ident", "reject")
-            and rule["type"] != "local" or rule["auth_method"] in ("trust", "password", "md5")]
+    weak = [rule for rule in _hba_rules(db) if rule["auth_method"] in ("trust", "password", "md5", "ident")]
     network_not_scram = [rule for rule in _network_rules(db) if rule["auth_method"] != "scram-sha-256"]
     assert weak == [] and network_not_scram == [], f"{db}: weak pg_hba lines {weak + network_not_scram}"
 

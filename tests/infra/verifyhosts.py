@@ -62,9 +62,13 @@ class Target:
     ctx: dict[str, Any]
 
     @classmethod
-    def connect(cls, name: str, loaded: VerifyInventory, ssh_config: pathlib.Path) -> Target:
+    def connect(cls, name: str, loaded: VerifyInventory, ssh_config: pathlib.Path,
+                contexts: dict[str, dict[str, Any]]) -> Target:
+        """The host `name`; `contexts` caches the deploy's context per host for the session (a pure function)."""
+        if name not in contexts:
+            contexts[name] = build_context(loaded.inventory, name)
         host = testinfra.get_host(f"ssh://{name}", ssh_config=str(ssh_config))
-        return cls(name, loaded, ssh_config, host, build_context(loaded.inventory, name))
+        return cls(name, loaded, ssh_config, host, contexts[name])
 
     def __str__(self) -> str:
         return self.name
@@ -77,10 +81,14 @@ class Target:
     def groups(self) -> list[str]:
         return self.ctx["host"]["groups"]
 
+    def require_secrets(self, what: str) -> None:
+        """Without the vault the check stops here and is reported as not run, naming what it needed."""
+        if not self.loaded.has_secrets:
+            pytest.skip(f"needs secret {what} (no vault password available)")
+
     def secret(self, variable: str) -> str:
         """The secret's value; without the vault the check stops here and is reported as not run."""
-        if not self.loaded.has_secrets:
-            pytest.skip(f"needs secret {variable} (no vault password available)")
+        self.require_secrets(variable)
         return self.loaded.secrets[variable]
 
     def sudo(self, command: str, *args: str) -> Any:
