@@ -178,11 +178,12 @@ def _make_loader(vault_file: pathlib.Path | None) -> DataLoader:
 
 
 def load(path: str | os.PathLike, vault_password_file: str | os.PathLike | None = None,
-         validate: bool = True, secrets: bool = True) -> Inventory:
+         validate: bool = True, secrets: bool = True, files: bool = True) -> Inventory:
     """Load and (by default) validate the inventory at `path` (a directory with hosts.yml, or the file).
 
     With `secrets=False` the vault is never read (no password needed) and every secret setting
     (SECRET_SETTINGS) reads `secret_placeholder(...)`, e.g. `__SECRET_vault_postgresql_app_password__`.
+    With `files=False` the control-node files it names (TLS certificates and keys) need not exist.
 
     Raises InventoryError listing every problem: each names the host, the variable, the file, the bad
     value and the fix.
@@ -227,6 +228,6 @@ def load(path: str | os.PathLike, vault_password_file: str | os.PathLike | None 
 
     inventory = Inventory(path=inventory_dir, groups=groups, hostvars=hostvars, origins=origins,
                           vault_password_file=vault_file)
-    if validate and (problems := validation.validate(inventory, check_secrets=secrets)):
+    if validate and (problems := validation.validate(inventory, check_secrets=secrets, check_files=files)):
         raise InventoryError(problems)
     return inventory

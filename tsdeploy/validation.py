@@ -186,10 +186,11 @@ def _address_problems(inventory: Inventory, merged: dict[str, dict[str, Any]]) -
     return problems
 
 
-def validate(inventory: Inventory, check_secrets: bool = True) -> list[str]:
+def validate(inventory: Inventory, check_secrets: bool = True, check_files: bool = True) -> list[str]:
     """Return every problem of the inventory as a sentence (empty list = valid).
 
     `check_secrets=False` skips the secret rules (an inventory loaded without its vault holds placeholders).
+    `check_files=False` skips the control-node file rules (TLS material), for readers that never open them.
     """
     defaults = role_defaults()
     hosts_file = str(inventory.path / "hosts.yml")
@@ -199,7 +200,8 @@ def validate(inventory: Inventory, check_secrets: bool = True) -> list[str]:
         merged[host] = {name: value for name, (value, _) in defaults.items()} | inventory.hostvars[host]
         groups = set(inventory.groups_of(host))
         for rule in RULES:
-            if (rule.groups and not groups.intersection(rule.groups)) or (rule.secret and not check_secrets):
+            if ((rule.groups and not groups.intersection(rule.groups)) or (rule.secret and not check_secrets)
+                    or (rule.check is _local_file and not check_files)):
                 continue
             if rule.name not in merged[host]:
                 problems.append(

@@ -275,10 +275,14 @@ def gunicorn_config(ctx: dict[str, Any], workers: int) -> str:
     return templating.render(GUNICORN_TEMPLATE, ctx | {"app": app})
 
 
-def generate(inventory_path: pathlib.Path, out_dir: pathlib.Path,
-             vault_password_file: pathlib.Path | None = None) -> list[pathlib.Path]:
-    """Validate and write OUT/render.yaml and OUT/<rootDir>/gunicorn.conf.py; return the written paths."""
-    inventory = inventory_module.load(inventory_path, vault_password_file=vault_password_file)
+def generate(inventory_path: pathlib.Path, out_dir: pathlib.Path) -> list[pathlib.Path]:
+    """Validate and write OUT/render.yaml and OUT/<rootDir>/gunicorn.conf.py; return the written paths.
+
+    The blueprint carries no secret (Render generates SECRET_KEY and wires the connection strings) and no TLS
+    material (Render terminates TLS), so the inventory is read without its vault and without requiring the
+    control-node certificate files: a team on Render needs neither to generate it.
+    """
+    inventory = inventory_module.load(inventory_path, secrets=False, files=False)
     app_hosts = inventory.hosts_in("app")
     ctx = build_context(inventory, app_hosts[0])
     document, pool, r = blueprint(ctx)
@@ -298,13 +302,10 @@ def generate(inventory_path: pathlib.Path, out_dir: pathlib.Path,
               help="Inventory directory (hosts.yml + group_vars/).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=pathlib.Path),
               help="Repository root to write render.yaml (and <rootDir>/gunicorn.conf.py) into.")
-@click.option("--vault-password-file", type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path),
-              help="ansible-vault password file (default: from the inventory's ansible.cfg).")
-def render_command(inventory_path: pathlib.Path, out_dir: pathlib.Path,
-                   vault_password_file: pathlib.Path | None) -> None:
+def render_command(inventory_path: pathlib.Path, out_dir: pathlib.Path) -> None:
     """Write a Render Blueprint (render.yaml) and its gunicorn.conf.py, validated against Render's schema."""
     try:
-        written = generate(inventory_path, out_dir, vault_password_file)
+        written = generate(inventory_path, out_dir)
     except (BlueprintError, inventory_module.InventoryError) as error:
         raise click.ClickException(str(error)) from None
     for path in written:
