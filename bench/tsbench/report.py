@@ -279,6 +279,22 @@ def header(run: dict[str, Any], results_path: Path) -> str:
                                             f"pool {topology.get('pool_size', '?')} + overflow {topology.get('max_overflow', '?')}"],
                                ["caveat", topology.get("note", "")],
                                ["data", "; ".join(f"{k}: {v}" for k, v in run.get("data", {}).items()) or "as deployed"]]),
+              "## Method", "",
+              "- Every comparison runs side by side in the same run on the same hosts and data, interleaved "
+              "(A, B, A, B ...) after a discarded warm-up, except where a side cannot be switched cheaply (said "
+              "in the part). Tables give medians with IQR and min-max over the repetitions.",
+              "- Without indexes = the 38 indexes of `talentsphere.indexes` dropped in the same database: at SQL "
+              "level inside a transaction that is rolled back (DROP INDEX is transactional), over HTTP for real, "
+              "re-created by `talentsphere optimize-db` afterwards.",
+              "- Cache off = Redis stopped on cache1: the app's circuit breaker serves every lookup from "
+              "PostgreSQL. HTTP load goes through nginx over HTTPS with wrk (which does not verify certificates) "
+              "or locust (verifying with the lab CA). The bench inventory lifts nginx's per-address API limit "
+              "(20 r/s by default), because the load generator is a single address.",
+              "- Tuning: stock / PGTune / ours differ only in the tuning lines of `conf.d/50-tsdeploy.conf`; its "
+              "listen address, TLS and logging lines stay in all three, otherwise the app could not connect.",
+              "- Not compared: the seed's \"before\" application (N+1 dashboard, no bulk writes) does not exist in "
+              "this repository; parts 3 and 4 compare against the naive alternative where one exists (one "
+              "UPDATE per view) and otherwise show how the optimized code scales.", "",
               "## Seed report claims vs measured", "",
               table(["part", "seed report claims", "measured (medians)", "status"],
                     [[TITLES[name], CLAIMS[name], headline(name, part["data"]) if part["status"] == "ok" else "-",

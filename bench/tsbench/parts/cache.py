@@ -22,7 +22,7 @@ def endpoints(bench: Bench) -> dict[str, tuple[str, str | None]]:
     return {"ceiling: /health": ("/health", None), "featured jobs": ("/api/jobs/featured", None),
             "categories": ("/api/categories", None), "company profile": (f"/api/companies/{company}", None),
             "search": ("/api/jobs?q=developer&location=berlin", None),
-            "employer dashboard": ("/api/dashboard", employer.token)}
+            "employer dashboard": ("/api/employer/dashboard", employer.token)}
 
 
 def run(bench: Bench) -> dict[str, Any]:
@@ -37,15 +37,11 @@ def run(bench: Bench) -> dict[str, Any]:
         if mode == "cached":
             time.sleep(BREAKER_COOLDOWN)
         for name, (path, token) in targets.items():
-            wrk(base + path, 1, settings.http_connections, token=token)  # warm-up (fills the cache when on)
+            # Warm-up, discarded: opens connections, fills the cache when it is on.
+            wrk(base + path, 1, settings.http_connections, token=token)
             samples[name][mode].append(wrk(base + path, settings.http_seconds, settings.http_connections, token=token))
 
     try:
-        for _ in range(settings.warmup):
-            measure("cached")
-            measure("uncached")
-        for name in samples:  # warm-up rounds are discarded
-            samples[name] = {"cached": [], "uncached": []}
         for round_number in range(settings.repetitions):
             bench.log(f"cache: round {round_number + 1}/{settings.repetitions}")
             measure("cached")

@@ -18,17 +18,17 @@ COUNTED_REQUESTS = 10
 def run(bench: Bench) -> dict[str, Any]:
     """One row per step: applications, statements per request, latency summary over repetitions."""
     employer = bench.employer()
-    url = bench.lab.lb_url() + "/api/dashboard"
+    url = bench.lab.lb_url() + "/api/employer/dashboard"
     steps = []
     bench.lab.redis(False)
     try:
         for target in bench.settings.dashboard_steps:
             have = grow_applications(bench.lab, employer, target)
             bench.log(f"dashboard: {have} applications")
-            bench.client.request("GET", "/api/dashboard", token=employer.token)  # warm-up
+            bench.client.request("GET", "/api/employer/dashboard", token=employer.token)  # warm-up
             before = bench.app_metric(STATEMENT_COUNTER)
             for _ in range(COUNTED_REQUESTS):
-                bench.client.request("GET", "/api/dashboard", token=employer.token)
+                bench.client.request("GET", "/api/employer/dashboard", token=employer.token)
             per_request = (bench.app_metric(STATEMENT_COUNTER) - before) / COUNTED_REQUESTS
             runs = [wrk(url, bench.settings.http_seconds, 1, threads=1, token=employer.token)
                     for _ in range(bench.settings.repetitions)]

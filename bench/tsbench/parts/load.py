@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -27,10 +28,19 @@ def cpu_times() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
+def seeker_token(bench: Bench) -> str:
+    """A job seeker registered once for the whole part (locust users share it)."""
+    password = secrets.token_urlsafe(16)
+    return bench.client.request("POST", "/api/auth/register", {
+        "email": f"seeker-{secrets.token_hex(6)}@example.test", "password": password,
+        "full_name": "Load Seeker", "role": "job_seeker"})["token"]
+
+
 def step(bench: Bench, users: int, directory: Path) -> dict[str, Any]:
     """One locust run at `users` users; the aggregated row of its stats CSV plus machine CPU use."""
     prefix = directory / f"u{users}"
-    env = {**os.environ, "TSBENCH_CA": bench.lab.ca_file(), "TSBENCH_EMPLOYER_TOKEN": bench.employer().token}
+    env = {**os.environ, "TSBENCH_CA": bench.lab.ca_file(), "TSBENCH_EMPLOYER_TOKEN": bench.employer().token,
+           "TSBENCH_SEEKER_TOKEN": seeker_token(bench)}
     busy0, total0 = cpu_times()
     process = subprocess.run(
         [str(Path(sys.executable).parent / "locust"), "-f", str(LOCUSTFILE), "--headless", "--only-summary",

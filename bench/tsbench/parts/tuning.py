@@ -119,7 +119,7 @@ def run(bench: Bench) -> dict[str, Any]:
     samples: dict[str, dict[str, Any]] = {name: {"queries": {}, "demand": [], "select_only_tps": [], "tpcb_tps": []}
                                           for name in configs}
     try:
-        for round_number in range(bench.settings.repetitions):
+        for round_number in range(bench.settings.tuning_rounds):
             for name, text in configs.items():
                 bench.log(f"tuning: round {round_number + 1}, {name}")
                 apply(bench, version, text)
