@@ -15,7 +15,10 @@ Run through `tsdeploy verify INVENTORY --report DIR`, or directly:
 from __future__ import annotations
 
 import pathlib
+import shutil
+import subprocess
 import tempfile
+from collections.abc import Iterator
 
 import pytest
 
@@ -59,10 +62,15 @@ def _loaded(config: pytest.Config):
 
 
 @pytest.fixture(scope="session")
-def ssh_config(verify_inventory) -> pathlib.Path:
-    """An ssh_config for every host of the inventory (User, IdentityFile, known hosts)."""
+def ssh_config(verify_inventory) -> Iterator[pathlib.Path]:
+    """An ssh_config for every host of the inventory (User, IdentityFile, known hosts, shared connections)."""
     directory = pathlib.Path(tempfile.mkdtemp(prefix="tsdeploy-verify-ssh-"))
-    return write_ssh_config(verify_inventory.inventory, directory)
+    path = write_ssh_config(verify_inventory.inventory, directory)
+    yield path
+    # The shared master connections would otherwise outlive the run (ControlPersist) and hold its pipes open.
+    for name in verify_inventory.inventory.hosts:
+        subprocess.run(["ssh", "-F", str(path), "-O", "exit", name], capture_output=True, check=False, timeout=10)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _hosts_for(config: pytest.Config, group: str | None) -> list[str]:
@@ -141,7 +149,18 @@ def any_host(request: pytest.FixtureRequest) -> Target:
     return _target(request)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _has_no_hosts(item: pytest.Item) -> bool:
+    """A check whose host group is empty (or outside --limit): pytest marks it 'got empty parameter set'."""
+    return any(str(marker.kwargs.get("reason", "")).startswith("got empty parameter set")
+               for marker in item.iter_markers("skip"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Checks without a host to run on are deselected: summary.md lists their controls as "no check collected".
+    deselected = [item for item in items if _has_no_hosts(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not _has_no_hosts(item)]
     for item in items:
         if not any(True for _ in item.iter_markers("control")):
             raise pytest.UsageError(f"{item.nodeid} names no control: add @pytest.mark.control(...)")

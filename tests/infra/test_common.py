@@ -124,7 +124,7 @@ def test_host_listens_on_tcp_only_where_its_roles_need(any_host: Target) -> None
 
 @pytest.mark.control("ts-secrets-01")
 def test_no_secret_in_process_command_lines_or_foreign_environments(any_host: Target) -> None:
-    any_host.require_secrets("the deploy's secret values to look for")
+    any_host.require_secrets("the vault's secret values to search for")
     secrets = any_host.loaded.secrets
     processes = json.loads(any_host.sudo_check("python3 -c %s", PROC_SCAN))
     leaks = [f"{name} in {where} of pid {proc['pid']} ({proc['comm']})"

@@ -84,11 +84,11 @@ class Target:
     def require_secrets(self, what: str) -> None:
         """Without the vault the check stops here and is reported as not run, naming what it needed."""
         if not self.loaded.has_secrets:
-            pytest.skip(f"needs secret {what} (no vault password available)")
+            pytest.skip(f"needs {what} (no vault password available)")
 
     def secret(self, variable: str) -> str:
         """The secret's value; without the vault the check stops here and is reported as not run."""
-        self.require_secrets(variable)
+        self.require_secrets(f"secret {variable}")
         return self.loaded.secrets[variable]
 
     def sudo(self, command: str, *args: str) -> Any:
