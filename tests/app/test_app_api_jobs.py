@@ -90,10 +90,11 @@ def test_featured_lists_only_featured_published_jobs(client) -> None:  # noqa: A
     assert all(job["is_featured"] and job["status"] == "published" for job in items)
 
 
-def test_detail_shows_the_description_and_counts_a_view(client, employer) -> None:  # noqa: ANN001
+def test_detail_shows_the_description_and_counts_a_view(app, client, employer) -> None:  # noqa: ANN001
     job = post_job(client, employer)
     body = client.get(f"/api/jobs/{job['id']}").get_json()
     assert body["job"]["description"] == "Run PostgreSQL and Redis at scale."
+    assert app.extensions["talentsphere.views"].pending()[job["id"]] == 1
 
 
 def test_drafts_are_not_public(client, employer) -> None:  # noqa: ANN001
