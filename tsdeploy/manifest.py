@@ -241,6 +241,30 @@ def paths_for(ctx: Context) -> list[ManagedPath]:
     return [item for item in MANAGED_PATHS if item.applies_to(ctx)]
 
 
+@dataclasses.dataclass(frozen=True)
+class SystemUser:
+    """A system user (and its same-named primary group) a role creates: no login, no home directory."""
+
+    role: str
+    name: Value
+    home: str
+    shell: str
+
+    def resolve(self, ctx: Context) -> dict[str, str]:
+        return {"name": _resolve(self.name, ctx), "home": self.home, "shell": self.shell}
+
+
+#: System users the roles create (roles/app/install.py's server.user).
+SYSTEM_USERS: tuple[SystemUser, ...] = (SystemUser("app", _app_user, "/nonexistent", "/usr/sbin/nologin"),)
+
+
+def users_for(ctx: Context) -> list[dict[str, str]]:
+    """The system users the deploy creates on the host of `ctx`."""
+    groups = ctx["host"]["groups"]
+    return [user.resolve(ctx) for user in SYSTEM_USERS
+            if ROLE_GROUPS[user.role] is None or ROLE_GROUPS[user.role] in groups]
+
+
 #: Debian packages each role installs (role -> packages; "{pg_version}" is the host's PostgreSQL major).
 PACKAGES: dict[str, tuple[str, ...]] = {
     "common": ("sudo", "nftables", "ca-certificates"),

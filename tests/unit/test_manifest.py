@@ -2,7 +2,7 @@
 
 The roles are read as source (ast), not run: every file a role writes is a `put_managed(ctx, KEY, ...)` call
 with a manifest key, every manifest entry is written by a role, and the packages and fixed directories in
-the manifest (used by `generate vm`) are the ones the roles' apt.packages / files.directory calls name.
+the manifest (used by `generate vm`) are the ones the roles' packages.install / files.directory calls name.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def test_paths_the_roles_name_are_the_manifests(monkeypatch: pytest.MonkeyPatch)
 
 @pytest.mark.parametrize("role", manifest.PACKAGES)
 def test_manifest_packages_are_the_ones_the_role_installs(role: str) -> None:
-    installed = [_pattern(element) for path, call in _calls("apt.packages") if _role_of(path) == role
+    installed = [_pattern(element) for path, call in _calls("packages.install") if _role_of(path) == role
                  for element in _keyword(call, "packages").elts]
     listed = [name.format(pg_version=15) for name in manifest.PACKAGES[role]]
     assert len(installed) == len(listed), f"roles/{role} installs {[p.pattern for p in installed]}"
@@ -121,3 +121,10 @@ def test_every_template_is_a_manifest_entry() -> None:
     listed = {item.template for item in manifest.MANAGED_FILES if item.template}
     templates = {path.relative_to(TEMPLATES_DIR).as_posix() for path in TEMPLATES_DIR.rglob("*.j2")}
     assert templates == listed
+
+
+def test_system_users_are_the_ones_the_roles_create() -> None:
+    created = sorted((_role_of(path), *(ast.literal_eval(_keyword(call, key)) for key in ("home", "shell")))
+                     for path, call in _calls("server.user") if _keyword(call, "system") is not None)
+    listed = sorted((user.role, user.home, user.shell) for user in manifest.SYSTEM_USERS)
+    assert created == listed

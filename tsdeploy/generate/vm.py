@@ -160,6 +160,7 @@ def _script_context(ctx: dict[str, Any], files: list[BundleFile], with_secrets: 
         "files": files,
         "paths": paths,
         "packages": manifest.packages_for(ctx),
+        "users": manifest.users_for(ctx),
         "triggers": sorted({item.trigger for item in files}),
         "network_sysctls": _sysctl_lines(ctx["common"]["network_sysctls"]),
         "kernel_sysctls": _sysctl_lines(ctx["common"]["kernel_sysctls"]),
