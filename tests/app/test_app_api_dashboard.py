@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from conftest import post_job, register
+import pytest
+from conftest import app_config, post_job, register
+
+from talentsphere import create_app
 
 
 def test_dashboard_counts_jobs_applications_and_views(client, employer) -> None:  # noqa: ANN001
@@ -47,3 +50,26 @@ def test_metrics_expose_requests_cache_pool_and_slow_queries(client) -> None:  #
                  "talentsphere_slow_queries_total", "talentsphere_db_statements_total"):
         assert name in text
     assert 'endpoint="/api/categories"' in text
+
+
+@pytest.fixture
+def app_without_database(app_env):  # noqa: ANN001, ANN201
+    """The app pointed at a port where no PostgreSQL listens."""
+    application = create_app(app_config(app_env, DATABASE_URL="postgresql://nobody@127.0.0.1:1/none"))
+    yield application
+    application.extensions["talentsphere.db"].engine.dispose()
+
+
+def test_ready_is_503_without_the_database(app_without_database) -> None:  # noqa: ANN001
+    response = app_without_database.test_client().get("/health/ready")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "database": "unavailable", "redis": "ok"}
+
+
+def test_api_reads_without_the_database_are_json_503(app_without_database) -> None:  # noqa: ANN001
+    client = app_without_database.test_client()
+    client.application.extensions["talentsphere.cache"].clear_all()
+    response = client.get("/api/jobs?q=unreachable-database")
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "service_unavailable"
+    assert client.get("/health").status_code == 200

@@ -28,8 +28,8 @@ def test_seed_writes_the_requested_number_of_jobs(prepared: Prepared, database_u
     assert featured > 0
 
 
-def test_seed_is_fast_enough_for_a_million_jobs_in_minutes(prepared: Prepared) -> None:
-    # 100k jobs must seed well inside 60 s so 1M fits in minutes (measured ~9 s per 100k on 2 cores).
+def test_seeding_takes_under_a_minute_per_100k_jobs(prepared: Prepared) -> None:
+    # Measured ~9 s per 100k jobs on 2 cores; 1M jobs took 140 s with shared_buffers sized by the deploy.
     assert prepared.seed_seconds < 60 * SEED_JOBS / 100_000
 
 

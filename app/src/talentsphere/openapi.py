@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import ApplicationStatus, EmploymentType, ExperienceLevel, JobStatus
+from .models import EMPLOYER_STATUSES, ApplicationStatus, EmploymentType, ExperienceLevel, JobStatus
 from .search import SORTS
 
 MAX_ID = 2**31 - 1
@@ -148,8 +148,9 @@ SCHEMAS: dict[str, Any] = {
                           "website": _nullable({"type": "string", "maxLength": 300})}},
     "ApplyInput": {"type": "object", "additionalProperties": False,
                    "properties": {"cover_letter": {"type": "string", "maxLength": 10000}}},
+    # Employers move applications along the pipeline; withdrawing is the applicant's own endpoint.
     "StatusInput": {"type": "object", "additionalProperties": False, "required": ["status"],
-                    "properties": {"status": _enum(ApplicationStatus)}},
+                    "properties": {"status": _enum(EMPLOYER_STATUSES)}},
     "Dashboard": _obj({
         "company_id": INTEGER,
         "jobs_by_status": {"type": "object", "additionalProperties": INTEGER},

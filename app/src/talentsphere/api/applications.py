@@ -12,7 +12,7 @@ from sqlalchemy.orm import joinedload
 from .. import serialize
 from ..db import session
 from ..errors import APIError, forbidden, not_found
-from ..models import TRANSITIONS, Application, ApplicationStatus, Job, JobStatus, Role
+from ..models import EMPLOYER_STATUSES, TRANSITIONS, Application, ApplicationStatus, Job, JobStatus, Role
 from ..security import login_required, roles_required
 from ..validation import Field, Query, parse_body
 from .common import invalidate_after_application_change, owned_job
@@ -20,9 +20,6 @@ from .common import invalidate_after_application_change, owned_job
 bp = Blueprint("applications", __name__)
 
 APPLY = {"cover_letter": Field(str, max_length=10000)}
-# Employers move applications through the pipeline; withdrawing is the applicant's own endpoint.
-EMPLOYER_STATUSES = [s for s in ApplicationStatus if s not in (ApplicationStatus.SUBMITTED,
-                                                                ApplicationStatus.WITHDRAWN)]
 STATUS_CHANGE = {"status": Field(ApplicationStatus, required=True)}
 
 
