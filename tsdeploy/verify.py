@@ -6,9 +6,9 @@ status is non-zero when any check fails.
 
 Auditors may have the inventory and SSH access but not the vault password. Then the suite loads the
 inventory without the vault (`tsdeploy.inventory.load(..., secrets=False)`: placeholders in place of
-secrets), and each check that needs a secret is reported as "not run (needs secret ...)", never as passed. No secret reaches a report: the
-suite never prints one, and `redact_reports` replaces any that slipped into the files as a last line of
-defence.
+secrets), and each check that needs a secret is reported as "not run (needs secret ...)", never as passed.
+No secret reaches a report: the suite never prints one, and `redact_reports` replaces any that slipped into
+the files as a last line of defence.
 """
 
 from __future__ import annotations

@@ -86,8 +86,8 @@ def test_network_sysctl_has_baseline_value(any_host: Target, key: str, expected:
 @pytest.mark.control("ts-fw-01")
 def test_nftables_drops_inbound_by_default(any_host: Target) -> None:
     ruleset = json.loads(any_host.sudo_check("nft -j list chains"))["nftables"]
-    input_chains = [item["chain"] for item in ruleset
-                    if "chain" in item and item["chain"].get("hook") == "input" and item["chain"].get("type") == "filter"]
+    chains = [item["chain"] for item in ruleset if "chain" in item]
+    input_chains = [chain for chain in chains if chain.get("hook") == "input" and chain.get("type") == "filter"]
     assert input_chains, f"{any_host}: no nftables filter chain hooks input"
     policies = {f"{c['family']} {c['table']} {c['name']}": c.get("policy") for c in input_chains}
     assert all(policy == "drop" for policy in policies.values()), f"{any_host}: input chain policies {policies}"
