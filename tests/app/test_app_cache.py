@@ -56,12 +56,12 @@ def test_a_cache_hit_runs_no_sql(client, engine, url: str) -> None:  # noqa: ANN
 def test_a_new_job_invalidates_featured_search_company_and_dashboard(client, employer) -> None:  # noqa: ANN001
     slug = employer.company["slug"]
     client.get("/api/jobs/featured?limit=50")
-    client.get("/api/jobs?company_id=%d" % employer.company["id"])
+    client.get(f"/api/jobs?company_id={employer.company['id']}")
     client.get(f"/api/companies/{slug}")
     client.get("/api/employer/dashboard", headers=employer.headers)
     job = post_job(client, employer, is_featured=True)
     assert job["id"] in [j["id"] for j in client.get("/api/jobs/featured?limit=50").get_json()["items"]]
-    assert [j["id"] for j in client.get("/api/jobs?company_id=%d" % employer.company["id"]).get_json()["items"]] == [
+    assert [j["id"] for j in client.get(f"/api/jobs?company_id={employer.company['id']}").get_json()["items"]] == [
         job["id"]]
     assert client.get(f"/api/companies/{slug}").get_json()["open_jobs_count"] == 1
     dashboard = client.get("/api/employer/dashboard", headers=employer.headers).get_json()

@@ -95,7 +95,7 @@ def _jobs_fingerprint(url: str) -> list[tuple]:
 
 def test_seed_is_deterministic_for_the_same_seed(pg, app_env: dict[str, str]) -> None:  # noqa: ANN001
     urls = [pg.create_database(f"ts_seed_{secrets.token_hex(3)}") for _ in range(3)]
-    for url, seed in zip(urls, ("3", "3", "4")):
+    for url, seed in zip(urls, ("3", "3", "4"), strict=True):
         env = {**app_env, "DATABASE_URL": url}
         assert run_cli(env, "migrate").returncode == 0
         assert run_cli(env, "seed", "--jobs", "400", "--seed", seed).returncode == 0

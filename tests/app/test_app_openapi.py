@@ -64,9 +64,10 @@ def served(prepared, app_env: dict[str, str]) -> Iterator[str]:  # noqa: ANN001
             try:
                 urllib.request.urlopen(f"{base}/health", timeout=1).close()
                 break
-            except OSError:
+            except OSError as exc:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gunicorn did not start: {process.stderr.read() if process.stderr else ''}")
+                    output = process.stderr.read() if process.stderr else ""
+                    raise RuntimeError(f"gunicorn did not start: {output}") from exc
                 time.sleep(0.2)
         yield base
     finally:

@@ -6,6 +6,7 @@ import pytest
 import redis
 from conftest import counting_statements, post_job, run_cli
 from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 
 from talentsphere.view_counts import ViewCounter
 
@@ -54,7 +55,7 @@ def test_a_failed_flush_loses_no_views(client, employer, engine, counter, app) -
     dead_database = create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none",
                                   connect_args={"connect_timeout": 1})
     broken = ViewCounter(app.extensions["talentsphere.cache"], dead_database)
-    with pytest.raises(Exception):
+    with pytest.raises(OperationalError):
         broken.flush()
     client.get(f"/api/jobs/{job['id']}")  # a view arriving while the failed batch waits
     assert counter.pending()[job["id"]] == 5

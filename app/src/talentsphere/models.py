@@ -26,21 +26,21 @@ Base.metadata.naming_convention = {
 }
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     """What a user may do."""
     JOB_SEEKER = "job_seeker"
     EMPLOYER = "employer"
     ADMIN = "admin"
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     """Publication state of a job."""
     DRAFT = "draft"
     PUBLISHED = "published"
     CLOSED = "closed"
 
 
-class EmploymentType(str, enum.Enum):
+class EmploymentType(enum.StrEnum):
     """Kind of contract."""
     FULL_TIME = "full_time"
     PART_TIME = "part_time"
@@ -49,7 +49,7 @@ class EmploymentType(str, enum.Enum):
     TEMPORARY = "temporary"
 
 
-class ExperienceLevel(str, enum.Enum):
+class ExperienceLevel(enum.StrEnum):
     """Seniority asked for."""
     ENTRY = "entry"
     MID = "mid"
@@ -58,7 +58,7 @@ class ExperienceLevel(str, enum.Enum):
     EXECUTIVE = "executive"
 
 
-class ApplicationStatus(str, enum.Enum):
+class ApplicationStatus(enum.StrEnum):
     """Where an application is in the hiring pipeline."""
     SUBMITTED = "submitted"
     REVIEWING = "reviewing"

@@ -28,6 +28,9 @@ ROLES = ("Python Developer", "Backend Engineer", "Data Analyst", "Product Design
          "QA Engineer", "Database Administrator")
 SKILLS = ("PostgreSQL", "Redis", "Flask", "Kubernetes", "React", "SQL", "Excel", "Figma", "Terraform",
           "customer empathy", "negotiation", "statistics", "Linux", "Go", "TypeScript", "Salesforce")
+# Weighted choices: most jobs are full time, most applications are still early in the pipeline.
+EMPLOYMENT_MIX = ("full_time", "full_time", "full_time", "part_time", "contract", "internship", "temporary")
+APPLICATION_MIX = ("submitted", "submitted", "reviewing", "interview", "offered", "hired", "rejected", "withdrawn")
 # Unusable by design: werkzeug's check_password_hash never accepts it, so seeded accounts cannot log in.
 NO_LOGIN_HASH = "!seeded-account-no-login"
 
@@ -118,8 +121,7 @@ def seed(engine: Engine, jobs: int, seed_value: int) -> SeedReport:
             f"{_pick(SKILLS, 'g', 12)} || ' and ' || {_pick(SKILLS, 'g', 13)} || "
             "'. You will work with a friendly team, own your projects and grow with us.', "
             f"{_pick(CITIES, 'g', 15)}, "
-            f"{_pick(('full_time', 'full_time', 'full_time', 'part_time', 'contract', 'internship', 'temporary'), 'g', 16)}"
-            "::employment_type, "
+            f"{_pick(EMPLOYMENT_MIX, 'g', 16)}::employment_type, "
             f"{_pick(('entry', 'mid', 'mid', 'senior', 'senior', 'lead', 'executive'), 'g', 17)}::experience_level, "
             f"30000 + {_rand('g', 18, 90)} * 1000, 30000 + {_rand('g', 18, 90)} * 1000 + {_rand('g', 19, 60)} * 1000, "
             f"{_rand('g', 20, 5)} = 0, "
@@ -136,8 +138,7 @@ def seed(engine: Engine, jobs: int, seed_value: int) -> SeedReport:
         conn.execute(text(
             "INSERT INTO applications (job_id, applicant_id, status, cover_letter, created_at, updated_at) "
             f"SELECT j.id, :seeker0 + 1 + {_rand('g', 27, seekers)}, "
-            f"{_pick(('submitted', 'submitted', 'reviewing', 'interview', 'offered', 'hired', 'rejected', 'withdrawn'), 'g', 28)}"
-            "::application_status, 'I would love to join your team.', "
+            f"{_pick(APPLICATION_MIX, 'g', 28)}::application_status, 'I would love to join your team.', "
             f"j.posted_at + make_interval(hours => 1 + {_rand('g', 29, 500)}::int), now() "
             "FROM generate_series(1, :applications) AS g "
             f"JOIN jobs j ON j.id = (SELECT min(id) FROM jobs) + {_rand('g', 30, jobs)} "

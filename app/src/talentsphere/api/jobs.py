@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from flask import Blueprint, current_app, g
@@ -102,7 +102,7 @@ def _check_job(values: dict[str, Any], current: Job | None) -> None:
     if values.get("category_id") is not None and session().get(JobCategory, values["category_id"]) is None:
         errors["category_id"] = f"{values['category_id']} is not a category; see GET /api/categories"
     expires_at = values.get("expires_at")
-    if expires_at is not None and expires_at <= datetime.now(timezone.utc):
+    if expires_at is not None and expires_at <= datetime.now(UTC):
         errors["expires_at"] = "is in the past; use a future date-time"
     if errors:
         raise ValidationError(errors)
@@ -118,7 +118,7 @@ def create_job() -> tuple[dict[str, Any], int]:
     _check_job(values, None)
     status = values.pop("status", JobStatus.DRAFT)
     job = Job(**values, status=status, company_id=company.id, posted_by_id=g.user.id,
-              posted_at=datetime.now(timezone.utc) if status is JobStatus.PUBLISHED else None)
+              posted_at=datetime.now(UTC) if status is JobStatus.PUBLISHED else None)
     db.add(job)
     db.commit()
     invalidate_after_job_change(company)
@@ -140,7 +140,7 @@ def update_job(job_id: int) -> dict[str, Any]:
     for name, value in values.items():
         setattr(job, name, value)
     if job.status is JobStatus.PUBLISHED and job.posted_at is None:
-        job.posted_at = datetime.now(timezone.utc)
+        job.posted_at = datetime.now(UTC)
     db.commit()
     invalidate_after_job_change(job.company)
     return {"job": serialize.job(owned_job(db, job_id, g.user), with_description=True)}
