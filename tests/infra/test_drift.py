@@ -1,4 +1,4 @@
-"""Drift: every file the deploy manages equals what the deploy renders for that host from the inventory.
+"""Drift: every file the deploy manages equals what the deploy writes for that host: content, owner, mode.
 
 The list of managed files is the deploy's own (tsdeploy.manifest). A difference fails with the file name and
 a unified diff in which secret values read `***`; a file holding a private key shows no diff at all.
@@ -40,3 +40,14 @@ def test_managed_file_equals_what_the_deploy_renders(any_host: Target, managed_f
     secrets = list(any_host.loaded.secrets.values())
     assert identical, (f"{any_host}: {dest} differs from {managed_file.label} as rendered by the deploy:\n"
                        f"{_difference(dest, managed_file, expected, result.stdout, secrets)}")
+
+
+@pytest.mark.control("ts-drift-01")
+def test_managed_file_has_the_owner_group_and_mode_the_deploy_sets(any_host: Target,
+                                                                   managed_file: ManagedFile) -> None:
+    placed = managed_file.placed(any_host.ctx)
+    result = any_host.sudo("stat -c '%%U %%G %%a' %s", placed.dest)
+    assert result.rc == 0, f"{any_host}: {placed.dest} is missing ({result.stderr.strip()})"
+    actual = tuple(result.stdout.split())
+    expected = (placed.user, placed.group, placed.mode.lstrip("0") or "0")
+    assert actual == expected, f"{any_host}: {placed.dest} is {' '.join(actual)}, the deploy sets {' '.join(expected)}"
