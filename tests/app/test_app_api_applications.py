@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_employer, post_job, register
+from app_helpers import make_employer, post_job, register
 
 
 @pytest.fixture

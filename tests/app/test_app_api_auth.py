@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import register
+from app_helpers import register
 from itsdangerous import URLSafeTimedSerializer
 
 from talentsphere.security import TOKEN_SALT

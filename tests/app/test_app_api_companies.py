@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import post_job, register
+from app_helpers import post_job, register
 
 
 def test_companies_filter_by_industry(client) -> None:  # noqa: ANN001

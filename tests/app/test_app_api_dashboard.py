@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import app_config, post_job, register
+from app_helpers import app_config, post_job, register
 
 from talentsphere import create_app
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import make_employer, post_job, register
+from app_helpers import make_employer, post_job, register
 
 
 def test_list_returns_a_page_of_published_jobs_with_totals(client) -> None:  # noqa: ANN001

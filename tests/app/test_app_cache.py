@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import redis
-from conftest import counting_statements, make_employer, post_job
+from app_helpers import counting_statements, make_employer, post_job
 
 from talentsphere.cache import TTLS, cache, invalidate_cache
 

@@ -8,7 +8,7 @@ import secrets
 
 import psycopg2
 import pytest
-from conftest import SEED_JOBS, Prepared, run_cli
+from app_helpers import SEED_JOBS, Prepared, run_cli
 
 from talentsphere.indexes import INDEXES
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import SEED_JOBS, counting_statements, make_employer
+from app_helpers import SEED_JOBS, counting_statements, make_employer
 from sqlalchemy import event
 
 PAGE_SIZES = [1, 10, 50, 100]

@@ -6,7 +6,7 @@ import time
 
 import pytest
 import redis
-from conftest import post_job
+from app_helpers import post_job
 
 READ_URLS = ["/api/jobs", "/api/jobs?q=python", "/api/jobs/featured", "/api/jobs/{published_job}", "/api/categories",
              "/api/companies", "/api/companies/company-2", "/health", "/metrics", "/api/openapi.json"]

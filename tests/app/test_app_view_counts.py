@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import redis
-from conftest import counting_statements, post_job, run_cli
+from app_helpers import counting_statements, post_job, run_cli
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
