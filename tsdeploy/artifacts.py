@@ -5,8 +5,12 @@ one tarball holding the `talentsphere` wheel, a wheel for every pinned dependenc
 target's CPython) and `requirements.txt`. The app role uploads it and installs with `pip --no-index`.
 
 The release id is a content hash of the app's source and pins, so the same inputs give the same release id
-and the same tarball bytes: a second deploy uploads and installs nothing. `releases_to_prune` decides
-which installed releases a host keeps (the live one, the new one and the newest `app_releases_keep`).
+and the same tarball bytes: a second deploy uploads and installs nothing. The release files are copied into
+a snapshot first and both the hash and the wheel come from that copy, so an app tree edited during a build
+cannot give a tarball whose code differs from its id. `tsdeploy deploy` builds once before pyinfra starts
+and pins the release id for the whole run (TSDEPLOY_RELEASE_ID), so every app host gets the same release.
+`releases_to_prune` decides which installed releases a host keeps (the live one, the new one and the newest
+`app_releases_keep`).
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ TARGET_PYTHONS: dict[str, tuple[str, str]] = {
     "bookworm": ("3.11.2", "2.36"),
     "trixie": ("3.13.5", "2.41"),
 }
+#: Set by `tsdeploy deploy` for its pyinfra run: the release id it built before pyinfra started.
+RELEASE_ENV = "TSDEPLOY_RELEASE_ID"
 #: Files and folders of app/ that make up a release; tests, caches and build output do not.
 _RELEASE_INPUTS = ("pyproject.toml", "requirements.txt", "setup.cfg", "MANIFEST.in", "src")
 _IGNORED_PARTS = {"__pycache__", "build", "dist"}
@@ -205,34 +211,87 @@ def app_source_dir() -> pathlib.Path:
     return pathlib.Path(os.environ.get("TSDEPLOY_APP_DIR", APP_DIR))
 
 
-def build(debian_release: str, app_dir: pathlib.Path | None = None) -> Artifact:
-    """Return the release artifact for a Debian release's Python, building it only if it is not cached.
+def snapshot(app_dir: pathlib.Path, into: pathlib.Path) -> pathlib.Path:
+    """Copy app_dir's release files into `into`/app and return it: hash and wheel then see the same bytes."""
+    frozen = into / "app"
+    for path in _release_files(app_dir):
+        target = frozen / path.relative_to(app_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    return frozen
 
-    Updates: nothing if `<cache>/artifacts/<release id>/wheelhouse-py<X.Y>.tar` exists; otherwise builds
-    it in a temporary folder and moves it into place atomically (concurrent builds cannot half-write it).
 
-    Example: `build("bookworm").tarball` -> /var/cache/tsdeploy/artifacts/1a2b3c4d5e6f/wheelhouse-py3.11.2.tar
-    """
-    app_dir = app_dir or app_source_dir()
-    python_version, glibc = target_python(debian_release)
-    rid = release_id(app_dir)
+def _cached(rid: str, python_version: str) -> Artifact | None:
+    """The artifact of release `rid` for a CPython version if the cache holds it."""
     release_dir = cache_dir() / rid
     tarball = release_dir / f"wheelhouse-py{python_version}.tar"
     name_file = release_dir / f"wheelhouse-py{python_version}.wheel"
     if tarball.is_file() and name_file.is_file():
         return Artifact(rid, python_version, tarball, name_file.read_text().strip())
+    return None
+
+
+def _build_frozen(frozen: pathlib.Path, rid: str, debian_release: str) -> Artifact:
+    """The artifact of a snapshot whose release id is `rid`, built only if the cache does not hold it."""
+    python_version, glibc = target_python(debian_release)
+    if (cached := _cached(rid, python_version)) is not None:
+        return cached
+    release_dir = cache_dir() / rid
+    tarball = release_dir / f"wheelhouse-py{python_version}.tar"
+    name_file = release_dir / f"wheelhouse-py{python_version}.wheel"
     release_dir.mkdir(parents=True, exist_ok=True)
     print(f">> building release {rid} wheelhouse for CPython {python_version}", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=release_dir) as scratch:
         wheelhouse = pathlib.Path(scratch) / "wheelhouse"
         wheelhouse.mkdir()
-        wheel_name = _build_wheelhouse(app_dir, python_version, glibc, wheelhouse)
+        wheel_name = _build_wheelhouse(frozen, python_version, glibc, wheelhouse)
         partial = pathlib.Path(scratch) / tarball.name
         _write_tarball(wheelhouse, partial)
         (pathlib.Path(scratch) / name_file.name).write_text(f"{wheel_name}\n")
         os.replace(pathlib.Path(scratch) / name_file.name, name_file)
         os.replace(partial, tarball)
     return Artifact(rid, python_version, tarball, wheel_name)
+
+
+def build_all(debian_releases: set[str], app_dir: pathlib.Path | None = None) -> dict[str, Artifact]:
+    """One release (one snapshot of the app tree, one id) built for each Debian release's Python.
+
+    Updates: nothing for a release/Python pair already in `<cache>/artifacts/<release id>/`; otherwise
+    builds in a temporary folder and moves the tarball into place atomically (concurrent builds cannot
+    half-write it).
+
+    Example: `build_all({"bookworm"})["bookworm"].tarball`
+             -> /var/cache/tsdeploy/artifacts/1a2b3c4d5e6f/wheelhouse-py3.11.2.tar
+    """
+    app_dir = app_dir or app_source_dir()
+    for debian_release in debian_releases:
+        target_python(debian_release)  # refuse an unknown release before copying anything
+    release_id(app_dir)  # refuses a tree that is not the app, naming it (the snapshot's name would not help)
+    with tempfile.TemporaryDirectory(prefix="tsdeploy-app-") as scratch:
+        frozen = snapshot(app_dir, pathlib.Path(scratch))
+        rid = release_id(frozen)
+        return {debian_release: _build_frozen(frozen, rid, debian_release) for debian_release in debian_releases}
+
+
+def build(debian_release: str, app_dir: pathlib.Path | None = None) -> Artifact:
+    """The release artifact of the app tree as it is now, for one Debian release's Python (see build_all)."""
+    return build_all({debian_release}, app_dir)[debian_release]
+
+
+def for_deploy(debian_release: str) -> Artifact:
+    """The artifact this pyinfra run ships: the release `tsdeploy deploy` pinned, else the app tree as it is now.
+
+    Raises ArtifactError when the pinned release is not in the cache (it is built before pyinfra starts).
+    """
+    pinned = os.environ.get(RELEASE_ENV)
+    if not pinned:
+        return build(debian_release)
+    python_version, _ = target_python(debian_release)
+    cached = _cached(pinned, python_version)
+    if cached is None:
+        raise ArtifactError(f"{RELEASE_ENV}={pinned}: {cache_dir() / pinned} holds no wheelhouse for CPython "
+                            f"{python_version}; run `tsdeploy deploy` (it builds before pyinfra) or unset it")
+    return cached
 
 
 def releases_to_prune(installed: dict[str, int], keep: int, protected: set[str]) -> list[str]:
@@ -248,3 +307,58 @@ def releases_to_prune(installed: dict[str, int], keep: int, protected: set[str])
             break
         kept.add(rid)
     return sorted(rid for rid in installed if rid not in kept)
+
+
+class RollbackRefused(ValueError):
+    """No release to roll back to, or the app hosts do not agree on one; the message says what to do."""
+
+
+def _live(state: dict) -> str | None:
+    return state["current"].rstrip("/").rsplit("/", 1)[-1] if state.get("current") else None
+
+
+def _previous(state: dict) -> str | None:
+    """The installed release that went live most recently before the live one (never-live ones are skipped)."""
+    live = _live(state)
+    went_live = {rid: mtime for rid, mtime in state.get("went_live", {}).items()
+                 if rid in state["releases"] and rid != live}
+    return max(went_live, key=lambda rid: (went_live[rid], rid), default=None)
+
+
+def rollback_target(hosts: dict[str, dict], to: str | None = None) -> str:
+    """The release every app host switches back to: `to`, else the one that was live before the live one.
+
+    `hosts` maps each app host to its AppReleases fact: {"releases": {release id: install time},
+    "went_live": {release id: last time it went live}, "current": path of the live release or None}.
+    Raises RollbackRefused, naming the hosts and releases, when a release is not installed everywhere,
+    hosts run different releases, or no other installed release has been live.
+
+    >>> rollback_target({"app1": {"releases": {"a": 1, "b": 2}, "went_live": {"a": 1, "b": 2}, "current": "/r/b"}})
+    'a'
+    """
+    if not hosts:
+        raise RollbackRefused("the inventory has no app hosts: there is nothing to roll back")
+    if to is not None:
+        missing = {name: sorted(state["releases"]) for name, state in hosts.items() if to not in state["releases"]}
+        if missing:
+            where = "; ".join(f"{name} has {', '.join(rids) or 'none'}" for name, rids in sorted(missing.items()))
+            raise RollbackRefused(f"release {to} is not installed on every app host ({where}); pick one that "
+                                  "all of them have, or deploy it with `tsdeploy deploy`")
+        return to
+    lives = {name: _live(state) for name, state in hosts.items()}
+    if len(set(lives.values())) > 1:
+        running = ", ".join(f"{name}: {rid}" for name, rid in sorted(lives.items()))
+        raise RollbackRefused(f"the app hosts run different releases ({running}); name the release to "
+                              "switch to with --to RELEASE")
+    previous = {name: _previous(state) for name, state in hosts.items()}
+    if None in previous.values():
+        name = next(name for name, rid in sorted(previous.items()) if rid is None)
+        raise RollbackRefused(f"there is no previous release on {name}: no installed release other than the "
+                              f"live one ({lives[name] or 'none'}) has served there (installed: "
+                              f"{', '.join(sorted(hosts[name]['releases'])) or 'none'}); nothing to roll back "
+                              "to (name an installed one with --to RELEASE)")
+    if len(set(previous.values())) > 1:
+        found = ", ".join(f"{name}: {rid}" for name, rid in sorted(previous.items()))
+        raise RollbackRefused(f"the app hosts have different previous releases ({found}); name the release "
+                              "to switch to with --to RELEASE")
+    return next(iter(previous.values()))

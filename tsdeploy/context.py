@@ -23,6 +23,10 @@ POSTGRESQL_VERSIONS = {"bookworm": 15, "trixie": 17}
 PYTHON_VERSIONS = {"bookworm": "3.11", "trixie": "3.13"}
 #: Where the common role installs the inventory's CA certificate on every host (clients verify with it).
 CA_CERT_PATH = "/etc/ssl/tsdeploy/ca.pem"
+#: Build options of Debian's postgresql-15 (bookworm) and postgresql-17 (trixie) packages that PGTune cannot
+#: see and therefore warns about (`pg_config --configure` on a lab db host lists `--with-lz4`). `tsdeploy tune`
+#: keeps PGTune's warning; the deploy, which installs exactly these packages, knows the answer and drops it.
+DEBIAN_POSTGRESQL_BUILD_OPTIONS = ("--with-lz4",)
 
 #: linux-baseline sysctl-01..17 that live in each network namespace, so they apply inside containers too.
 NETWORK_SYSCTLS = {
@@ -136,6 +140,16 @@ def _app_topology(inventory: Inventory, v: dict[str, Any], headroom: int) -> tun
                            headroom=headroom)
 
 
+def _warnings_debian_does_not_answer(warnings: list[str]) -> list[str]:
+    """PGTune's warnings minus "requires PostgreSQL to be compiled with X" for the X Debian's packages have.
+
+    >>> _warnings_debian_does_not_answer(["wal_compression = lz4 requires PostgreSQL to be compiled with --with-lz4"])
+    []
+    """
+    return [warning for warning in warnings
+            if not any(warning.endswith(f"compiled with {option}") for option in DEBIAN_POSTGRESQL_BUILD_OPTIONS)]
+
+
 def _postgres(inventory: Inventory, peers: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
     db_host = inventory.hosts_in("db")[0]
     v = merged_vars(inventory, db_host)
@@ -145,11 +159,15 @@ def _postgres(inventory: Inventory, peers: dict[str, list[dict[str, str]]]) -> d
     tuned = tuning.tune(memory=memory, cpus=int(v["host_cpus"]), storage=v["postgresql_storage"],
                         profile=v["postgresql_profile"], pg_version=version,
                         connections=topology.max_connections)
-    warnings = list(tuned.warnings) + tuning.demand_warnings(tuning=tuned, memory=memory, topology=topology)
+    warnings = (_warnings_debian_does_not_answer(tuned.warnings)
+                + tuning.demand_warnings(tuning=tuned, memory=memory, topology=topology))
     conf_dir = f"/etc/postgresql/{version}/main"
     address = str(v["private_address"])
     settings = [{"name": name, "value": setting.value, "reason": setting.reason}
                 for name, setting in tuned.settings.items()]
+    for setting in settings:
+        if setting["name"] == "wal_compression" and setting["value"] == "lz4":
+            setting["reason"] += "; Debian's package is built --with-lz4"
     settings[0]["reason"] = (f"{topology.app_hosts} app hosts x {topology.workers} workers x (pool "
                              f"{topology.pool_size} + overflow {topology.max_overflow}) + "
                              f"{topology.headroom} headroom")

@@ -3,6 +3,10 @@
 pyinfra runs as a subprocess of this virtualenv's `pyinfra` with `-y --json`: its progress goes to stderr
 (passed through), its machine-readable results to stdout, from which the last line is computed:
 `changed: N operations on M hosts` (N = operation runs that changed something, M = hosts they ran on).
+
+The app release is built (or found in the cache) BEFORE pyinfra starts, from one snapshot of the app tree,
+and its id is pinned for the run: every app host gets the same release, and the release a deploy ships is
+named on stderr, so a "second deploy" that changes the app hosts says which new release it brought.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 
 import click
 
-from tsdeploy import ROOT
+from tsdeploy import ROOT, artifacts
 from tsdeploy.context import build_context
 from tsdeploy.inventory import Inventory, InventoryError, load
 
@@ -57,9 +61,9 @@ def parse_results(payload: dict, seconds: float = 0.0) -> DeployResult:
     return DeployResult(len(changes), sorted(changed_hosts), changes, failed, sorted(all_hosts), seconds)
 
 
-def pyinfra_command(limit: tuple[str, ...], diff: bool) -> list[str]:
+def pyinfra_command(limit: tuple[str, ...], diff: bool, deploy_file: pathlib.Path = DEPLOY_FILE) -> list[str]:
     """The pyinfra command line (no secrets in it: they come from the inventory's vault)."""
-    command = [str(pathlib.Path(sys.executable).parent / "pyinfra"), str(PYINFRA_INVENTORY), str(DEPLOY_FILE),
+    command = [str(pathlib.Path(sys.executable).parent / "pyinfra"), str(PYINFRA_INVENTORY), str(deploy_file),
                "-y", "--json"]
     for name in limit:
         command += ["--limit", name]
@@ -68,13 +72,40 @@ def pyinfra_command(limit: tuple[str, ...], diff: bool) -> list[str]:
     return command
 
 
-def run(inventory: Inventory, limit: tuple[str, ...] = (), diff: bool = False) -> DeployResult:
-    """Run pyinfra against a loaded (validated) inventory and return what changed."""
+def pin_release(inventory: Inventory) -> dict[str, str]:
+    """Build the app release for every app host's Python from one snapshot; the env that pins its id."""
+    releases = {build_context(inventory, name)["host"]["debian_release"] for name in inventory.hosts_in("app")}
+    if not releases:
+        return {}
+    try:
+        built = artifacts.build_all(releases)
+    except artifacts.ArtifactError as error:
+        raise click.ClickException(f"building the app release failed: {error}") from None
+    rid = next(iter(built.values())).release_id
+    click.echo(f"==> app release {rid} (from {artifacts.app_source_dir()}), the same on every app host", err=True)
+    return {artifacts.RELEASE_ENV: rid}
+
+
+def pyinfra_env(inventory: Inventory) -> dict[str, str]:
+    """The environment of a pyinfra run on this inventory (its path and vault password file, no secrets)."""
     env = dict(os.environ, TSDEPLOY_INVENTORY=str(inventory.path.resolve()), PYINFRA_PROGRESS="off")
     if inventory.vault_password_file is not None:
         env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(inventory.vault_password_file)
+    return env
+
+
+def run(inventory: Inventory, limit: tuple[str, ...] = (), diff: bool = False, *,
+        deploy_file: pathlib.Path = DEPLOY_FILE, extra_env: dict[str, str] | None = None) -> DeployResult:
+    """Run pyinfra with `deploy_file` against a loaded (validated) inventory and return what changed.
+
+    deploy.py ships the app release pinned by `pin_release`; other entry points (rollback) bring their
+    own settings in `extra_env`.
+    """
+    env = pyinfra_env(inventory) | (extra_env or {})
+    if deploy_file == DEPLOY_FILE:
+        env.update(pin_release(inventory))
     started = time.monotonic()
-    process = subprocess.run(pyinfra_command(limit, diff), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    process = subprocess.run(pyinfra_command(limit, diff, deploy_file), cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=None, text=True, check=False)
     seconds = time.monotonic() - started
     try:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 
 from roles.app.release import install_release
+from roles.common import packages
 from tsdeploy import artifacts
 
 
 def apply(ctx: dict[str, Any]) -> str:
     """Install the release this deploy ships and return its release id."""
     app = ctx["app"]
-    apt.packages(name="Install python3-venv from Debian (release venvs)", packages=["python3-venv"],
-                 update=True, cache_time=86400)
+    packages.install(name="Install python3-venv from Debian (release venvs)", packages=["python3-venv"])
     server.group(name="Create the talentsphere system group", group=app["user"], system=True)
     server.user(name="Create the talentsphere system user (no login shell, no home)", user=app["user"],
                 group=app["user"], system=True, shell="/usr/sbin/nologin", home="/nonexistent",
@@ -23,8 +23,9 @@ def apply(ctx: dict[str, Any]) -> str:
         files.directory(name=f"Create {path} (root-owned: the app cannot change its own code)", path=path,
                         user="root", group="root", mode=mode)
 
-    # Built (or found in the cache) on the control node; hosts never reach PyPI.
-    artifact = artifacts.build(ctx["host"]["debian_release"])
+    # Built on the control node (hosts never reach PyPI): pinned by `tsdeploy deploy` before pyinfra started,
+    # so every app host gets the same release even if app/ is edited meanwhile; else built now.
+    artifact = artifacts.for_deploy(ctx["host"]["debian_release"])
     tarball = f"{app['artifacts_dir']}/{artifact.release_id}-py{artifact.python_version}.tar"
     files.put(name=f"Upload the wheelhouse of release {artifact.release_id}", src=str(artifact.tarball),
               dest=tarball, user="root", group="root", mode="600")

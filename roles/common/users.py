@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 
+from roles.common import packages
 from roles.common.files import private_temp_dir, put_managed
 
 
 def apply(ctx: dict[str, Any]) -> None:
     user = ctx["common"]["deploy_user"]
-    apt.update(name="Refresh the apt index when older than an hour", cache_time=3600)
-    apt.packages(name="Install sudo, nftables and the CA tooling", packages=["sudo", "nftables", "ca-certificates"])
+    packages.install(name="Install sudo, nftables and the CA tooling", packages=["sudo", "nftables", "ca-certificates"])
     server.user(name=f"Keep the deploy user {user} with a login shell", user=user, shell="/bin/bash",
                 ensure_home=True)
     put_managed(ctx, "common/sudoers.j2", name=f"Grant {user} passwordless sudo in a sudoers drop-in")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pyinfra.operations import apt, files
+from pyinfra.operations import files
+
+from roles.common import packages
 
 
 def apply() -> None:
-    apt.packages(name="Install nginx from Debian", packages=["nginx"], update=True, cache_time=86400)
+    packages.install(name="Install nginx from Debian", packages=["nginx"])
     files.link(name="Remove nginx's default site", path="/etc/nginx/sites-enabled/default", present=False)

@@ -1,6 +1,8 @@
 """The cluster's configuration: TLS files, tuned conf.d drop-in, pg_hba, file modes; reload or restart.
 
-Reload when a file changed; restart only when `pg_settings.pending_restart` says a setting needs it.
+Reload when a file changed, and wait until the postmaster has re-read its files (a reload is only a SIGHUP).
+Restart when a setting in the files needs one, checked on every deploy from PostgreSQL's own views (see
+`sql.restart_if_settings_need_it`), so no timing decides it and a restart missed once is caught next time.
 """
 
 from __future__ import annotations
@@ -11,6 +13,19 @@ from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
 from roles.common.files import put_managed
+from roles.postgres import sql
+
+#: How long the reload waits for the postmaster to re-read its files (pg_conf_load_time advances).
+RELOAD_TIMEOUT_SECONDS = 60
+
+
+def _reload_and_wait(service: str) -> str:
+    """A shell command: reload the cluster, then wait until pg_conf_load_time() shows the files were re-read."""
+    load_time = f"{sql.PSQL} -d postgres -c 'SELECT pg_conf_load_time()'"
+    return (f"before=$({load_time}) && systemctl reload {service} && "
+            f"for _ in $(seq {RELOAD_TIMEOUT_SECONDS * 2}); do "
+            f"[ \"$({load_time})\" != \"$before\" ] && exit 0; sleep 0.5; done; "
+            f"echo '{service} did not re-read its configuration within {RELOAD_TIMEOUT_SECONDS} s' >&2; exit 1")
 
 
 def apply(ctx: dict[str, Any]) -> None:
@@ -27,14 +42,7 @@ def apply(ctx: dict[str, Any]) -> None:
     tuned = put_managed(ctx, "postgres/tsdeploy.conf.j2", name="Write the tuned, logged, TLS-only settings drop-in")
     hba = put_managed(ctx, "postgres/pg_hba.conf.j2",
                       name="Allow only local peer and hostssl scram-sha-256 from app hosts in pg_hba.conf")
-    changed = any_changed(cert, key, tuned, hba)
-    server.shell(name="Reload PostgreSQL because its configuration changed",
-                 commands=[f"systemctl reload {service}"], _if=changed)
-    # A reload is asynchronous: give the postmaster a moment before reading pending_restart.
-    server.shell(
-        name="Restart PostgreSQL only if pg_settings.pending_restart says a setting needs it",
-        commands=[f"sleep 2; if runuser -u postgres -- psql -XAtqc "
-                  f"'SELECT bool_or(pending_restart) FROM pg_settings' | grep -qx t; "
-                  f"then systemctl restart {service}; fi"],
-        _if=changed,
-    )
+    server.shell(name="Reload PostgreSQL because its configuration changed (and wait until it has)",
+                 commands=[_reload_and_wait(service)], _if=any_changed(cert, key, tuned, hba))
+    sql.restart_if_settings_need_it(name="Restart PostgreSQL if a setting in its files needs a restart",
+                                    service=service)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyinfra.operations import apt, systemd
+from pyinfra.operations import systemd
+
+from roles.common import packages
 
 
 def apply(ctx: dict[str, Any]) -> None:
     pg = ctx["postgres"]
-    apt.packages(name=f"Install PostgreSQL {pg['version']} from Debian",
-                 packages=[f"postgresql-{pg['version']}", "postgresql-client-common"])
+    packages.install(name=f"Install PostgreSQL {pg['version']} from Debian",
+                     packages=[f"postgresql-{pg['version']}", "postgresql-client-common"])
     systemd.service(name=f"Run the {pg['service']} cluster at boot", service=pg["service"],
                     running=True, enabled=True)

@@ -10,6 +10,7 @@ import io
 
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, HiddenValue, StringCommand, operation
+from pyinfra.api.exceptions import OperationError
 
 from tsdeploy import scram
 
@@ -91,3 +92,28 @@ def login_role(user: str, password: HiddenValue, connection_limit: int, temp_dir
         host.noop(f"role {user} has the wanted attributes, limit and password")
         return
     yield from _secret_sql("".join(statements), temp_dir)
+
+
+#: True when the running server differs from its files in a way only a restart fixes: pending_restart (set by
+#: a reload) or, read from the files as they are now, a postmaster-level entry that "could not be applied".
+_RESTART_NEEDED = ("SELECT coalesce((SELECT bool_or(pending_restart) FROM pg_settings), false) OR EXISTS "
+                   "(SELECT 1 FROM pg_file_settings WHERE error = 'setting could not be applied')")
+
+
+@operation()
+def restart_if_settings_need_it(service: str):
+    """Restart the cluster when a setting in its configuration files cannot take effect without a restart.
+
+    + service: the cluster's systemd unit (postgresql@15-main)
+
+    Updates: nothing when every file setting is in effect. `pg_file_settings` parses the files at query time,
+    so the answer does not depend on whether a reload has been processed yet; an invalid value (a different
+    error) never triggers a restart that would fail to start the cluster.
+    """
+    rows = host.get_fact(PsqlQuery, database="postgres", query=_RESTART_NEEDED)
+    if rows == ["t"]:
+        yield StringCommand("systemctl", "restart", service)
+    elif rows == ["f"]:
+        host.noop("every setting in the configuration files is in effect")
+    else:
+        raise OperationError(f"could not ask {service} whether a restart is needed (is it running?): {rows}")

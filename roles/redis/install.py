@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyinfra.operations import apt
+from roles.common import packages
 
 
 def apply(ctx: dict[str, Any]) -> None:
-    apt.packages(name="Install Redis from Debian", packages=["redis-server"])
+    packages.install(name="Install Redis from Debian", packages=["redis-server"])

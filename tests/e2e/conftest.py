@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tsdeploy import artifacts
 from tsdeploy.lab import Lab
 
 _started: dict[str, Lab] = {}
@@ -66,6 +68,27 @@ class LabFactory:
         lab = Lab(lab_name(purpose))
         lab.down()
         _started.pop(lab.name, None)  # only once it is really gone: an interrupted down is retried atexit
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pinned_app_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One copy of app/ shipped by every deploy of the session (TSDEPLOY_APP_DIR), taken at its start.
+
+    A deploy ships whatever app/ holds; on a machine where app/ is being edited, a "second deploy" would
+    rightly ship a new release. Pinning the input keeps "the same inputs change nothing" testable. Tests
+    that ship another tree pass their own TSDEPLOY_APP_DIR.
+    """
+    if os.environ.get("TSDEPLOY_APP_DIR"):
+        yield artifacts.app_source_dir()
+        return
+    copy = tmp_path_factory.mktemp("pinned-app") / "app"
+    shutil.copytree(artifacts.APP_DIR, copy,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "tests", ".*"))
+    os.environ["TSDEPLOY_APP_DIR"] = str(copy)
+    try:
+        yield copy
+    finally:
+        os.environ.pop("TSDEPLOY_APP_DIR", None)
 
 
 @pytest.fixture(scope="session")

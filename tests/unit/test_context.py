@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from test_inventory import SECRETS, write_inventory
-from tsdeploy import scram
+from tsdeploy import scram, tuning
 from tsdeploy.context import build_context
 from tsdeploy.inventory import load
 
@@ -120,3 +120,18 @@ def test_scram_verifier_matches_postgresqls_format() -> None:
     stored = scram.verifier("secret", salt=b"0123456789abcdef", iterations=4096)
     assert stored.startswith("SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$")
     assert len(stored.split("$")[2].split(":")) == 2
+
+
+@pytest.mark.parametrize("release", ["bookworm", "trixie"])
+def test_the_deploy_drops_pgtunes_lz4_warning_because_debians_postgresql_is_built_with_lz4(
+        tmp_path: pathlib.Path, release: str) -> None:
+    pg = build_context(load(write_inventory(tmp_path, main_overrides={"debian_release": release})), "db1")["postgres"]
+    settings = {s["name"]: s for s in pg["settings"]}
+    assert settings["wal_compression"]["value"] == "lz4"
+    assert "built --with-lz4" in settings["wal_compression"]["reason"]
+    assert not [warning for warning in pg["warnings"] if "lz4" in warning]
+
+
+def test_pgtune_itself_still_warns_about_lz4() -> None:
+    tuned = tuning.tune(memory=4 * 1024**3, cpus=2, storage="ssd", profile="web", pg_version=15, connections=100)
+    assert "wal_compression = lz4 requires PostgreSQL to be compiled with --with-lz4" in tuned.warnings
