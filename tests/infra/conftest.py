@@ -27,6 +27,7 @@ from tsdeploy.verify import load_for_verify
 from tsdeploy.manifest import files_for
 from verifyhosts import Target, write_ssh_config
 
+SUITE_DIR = pathlib.Path(__file__).resolve().parent
 GROUP_FIXTURES = {"db": "db", "cache": "cache", "app": "app", "lb": "lb", "any_host": None}
 
 
@@ -155,13 +156,19 @@ def _has_no_hosts(item: pytest.Item) -> bool:
                for marker in item.iter_markers("skip"))
 
 
+def _in_suite(item: pytest.Item) -> bool:
+    # pytest calls this hook with every collected item of the session (`pytest tests` collects unit, app
+    # and e2e tests too): only the checks of this suite are its business.
+    return SUITE_DIR in item.path.parents
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Checks without a host to run on are deselected: summary.md lists their controls as "no check collected".
-    deselected = [item for item in items if _has_no_hosts(item)]
+    deselected = [item for item in items if _in_suite(item) and _has_no_hosts(item)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not _has_no_hosts(item)]
-    for item in items:
+        items[:] = [item for item in items if item not in deselected]
+    for item in filter(_in_suite, items):
         if not any(True for _ in item.iter_markers("control")):
             raise pytest.UsageError(f"{item.nodeid} names no control: add @pytest.mark.control(...)")
         # One xdist group per host: a worker keeps its SSH master connection to the hosts it checks.
