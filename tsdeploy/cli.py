@@ -25,6 +25,9 @@ def _register() -> None:
     from tsdeploy import deployment
 
     cli.add_command(deployment.deploy)
+    from tsdeploy import rollback
+
+    cli.add_command(rollback.rollback)
     from tsdeploy import verify
 
     cli.add_command(verify.verify)

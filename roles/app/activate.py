@@ -89,6 +89,11 @@ def _serve(app: dict[str, Any], configured: Configured, switched: OperationMeta)
                     service="talentsphere-flush-views.timer", running=True, enabled=True)
     server.shell(
         name=f"Wait until {app['ready_url']} answers 200",
-        commands=[f"python3 -c {shlex.quote(_WAIT_READY)} {shlex.quote(app['ready_url'])} {app['ready_timeout']}"],
+        commands=[wait_ready_command(app)],
         _if=lambda: started.did_change() or restarted.did_change() or reloaded.did_change(),
     )
+
+
+def wait_ready_command(app: dict[str, Any]) -> str:
+    """The shell command that polls the host's /health/ready until 200 or app_ready_timeout seconds."""
+    return f"python3 -c {shlex.quote(_WAIT_READY)} {shlex.quote(app['ready_url'])} {app['ready_timeout']}"

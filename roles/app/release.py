@@ -5,6 +5,7 @@ Layout (root-owned; the app user only reads it):
     /opt/talentsphere/artifacts/<release id>-py<X.Y>.tar   wheelhouse uploaded from the control node
     /opt/talentsphere/releases/<release id>/               a venv with the app installed offline
     /opt/talentsphere/releases/<release id>/.tsdeploy-complete   written last: the release is usable
+    /opt/talentsphere/releases/<release id>/.tsdeploy-live       touched each time it goes live (rollback order)
     /opt/talentsphere/current -> releases/<release id>     switched atomically (ln -sfn + mv -T)
 """
 
@@ -19,14 +20,18 @@ from tsdeploy.artifacts import releases_to_prune
 
 #: Written as the last step of an install: a release directory without it is unfinished and rebuilt.
 COMPLETE_MARKER = ".tsdeploy-complete"
+#: Touched whenever `current` is switched to the release: the newest one other than the live release is
+#: the release that served before it (a release that was installed but never went live has none).
+LIVE_MARKER = ".tsdeploy-live"
 
 
 class AppReleases(FactBase):
-    """The complete releases under a releases dir (release id -> marker mtime) and where `current` points.
+    """The complete releases (id -> install time), when each last went live, and where `current` points.
 
     .. code:: python
 
-        {"releases": {"1a2b3c4d5e6f": 1764336000}, "current": "/opt/talentsphere/releases/1a2b3c4d5e6f"}
+        {"releases": {"1a2b3c4d5e6f": 1764336000}, "went_live": {"1a2b3c4d5e6f": 1764336100},
+         "current": "/opt/talentsphere/releases/1a2b3c4d5e6f"}
     """
 
     default = dict
@@ -36,20 +41,23 @@ class AppReleases(FactBase):
         return (
             f"for marker in {quoted_dir}/*/{COMPLETE_MARKER}; do [ -f \"$marker\" ] && "
             f"echo \"release $(stat -c %Y \"$marker\") $(basename \"$(dirname \"$marker\")\")\"; done; "
+            f"for marker in {quoted_dir}/*/{LIVE_MARKER}; do [ -f \"$marker\" ] && "
+            f"echo \"live $(stat -c %Y \"$marker\") $(basename \"$(dirname \"$marker\")\")\"; done; "
             f"echo \"current $(readlink {quoted_current} || true)\""
         )
 
     def process(self, output: list[str]) -> dict:
-        releases: dict[str, int] = {}
+        times: dict[str, dict[str, int]] = {"release": {}, "live": {}}
         current = None
         for line in output:
             kind, _, rest = line.partition(" ")
-            if kind == "release":
+            if kind in times:
                 mtime, _, release_id = rest.partition(" ")
-                releases[release_id] = int(mtime)
+                times[kind][release_id] = int(mtime)
             elif kind == "current":
                 current = rest.strip() or None
-        return {"releases": releases, "current": current}
+        went_live = {rid: mtime for rid, mtime in times["live"].items() if rid in times["release"]}
+        return {"releases": times["release"], "went_live": went_live, "current": current}
 
 
 def release_dir(releases_dir: str, release_id: str) -> str:
@@ -99,6 +107,7 @@ def switch_current(current: str, target: str):
     + target: release directory it must point at
 
     Updates: nothing when the link already points there; a plain `ln -sfn` would briefly leave no link.
+    Touches the release's live marker after the switch (rollback picks the release that served before).
 
     Example: switch_current("/opt/talentsphere/current", "/opt/talentsphere/releases/1a2b3c4d5e6f")
     """
@@ -108,7 +117,8 @@ def switch_current(current: str, target: str):
         host.noop(f"{current} already points at {target}")
         return
     temporary = shlex.quote(f"{current}.tsdeploy-new")
-    yield f"ln -sfn {shlex.quote(target)} {temporary} && mv -T {temporary} {shlex.quote(current)}"
+    yield (f"ln -sfn {shlex.quote(target)} {temporary} && mv -T {temporary} {shlex.quote(current)} && "
+           f"touch {shlex.quote(f'{target}/{LIVE_MARKER}')}")
 
 
 @operation()

@@ -129,3 +129,75 @@ def test_rebuilding_from_scratch_gives_byte_identical_tarballs(built, frozen_app
 ])
 def test_pruning_keeps_the_newest_releases_and_never_the_live_or_new_one(installed, keep, protected, pruned):
     assert artifacts.releases_to_prune(installed, keep, protected) == pruned
+
+
+def host(live: str | None, went_live: dict[str, int] | None = None, **installed: int) -> dict:
+    """An AppReleases fact: releases by install time, when each went live (default: at install), the live one."""
+    return {"releases": dict(installed), "went_live": dict(installed) if went_live is None else went_live,
+            "current": f"/opt/talentsphere/releases/{live}" if live else None}
+
+
+def test_rollback_goes_to_the_release_that_was_live_before_the_live_one():
+    hosts = {"app1": host("c", a=1, b=2, c=3), "app2": host("c", a=5, b=6, c=7)}
+    assert artifacts.rollback_target(hosts) == "b"
+
+
+def test_rollback_skips_a_release_that_was_installed_but_never_went_live():
+    # A failed deploy leaves its (broken) release installed but never switched to.
+    assert artifacts.rollback_target({"app1": host("b", {"a": 1, "b": 3}, a=1, broken=2, b=3)}) == "a"
+
+
+def test_a_second_rollback_returns_to_the_release_rolled_back_from():
+    # b went live at 2, then the rollback made a live again at 3: the one before a is now b.
+    assert artifacts.rollback_target({"app1": host("a", {"a": 3, "b": 2}, a=1, b=2)}) == "b"
+
+
+def test_rollback_is_refused_when_no_other_release_has_been_live():
+    with pytest.raises(artifacts.RollbackRefused, match=r"no previous release on app1: .*\(a\) has served"):
+        artifacts.rollback_target({"app1": host("a", {"a": 1}, a=1, broken=2)})
+
+
+def test_rollback_is_refused_when_app_hosts_run_different_releases():
+    with pytest.raises(artifacts.RollbackRefused, match=r"different releases \(app1: b, app2: a\).*--to"):
+        artifacts.rollback_target({"app1": host("b", a=1, b=2), "app2": host("a", a=1, b=2)})
+
+
+def test_rollback_to_a_named_release_needs_it_on_every_app_host():
+    hosts = {"app1": host("c", a=1, c=3), "app2": host("c", b=2, c=3)}
+    assert artifacts.rollback_target(hosts, to="c") == "c"
+    with pytest.raises(artifacts.RollbackRefused,
+                       match=r"release a is not installed on every app host \(app2 has b, c\)"):
+        artifacts.rollback_target(hosts, to="a")
+
+
+def test_rollback_without_app_hosts_is_refused():
+    with pytest.raises(artifacts.RollbackRefused, match="no app hosts"):
+        artifacts.rollback_target({})
+
+
+def test_a_deploy_ships_the_pinned_release_from_the_cache_without_reading_the_app_tree(tmp_path, monkeypatch):
+    monkeypatch.setenv("TSDEPLOY_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("TSDEPLOY_APP_DIR", str(tmp_path / "no-app-here"))
+    monkeypatch.setenv(artifacts.RELEASE_ENV, "1a2b3c4d5e6f")
+    release = tmp_path / "artifacts" / "1a2b3c4d5e6f"
+    release.mkdir(parents=True)
+    (release / "wheelhouse-py3.11.2.tar").write_bytes(b"tar")
+    (release / "wheelhouse-py3.11.2.wheel").write_text("talentsphere-0.1.0-py3-none-any.whl\n")
+    artifact = artifacts.for_deploy("bookworm")
+    assert (artifact.release_id, artifact.wheel_name) == ("1a2b3c4d5e6f", "talentsphere-0.1.0-py3-none-any.whl")
+
+
+def test_a_pinned_release_missing_from_the_cache_is_an_error_naming_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("TSDEPLOY_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(artifacts.RELEASE_ENV, "1a2b3c4d5e6f")
+    with pytest.raises(artifacts.ArtifactError, match=r"TSDEPLOY_RELEASE_ID=1a2b3c4d5e6f: .* no wheelhouse for "
+                                                      r"CPython 3\.13\.5"):
+        artifacts.for_deploy("trixie")
+
+
+def test_the_snapshot_holds_exactly_the_files_the_release_id_hashes(app_copy, tmp_path):
+    (app_copy / "src" / "talentsphere" / "__pycache__").mkdir(exist_ok=True)
+    (app_copy / "src" / "talentsphere" / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    frozen = artifacts.snapshot(app_copy, tmp_path / "snap")
+    assert artifacts.release_id(frozen) == artifacts.release_id(app_copy)
+    assert not list(frozen.rglob("*.pyc"))

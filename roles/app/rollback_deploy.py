@@ -1,0 +1,17 @@
+"""pyinfra entry point of `tsdeploy rollback`: switch every app host to the release in TSDEPLOY_ROLLBACK_TO.
+
+    TSDEPLOY_INVENTORY=inventories/lab TSDEPLOY_ROLLBACK_TO=<release id> \
+        .venv/bin/pyinfra inventories/ansible.py roles/app/rollback_deploy.py --limit app
+    (or: tsdeploy rollback inventories/lab [--to RELEASE], which picks the release and checks it first)
+"""
+
+import os
+
+from pyinfra import config, host
+
+from roles.app.rollback import rollback
+
+config.SUDO = True
+
+if "app" in host.groups:
+    rollback(os.environ["TSDEPLOY_ROLLBACK_TO"])
