@@ -2,7 +2,8 @@
 
 Reload when a file changed, and wait until the postmaster has re-read its files (a reload is only a SIGHUP).
 Restart when a setting in the files needs one, checked on every deploy from PostgreSQL's own views (see
-`sql.restart_if_settings_need_it`), so no timing decides it and a restart missed once is caught next time.
+`sql.restart_if_settings_need_it`), so no timing decides it and a restart missed once is caught next time;
+the files are checked with `postgres -C` before the restart.
 """
 
 from __future__ import annotations
@@ -45,4 +46,5 @@ def apply(ctx: dict[str, Any]) -> None:
     server.shell(name="Reload PostgreSQL because its configuration changed (and wait until it has)",
                  commands=[_reload_and_wait(service)], _if=any_changed(cert, key, tuned, hba))
     sql.restart_if_settings_need_it(name="Restart PostgreSQL if a setting in its files needs a restart",
-                                    service=service)
+                                    service=service, postgres_bin=f"/usr/lib/postgresql/{pg['version']}/bin/postgres",
+                                    config_file=f"{conf_dir}/postgresql.conf")

@@ -95,23 +95,28 @@ def login_role(user: str, password: HiddenValue, connection_limit: int, temp_dir
 
 
 #: True when the running server differs from its files in a way only a restart fixes: pending_restart (set by
-#: a reload) or, read from the files as they are now, a postmaster-level entry that "could not be applied".
+#: a reload) or, read from the files as they are now, an entry that "could not be applied". That error also
+#: marks an invalid value, so the restart is preceded by a config check (`postgres -C`), like `nginx -t`.
 _RESTART_NEEDED = ("SELECT coalesce((SELECT bool_or(pending_restart) FROM pg_settings), false) OR EXISTS "
                    "(SELECT 1 FROM pg_file_settings WHERE error = 'setting could not be applied')")
 
 
 @operation()
-def restart_if_settings_need_it(service: str):
+def restart_if_settings_need_it(service: str, postgres_bin: str, config_file: str):
     """Restart the cluster when a setting in its configuration files cannot take effect without a restart.
 
     + service: the cluster's systemd unit (postgresql@15-main)
+    + postgres_bin: the server binary (/usr/lib/postgresql/15/bin/postgres), used to check the files first
+    + config_file: the cluster's postgresql.conf
 
     Updates: nothing when every file setting is in effect. `pg_file_settings` parses the files at query time,
-    so the answer does not depend on whether a reload has been processed yet; an invalid value (a different
-    error) never triggers a restart that would fail to start the cluster.
+    so the answer does not depend on whether a reload has been processed yet. Before restarting, `postgres -C`
+    parses the files as a start would: an invalid value fails the deploy and the running server stays up.
     """
     rows = host.get_fact(PsqlQuery, database="postgres", query=_RESTART_NEEDED)
     if rows == ["t"]:
+        yield StringCommand("runuser", "-u", "postgres", "--", postgres_bin, "-C", "max_connections",
+                            "-c", f"config_file={config_file}", ">", "/dev/null")
         yield StringCommand("systemctl", "restart", service)
     elif rows == ["f"]:
         host.noop("every setting in the configuration files is in effect")
