@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import re
 import shlex
 import subprocess
 from typing import Any
@@ -20,26 +19,32 @@ import testinfra
 
 from tsdeploy.context import build_context
 from tsdeploy.inventory import Inventory
+from tsdeploy.pyinfra_inventory import host_data
 from tsdeploy.verify import VerifyInventory
 
 SSH_TIMEOUT = 60
-_KNOWN_HOSTS_OPTION = re.compile(r"UserKnownHostsFile=(\S+)")
 
 
 def write_ssh_config(inventory: Inventory, directory: pathlib.Path) -> pathlib.Path:
-    """Write an ssh_config with one block per host: address, user, key, known hosts, shared connections."""
+    """Write an ssh_config with one block per host: address, user, key, known hosts, shared connections.
+
+    Connection data comes from the same mapping of ansible_* variables that the deploy uses
+    (`tsdeploy.pyinfra_inventory.host_data`), so verify reaches a host exactly as the deploy does.
+    """
     blocks = []
-    for name, variables in inventory.hostvars.items():
-        known = _KNOWN_HOSTS_OPTION.search(str(variables.get("ansible_ssh_common_args", "")))
+    for name in inventory.hosts:
+        data = host_data(inventory, name)
+        known = data.get("ssh_known_hosts_file")
         # Without a known_hosts file in the inventory, trust on first use into a file of this run only.
-        known_hosts = (f"    UserKnownHostsFile {known.group(1)}\n    StrictHostKeyChecking yes\n" if known else
+        known_hosts = (f"    UserKnownHostsFile {known}\n"
+                       f"    StrictHostKeyChecking {data.get('ssh_strict_host_key_checking', 'yes')}\n" if known else
                        f"    UserKnownHostsFile {directory / 'known_hosts'}\n    StrictHostKeyChecking accept-new\n")
-        key = variables.get("ansible_ssh_private_key_file")
+        key = data.get("ssh_key")
         blocks.append(
             f"Host {name}\n"
-            f"    HostName {variables.get('ansible_host', name)}\n"
-            f"    Port {variables.get('ansible_port', 22)}\n"
-            f"    User {variables.get('ansible_user', 'root')}\n"
+            f"    HostName {data['ssh_hostname']}\n"
+            f"    Port {data.get('ssh_port', 22)}\n"
+            f"    User {data.get('ssh_user', 'root')}\n"
             + (f"    IdentityFile {key}\n    IdentitiesOnly yes\n" if key else "")
             + known_hosts
             + "    BatchMode yes\n    ConnectTimeout 10\n    LogLevel ERROR\n"
