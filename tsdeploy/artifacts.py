@@ -294,13 +294,20 @@ def for_deploy(debian_release: str) -> Artifact:
     return cached
 
 
-def releases_to_prune(installed: dict[str, int], keep: int, protected: set[str]) -> list[str]:
+def releases_to_prune(installed: dict[str, int], keep: int, protected: set[str],
+                      went_live: set[str] | None = None) -> list[str]:
     """Releases beyond the newest `keep` (by install time); protected ones (current, new) always stay.
+
+    With `went_live`, releases that never served (left by failed deploys) are pruned before any that did,
+    so they cannot push the rollback target out.
 
     >>> releases_to_prune({"a": 1, "b": 2, "c": 3, "d": 4}, keep=2, protected={"a"})
     ['b', 'c']
+    >>> releases_to_prune({"a": 1, "b": 2, "c": 3, "d": 4}, keep=3, protected={"d"}, went_live={"a", "d"})
+    ['b']
     """
-    newest_first = sorted(installed, key=lambda rid: (installed[rid], rid), reverse=True)
+    served = set(installed) if went_live is None else went_live | protected
+    newest_first = sorted(installed, key=lambda rid: (rid in served, installed[rid], rid), reverse=True)
     kept = set(protected)
     for rid in newest_first:
         if len(kept) >= max(keep, len(protected)):

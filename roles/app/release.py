@@ -130,7 +130,8 @@ def prune_releases(releases_dir: str, artifacts_dir: str, current: str, keep: in
     + keep: how many releases to keep in total (app_releases_keep)
     + new_release: the release this deploy installs (kept even though it is not complete yet)
 
-    Updates: nothing when at most `keep` releases are installed.
+    Updates: nothing when at most `keep` releases are installed. Releases that never went live (failed
+    deploys) go first, so they cannot push out the release a rollback would switch to.
     """
     state = host.get_fact(AppReleases, releases_dir=releases_dir, current=current)
     installed = dict(state["releases"])
@@ -138,7 +139,7 @@ def prune_releases(releases_dir: str, artifacts_dir: str, current: str, keep: in
     protected = {new_release}
     if state["current"]:
         protected.add(state["current"].rsplit("/", 1)[-1])
-    stale = releases_to_prune(installed, keep, protected)
+    stale = releases_to_prune(installed, keep, protected, went_live=set(state["went_live"]))
     if not stale:
         host.noop(f"{len(installed)} releases installed, keeping up to {keep}")
         return

@@ -201,3 +201,9 @@ def test_the_snapshot_holds_exactly_the_files_the_release_id_hashes(app_copy, tm
     frozen = artifacts.snapshot(app_copy, tmp_path / "snap")
     assert artifacts.release_id(frozen) == artifacts.release_id(app_copy)
     assert not list(frozen.rglob("*.pyc"))
+
+
+def test_releases_from_failed_deploys_are_pruned_before_the_rollback_target():
+    # a served, then two failed deploys left b and c, then d went live: keeping 3 must keep a (rollback target).
+    assert artifacts.releases_to_prune({"a": 1, "b": 2, "c": 3, "d": 4}, keep=3, protected={"d"},
+                                       went_live={"a", "d"}) == ["b"]
