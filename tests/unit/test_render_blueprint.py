@@ -67,7 +67,6 @@ def test_generated_blueprint_validates_against_renders_schema(tiny_inventory: pa
     render.validate(load_blueprint(tmp_path / "out"))
 
 
-@pytest.mark.skipif(not EXAMPLE_INVENTORY.is_dir(), reason="inventories/production.example is not written yet")
 def test_example_inventory_blueprint_validates_against_renders_schema(tmp_path: pathlib.Path) -> None:
     result = generate(EXAMPLE_INVENTORY, tmp_path)
     assert result.exit_code == 0, result.output
