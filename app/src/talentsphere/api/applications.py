@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Blueprint, g
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from .. import serialize
@@ -15,7 +14,7 @@ from ..errors import APIError, forbidden, not_found
 from ..models import EMPLOYER_STATUSES, TRANSITIONS, Application, ApplicationStatus, Job, JobStatus, Role
 from ..security import login_required, roles_required
 from ..validation import Field, Query, parse_body
-from .common import invalidate_after_application_change, owned_job
+from .common import commit_or_conflict, invalidate_after_application_change, owned_job
 
 bp = Blueprint("applications", __name__)
 
@@ -53,11 +52,8 @@ def apply(job_id: int) -> tuple[dict[str, Any], int]:
     application = Application(job_id=job.id, applicant_id=g.user.id, cover_letter=values.get("cover_letter", ""),
                               status=ApplicationStatus.SUBMITTED)
     db.add(application)
-    try:
-        db.commit()
-    except IntegrityError:
-        db.rollback()
-        raise APIError(409, "already_applied", "you already applied to this job") from None
+    commit_or_conflict(db, "already_applied",
+                       "you already applied to this job")
     invalidate_after_application_change(job.company_id)
     return {"application": serialize.application(_load(application.id), job.title)}, 201
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, g
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from .. import serialize
 from ..db import session
@@ -12,6 +11,7 @@ from ..errors import APIError
 from ..models import Role, User
 from ..security import hash_password, issue_token, login_required, verify_password
 from ..validation import Field, parse_body
+from .common import commit_or_conflict
 
 bp = Blueprint("auth", __name__)
 
@@ -39,11 +39,8 @@ def register() -> tuple[dict, int]:
                 full_name=data["full_name"], role=data["role"], is_active=True)
     db = session()
     db.add(user)
-    try:
-        db.commit()
-    except IntegrityError:
-        db.rollback()
-        raise APIError(409, "email_taken", "an account with this email exists; log in instead") from None
+    commit_or_conflict(db, "email_taken",
+                       "an account with this email exists; log in instead")
     return {"user": serialize.user(user), "token": issue_token(user)}, 201
 
 

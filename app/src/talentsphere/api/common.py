@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload
 
 from ..cache import invalidate_cache
-from ..errors import forbidden, not_found
+from ..errors import APIError, forbidden, not_found
 from ..models import Company, Job, User
+
+
+def commit_or_conflict(db: Session, code: str, message: str) -> None:
+    """Commit; a unique-constraint violation (a race the pre-checks cannot close) becomes a 409 `code`."""
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise APIError(409, code, message) from None
 
 
 def company_profile_ns(slug: str) -> str:

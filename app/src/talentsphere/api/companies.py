@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import Blueprint, g
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from .. import serialize
@@ -18,7 +17,7 @@ from ..models import Company, Job, Role
 from ..search import published_jobs
 from ..security import roles_required
 from ..validation import Field, Query, parse_body
-from .common import company_profile_ns
+from .common import commit_or_conflict, company_profile_ns
 
 bp = Blueprint("companies", __name__)
 
@@ -65,12 +64,8 @@ def create_company() -> tuple[dict[str, Any], int]:
     db = session()
     company = Company(**values, owner_id=g.user.id, is_verified=False)
     db.add(company)
-    try:
-        db.commit()
-    except IntegrityError:
-        db.rollback()
-        raise APIError(409, "company_conflict",
-                       "you already own a company, or this slug is taken; choose another slug") from None
+    commit_or_conflict(db, "company_conflict",
+                       "you already own a company, or this slug is taken; choose another slug")
     # A lookup of this slug before it existed may have cached "not found".
     invalidate_cache([company_profile_ns(company.slug)])
     return {"company": serialize.company(company)}, 201
