@@ -2,10 +2,17 @@
 
 ``record`` adds one view to ``{prefix}views:buffer`` (HINCRBY). ``flush`` first RENAMEs the buffer to
 ``{prefix}views:processing`` so new views keep landing in a fresh buffer, writes the processing hash in a
-single UPDATE ... FROM unnest(...), commits, and only then deletes the processing key. If PostgreSQL fails
-the processing key stays and the next flush writes it first: no view is lost. (If the commit succeeded but
-the DEL then failed, the next flush would count those views twice; both systems failing in that window is
-the accepted risk.) With Redis down, ``record`` increments the row directly.
+single UPDATE ... FROM unnest(...), commits, and only then deletes the processing key. With Redis down,
+``record`` increments the row directly.
+
+Delivery is at-least-once: no failure of PostgreSQL, of a flush or of the app loses a recorded view, and
+a view may be counted twice. A flush that fails before its commit leaves the processing key, and the next
+flush writes it first. Two windows count twice: PostgreSQL committed but Redis failed before the processing
+key was deleted (the next flush writes the same hash again), and an HINCRBY that reached Redis but whose
+reply timed out (``record`` then also writes the row directly). Views are "never lost" only as long as
+Redis keeps the buffer: the deploy runs Redis as a cache (RDB snapshots, no append-only log,
+``allkeys-lru``), so a Redis crash loses the views buffered since its last snapshot, and eviction under
+memory pressure could drop the buffer. A clean Redis restart saves a snapshot first and loses nothing.
 """
 
 from __future__ import annotations
@@ -68,7 +75,7 @@ class ViewCounter:
         return self.cache.call(read) or {}
 
     def flush(self) -> FlushResult:
-        """Write buffered views to PostgreSQL; raises if Redis or PostgreSQL fails (nothing is lost)."""
+        """Write buffered views to PostgreSQL; a Redis or PostgreSQL error raises and keeps them buffered."""
         client = self.cache.client
         total = FlushResult(jobs=0, views=0)
         # A leftover processing hash (failed earlier flush) is written first, then the live buffer.
