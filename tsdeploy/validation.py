@@ -60,15 +60,27 @@ def _address(value: Any) -> tuple[str, str] | None:
     return None
 
 
-def _cidr_list(value: Any) -> tuple[str, str] | None:
-    if not isinstance(value, list) or not value:
-        return "is not a non-empty list of CIDRs", "write a YAML list, e.g. [\"10.0.0.0/8\"]"
-    for item in value:
+def _first_bad_network(items: list[Any]) -> tuple[str, str] | None:
+    """The first item that is not an address or a network with its host bits clear (10.0.0.1/24 is a typo)."""
+    for item in items:
         try:
             ipaddress.ip_network(str(item), strict=True)
         except ValueError:
             return f"contains {item!r}, not a network in CIDR form", "use the network address, e.g. 10.0.0.0/8"
     return None
+
+
+def _cidr_list(value: Any) -> tuple[str, str] | None:
+    if not isinstance(value, list) or not value:
+        return "is not a non-empty list of CIDRs", "write a YAML list, e.g. [\"10.0.0.0/8\"]"
+    return _first_bad_network(value)
+
+
+def _optional_cidr_list(value: Any) -> tuple[str, str] | None:
+    # An empty list is the secure default (nobody), so only the type and the entries are checked.
+    if not isinstance(value, list):
+        return "is not a list of CIDRs", "write a YAML list, e.g. [\"10.0.0.0/8\"], or [] for nobody"
+    return _first_bad_network(value)
 
 
 def _identifier(value: Any) -> tuple[str, str] | None:
@@ -158,6 +170,7 @@ RULES: tuple[Rule, ...] = (
     Rule("app_secret_key", ("app",), _secret(32), secret=True),
     Rule("app_releases_keep", ("app",), _integer(1, 100)),
     Rule("nginx_server_name", ("lb",), _hostname),
+    Rule("nginx_metrics_allow", ("lb",), _optional_cidr_list),
 )
 
 

@@ -19,6 +19,8 @@ DEFAULTS: dict[str, object] = {
     # limit_req on /api: steady rate per client address and the burst allowed above it.
     "nginx_api_rate": "20r/s",
     "nginx_api_burst": 40,
+    # Client networks that may read the app's /metrics through the lb; empty = nobody (403 for everyone).
+    "nginx_metrics_allow": [],
     # Strict-Transport-Security max-age (seconds): one year.
     "nginx_hsts_max_age": 31536000,
     "nginx_content_security_policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",

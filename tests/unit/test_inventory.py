@@ -112,6 +112,35 @@ def test_every_problem_is_reported_at_once(tmp_path: pathlib.Path) -> None:
     assert "app_workers = -1" in text
 
 
+@pytest.mark.parametrize("allowed", [[], ["10.20.0.0/24", "192.0.2.7", "2001:db8::/48"]])
+def test_metrics_allow_takes_no_entry_or_addresses_and_networks(tmp_path: pathlib.Path, allowed: list[str]) -> None:
+    inventory = load(write_inventory(tmp_path, main_overrides={"nginx_metrics_allow": allowed}))
+    assert inventory.hostvars["lb1"]["nginx_metrics_allow"] == allowed
+
+
+@pytest.mark.parametrize("value, what, fix", [
+    (["10.20.0.0/24", "10.20.0.1/16"], "contains '10.20.0.1/16', not a network in CIDR form",
+     "use the network address"),
+    (["prometheus.example.com"], "contains 'prometheus.example.com', not a network in CIDR form",
+     "use the network address"),
+    ("10.20.0.0/24", "is not a list of CIDRs", "write a YAML list"),
+])
+def test_a_bad_metrics_allow_is_reported_once_for_the_lb_with_the_value_and_the_fix(
+        tmp_path: pathlib.Path, value: object, what: str, fix: str) -> None:
+    problems = problems_of(write_inventory(tmp_path, main_overrides={"nginx_metrics_allow": value}))
+    assert len(problems) == 1
+    assert problems[0].startswith(f"lb1: nginx_metrics_allow = {value!r} (inventory/group_vars/all/main.yml:")
+    assert f"{what}; fix: {fix}" in problems[0]
+
+
+def test_a_metrics_allow_left_empty_in_yaml_asks_for_an_empty_list(tmp_path: pathlib.Path) -> None:
+    # `nginx_metrics_allow:` with nothing after it is YAML null, not "nobody".
+    problems = problems_of(write_inventory(tmp_path, main_overrides={"nginx_metrics_allow": None}))
+    assert len(problems) == 1
+    assert problems[0].startswith("lb1: nginx_metrics_allow = None (")
+    assert "is not a list of CIDRs; fix: write a YAML list" in problems[0] and "or [] for nobody" in problems[0]
+
+
 def test_a_short_secret_is_reported_without_showing_it(tmp_path: pathlib.Path) -> None:
     secrets = dict(SECRETS, vault_redis_app_password="short")
     problems = problems_of(write_inventory(tmp_path, secrets=secrets))
