@@ -88,3 +88,22 @@ def test_proxy_passes_the_client_address_and_scheme(site):
 
 def test_server_name_comes_from_the_inventory(site):
     assert directives(site, "server_name") == ["jobs.example.test", "jobs.example.test"]
+
+
+def metrics_location(site: str) -> list[str]:
+    """The directives of the exact-match `location = /metrics` block, in order."""
+    block = re.search(r"^\s*location = /metrics \{(?P<body>[^}]*)\}", site, re.MULTILINE)
+    assert block, "the site has no `location = /metrics` block"
+    return [line.strip() for line in block.group("body").strip().splitlines()]
+
+
+def test_metrics_are_refused_to_every_client_by_default(site):
+    assert metrics_location(site) == ["deny all;", "proxy_pass http://talentsphere_app;"]
+
+
+def test_metrics_are_served_only_to_the_allowed_networks_listed_before_deny_all(tmp_path: pathlib.Path):
+    inventory = load(write_inventory(tmp_path, {"app1": "198.18.9.20"},
+                                     {"nginx_metrics_allow": ["10.20.0.0/24", "2001:db8::/48"]}))
+    site = render("nginx/talentsphere.conf.j2", build_context(inventory, "lb1"))
+    assert metrics_location(site) == ["allow 10.20.0.0/24;", "allow 2001:db8::/48;", "deny all;",
+                                      "proxy_pass http://talentsphere_app;"]
