@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 import os
 import re
+import socket
 import subprocess
 import tempfile
 
@@ -76,6 +78,14 @@ def _nginx_config(lb: Target) -> str:
     return lb.sudo_check("nginx -T -q")
 
 
+def _source_address(destination: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The address this control node sends from toward `destination`: what nginx's allow/deny sees (no NAT)."""
+    family = socket.AF_INET6 if ":" in destination else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect((destination, 443))  # a UDP connect sends nothing; the kernel only picks the route
+        return ipaddress.ip_address(probe.getsockname()[0])
+
+
 @pytest.mark.control("ts-nginx-01")
 def test_nginx_is_enabled_and_running(lb: Target) -> None:
     service = lb.host.service("nginx")
@@ -124,6 +134,27 @@ def test_timeout_is_set(lb: Target, directive: str) -> None:
 @pytest.mark.control("ts-nginx-05")
 def test_health_ready_answers_200_through_the_lb_over_https(lb: Target, ready: Response) -> None:
     assert ready.status == 200, f"{lb}: /health/ready answered {ready.status}: {ready.body[:200]}"
+
+
+@pytest.mark.control("ts-nginx-06")
+def test_metrics_are_refused_through_the_lb_to_clients_outside_the_allow_list(lb: Target) -> None:
+    source = _source_address(lb.address)
+    allowed = [ipaddress.ip_network(entry) for entry in lb.ctx["nginx"]["metrics_allow"]]
+    if any(source in network for network in allowed):
+        pytest.skip(f"this control node ({source}) is in nginx_metrics_allow: the refusal shows only from outside")
+    metrics = _https_get(lb, "/metrics")
+    assert metrics.status == 403, (
+        f"{lb}: /metrics answered {metrics.status} to {source}, which is not in nginx_metrics_allow "
+        f"{[str(network) for network in allowed]}: {metrics.body[:200]}")
+
+
+@pytest.mark.control("ts-nginx-06")
+def test_metrics_location_allows_only_the_inventorys_networks_then_denies_all(lb: Target) -> None:
+    block = re.search(r"location\s*=\s*/metrics\s*\{(?P<body>[^}]*)\}", _nginx_config(lb))
+    assert block, f"{lb}: no `location = /metrics`: /metrics falls through to the public `location /`"
+    rules = re.findall(r"^\s*(allow|deny)\s+([^;]+);", block.group("body"), re.M)
+    expected = [("allow", entry) for entry in lb.ctx["nginx"]["metrics_allow"]] + [("deny", "all")]
+    assert rules == expected, f"{lb}: /metrics access rules {rules}, want {expected} (nginx_metrics_allow)"
 
 
 HEADERS = [
