@@ -22,6 +22,26 @@ class Bench:
     run: dict[str, Any]
     _client: Client | None = field(default=None, init=False)
     _employer: Employer | None = field(default=None, init=False)
+    part_started: float = field(default_factory=time.monotonic, init=False)
+
+    def start_part(self) -> None:
+        """The part budget counts from here."""
+        self.part_started = time.monotonic()
+
+    def elapsed(self) -> float:
+        """Seconds since the current part started."""
+        return time.monotonic() - self.part_started
+
+    def fits(self, next_seconds: float) -> bool:
+        """Whether work expected to take `next_seconds` (the last round's duration) still ends within the
+        part's budget: a part stops starting rounds it cannot finish in time instead of overrunning."""
+        return self.elapsed() + next_seconds <= self.settings.part_budget_seconds
+
+    def budget_note(self, planned: int, done: int, unit: str = "rounds", cut_by_budget: bool | None = None
+                    ) -> dict[str, Any]:
+        """What a part records about its rounds, so the report can say when the budget cut them short."""
+        return {"planned": planned, "done": done, "unit": unit, "budget_seconds": self.settings.part_budget_seconds,
+                "cut_by_budget": done < planned if cut_by_budget is None else cut_by_budget}
 
     def log(self, message: str) -> None:
         """Progress on stderr (results go to the JSON file)."""

@@ -41,11 +41,17 @@ def run(bench: Bench) -> dict[str, Any]:
             wrk(base + path, 1, settings.http_connections, token=token)
             samples[name][mode].append(wrk(base + path, settings.http_seconds, settings.http_connections, token=token))
 
+    done, last_round = 0, 0.0
     try:
         for round_number in range(settings.repetitions):
+            if done and not bench.fits(last_round):
+                bench.log(f"cache: budget of {settings.part_budget_seconds}s reached after {done} rounds")
+                break
             bench.log(f"cache: round {round_number + 1}/{settings.repetitions}")
+            round_started = time.monotonic()
             measure("cached")
             measure("uncached")
+            last_round, done = time.monotonic() - round_started, done + 1
     finally:
         bench.lab.redis(True)
     ceiling = samples["ceiling: /health"]
@@ -62,4 +68,5 @@ def run(bench: Bench) -> dict[str, Any]:
         row["p95_reduction_pct"] = stats.reduction(row["cached"]["p95_ms"]["p50"], row["uncached"]["p95_ms"]["p50"])
         rows.append(row)
     return {"rows": rows, "ceiling_rps_p50": ceiling_rps, "connections": settings.http_connections,
-            "seconds_per_measurement": settings.http_seconds}
+            "seconds_per_measurement": settings.http_seconds,
+            "rounds": bench.budget_note(settings.repetitions, done)}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from typing import Any
 
 from tsdeploy.tuning import tune
@@ -118,8 +119,14 @@ def run(bench: Bench) -> dict[str, Any]:
     scenarios = {**HOT_QUERIES, "dashboard aggregates": {"kind": "dashboard", "company_id": employer.company_id}}
     samples: dict[str, dict[str, Any]] = {name: {"queries": {}, "demand": [], "select_only_tps": [], "tpcb_tps": []}
                                           for name in configs}
+    done, last_round = 0, 0.0
     try:
         for round_number in range(bench.settings.tuning_rounds):
+            # Whole rounds only: every configuration gets the same number of measurements.
+            if done and not bench.fits(last_round):
+                bench.log(f"tuning: budget of {bench.settings.part_budget_seconds}s reached after {done} rounds")
+                break
+            round_started = time.monotonic()
             for name, text in configs.items():
                 bench.log(f"tuning: round {round_number + 1}, {name}")
                 apply(bench, version, text)
@@ -134,6 +141,7 @@ def run(bench: Bench) -> dict[str, Any]:
                 entry["demand"].append(demand(bench))
                 entry["select_only_tps"].append(pgbench(bench, select_only=True))
                 entry["tpcb_tps"].append(pgbench(bench, select_only=False))
+            last_round, done = time.monotonic() - round_started, done + 1
     finally:
         apply(bench, version, configs["ours"])
         bench.lab.psql(f"DROP DATABASE IF EXISTS {PGBENCH_DB};", database="postgres")
@@ -141,6 +149,9 @@ def run(bench: Bench) -> dict[str, Any]:
     for name, entry in samples.items():
         rows.append({"config": name, "settings": entry.get("settings", {}),
                      "queries": {q: {"ms": stats.summarize(v["ms"]), "plan": v["plans"][0],
+                                     # Different rounds may plan differently (statistics, caches): keep each shape.
+                                     "plan_shapes": sorted({" + ".join(p["nodes"]) + "; indexes: " + (", ".join(p["indexes"]) or "none")
+                                                            for p in v["plans"]}),
                                      "temp_written_blocks": max(p["temp_written_blocks"] for p in v["plans"])}
                                  for q, v in entry["queries"].items()},
                      "demand": entry["demand"], "connection_errors": sum(sum(d["errors"].values()) for d in entry["demand"]),
@@ -148,6 +159,7 @@ def run(bench: Bench) -> dict[str, Any]:
                      "tpcb_tps": stats.summarize(entry["tpcb_tps"])})
     return {"rows": rows, "pgbench": {"scale": scale, "size": size, "clients": PGBENCH_CLIENTS,
                                       "seconds": bench.settings.pgbench_seconds},
+            "rounds": bench.budget_note(bench.settings.tuning_rounds, done),
             "jobs": int(bench.lab.psql("SELECT count(*) FROM jobs;").strip()), "company_id": employer.company_id,
             "dashboard_applications": int(bench.lab.psql(
                 "SELECT count(*) FROM applications a JOIN jobs j ON j.id = a.job_id "
