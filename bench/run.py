@@ -30,11 +30,15 @@ PARTS = {"deploy": deploy, "views": views, "cache": cache, "dashboard": dashboar
          "search": search, "tuning": tuning}
 BASE_SIZE_PARTS = ("views", "cache", "dashboard", "load")
 QUIET_LOAD = 1.5
+IDLE_SAMPLE_SECONDS = 5.0
 
 
 def run_part(bench: Bench, name: str) -> None:
     """Run one part, recording its data or its failure, its duration and the load average around it."""
-    entry: dict = {"load_average_before": machine.load_average()}
+    # Measured while the bench generates no load: what else (other work, the lab's background) uses the CPU.
+    entry: dict = {"load_average_before": machine.load_average(),
+                   "idle_busy_pct_before": machine.busy_percent(IDLE_SAMPLE_SECONDS)}
+    bench.start_part()
     started = time.monotonic()
     bench.log(f"part {name}: start (load {entry['load_average_before']})")
     try:
@@ -71,6 +75,7 @@ def main() -> int:
         parser.error(f"--parts: unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     settings = QUICK if args.quick else FULL
     run = results.new_run(settings.quick, machine.describe())
+    run["machine"]["idle_busy_pct"] = machine.busy_percent(IDLE_SAMPLE_SECONDS)
     if run["machine"]["load_average"][0] >= QUIET_LOAD:
         print(f"warning: load average {run['machine']['load_average']} is not below {QUIET_LOAD}: the machine is "
               "shared right now and timings will be noisy", file=sys.stderr)

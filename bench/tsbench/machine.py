@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from pathlib import Path
 
 
@@ -32,3 +33,54 @@ def describe() -> dict[str, object]:
     """The machine as recorded in every results file."""
     return {"cpu_model": cpu_model(), "cores": os.cpu_count(), "memory_bytes": memory_bytes(),
             "kernel": platform.release(), "python": platform.python_version(), "load_average": load_average()}
+
+
+def cpu_times(stat: Path = Path("/proc/stat")) -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine from /proc/stat (idle and iowait are not busy)."""
+    fields = [int(v) for v in stat.read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_percent(seconds: float) -> float:
+    """How busy the whole machine is over `seconds` (100 = every core busy). Called while the bench itself
+    generates no load, it measures everyone else: other sessions, and the lab's own background work
+    (autovacuum after a reseed, timers)."""
+    busy0, total0 = cpu_times()
+    time.sleep(seconds)
+    busy1, total1 = cpu_times()
+    return round(100.0 * (busy1 - busy0) / max(total1 - total0, 1), 1)
+
+
+def _namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def cpu_seconds_by_namespace(init_pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by every process in each lab host's PID namespace (name -> seconds).
+
+    Lab hosts run with `--register=no --keep-unit`, so they have no cgroup of their own: processes are
+    grouped by the PID namespace of each host's systemd. utime+stime of the living processes plus the
+    cutime+cstime they collected from children that exited (short-lived PostgreSQL backends, ssh sessions),
+    so a difference of two samples is the host's CPU use in between.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    wanted = {_namespace(pid): name for name, pid in init_pids.items()}
+    wanted.pop(None, None)
+    totals = {name: 0.0 for name in init_pids}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        name = wanted.get(_namespace(int(entry.name)))
+        if name is None:
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited between listing and reading: its parent's cutime has it next time
+        # After the command name: state is field 3 of proc(5), utime 14, stime 15, cutime 16, cstime 17.
+        totals[name] += sum(int(v) for v in fields[11:15]) / ticks
+    return totals

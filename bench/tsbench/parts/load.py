@@ -1,12 +1,17 @@
-"""Part 7: headless locust users against the split lab in growing steps: the highest sustained requests/s with
-p95 under 200 ms and no errors, and what saturated (the machine's CPU, sampled from /proc/stat, is shared by
-every lab host and by locust itself).
+"""Part 7: headless locust users against the split lab, climbing in steps (each double the last) until p95
+reaches 200 ms or requests fail: the highest sustained requests/s below that limit, and what saturated first.
+
+Every lab host is a container on this one machine, and locust runs here too, so "what saturates" is answered
+from measurements taken during each step: the machine's CPU (/proc/stat), each lab host's CPU (its PID
+namespace), locust's own CPU (this process's reaped children), and how many of the app tier's Gunicorn sync
+workers were busy on average (Little's law: requests/s x mean latency).
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import resource
 import secrets
 import subprocess
 import sys
@@ -15,17 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import machine
 from ..context import Bench
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "locustfile.py"
 P95_LIMIT_MS = 200.0
-
-
-def cpu_times() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
+MACHINE_CPU_SATURATED = 85.0     # % of all cores: above this, requests wait for a core
+ONE_CORE_SATURATED = 90.0        # % of one core: a single-threaded process (locust) at its limit
+WORKERS_SATURATED = 0.85         # share of Gunicorn workers busy on average
 
 
 def seeker_token(bench: Bench) -> str:
@@ -36,39 +38,114 @@ def seeker_token(bench: Bench) -> str:
         "full_name": "Load Seeker", "role": "job_seeker"})["token"]
 
 
-def step(bench: Bench, users: int, directory: Path) -> dict[str, Any]:
-    """One locust run at `users` users; the aggregated row of its stats CSV plus machine CPU use."""
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def step(bench: Bench, users: int, directory: Path, seeker: str, workers: int) -> dict[str, Any]:
+    """One locust run at `users` users: its aggregated stats plus who used the CPU meanwhile."""
     prefix = directory / f"u{users}"
     env = {**os.environ, "TSBENCH_CA": bench.lab.ca_file(), "TSBENCH_EMPLOYER_TOKEN": bench.employer().token,
-           "TSBENCH_SEEKER_TOKEN": seeker_token(bench)}
-    busy0, total0 = cpu_times()
+           "TSBENCH_SEEKER_TOKEN": seeker}
+    init_pids = {name: host.init_pid for name, host in bench.lab.lab.state.hosts.items() if host.init_pid}
+    hosts0, locust0, (busy0, total0) = (machine.cpu_seconds_by_namespace(init_pids), _children_cpu_seconds(),
+                                        machine.cpu_times())
+    started = time.monotonic()
     process = subprocess.run(
+        # --reset-stats: the ramp-up is not part of the sustained figures.
         [str(Path(sys.executable).parent / "locust"), "-f", str(LOCUSTFILE), "--headless", "--only-summary",
-         "-u", str(users), "-r", str(max(1, users // 2)), "--run-time", f"{bench.settings.load_step_seconds}s",
-         "--host", bench.lab.lb_url(), "--csv", str(prefix), "--stop-timeout", "5"],
-        env=env, capture_output=True, text=True, timeout=bench.settings.load_step_seconds + 120, check=False)
-    busy1, total1 = cpu_times()
-    rows = list(csv.DictReader((directory / f"u{users}_stats.csv").open()))
+         "--reset-stats", "-u", str(users), "-r", str(max(1, users // 2)),
+         "--run-time", f"{bench.settings.load_step_seconds}s", "--host", bench.lab.lb_url(), "--csv", str(prefix),
+         "--stop-timeout", "5"],
+        env=env, capture_output=True, text=True, timeout=bench.settings.load_step_seconds + 180, check=False)
+    wall = time.monotonic() - started
+    hosts1, locust1, (busy1, total1) = (machine.cpu_seconds_by_namespace(init_pids), _children_cpu_seconds(),
+                                        machine.cpu_times())
+    stats_csv = directory / f"u{users}_stats.csv"
+    if not stats_csv.exists():
+        raise RuntimeError(f"locust wrote no statistics at {users} users (exit {process.returncode}): "
+                           f"{process.stderr[-800:]}")
+    rows = list(csv.DictReader(stats_csv.open()))
     aggregated = next(row for row in rows if row["Name"] == "Aggregated")
     per_endpoint = {row["Name"]: {"requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
                                   "p95_ms": float(row["95%"] or 0)} for row in rows if row["Name"] != "Aggregated"}
-    return {"users": users, "rps": float(aggregated["Requests/s"]), "requests": int(aggregated["Request Count"]),
-            "failures": int(aggregated["Failure Count"]), "p50_ms": float(aggregated["50%"] or 0),
-            "p95_ms": float(aggregated["95%"] or 0), "machine_cpu_pct": 100.0 * (busy1 - busy0) / (total1 - total0),
+    failures_csv = directory / f"u{users}_failures.csv"
+    failure_kinds = ({f"{row['Method']} {row['Name']}: {row['Error']}"[:200]: int(row["Occurrences"])
+                      for row in csv.DictReader(failures_csv.open())} if failures_csv.exists() else {})
+    rps, mean_ms = float(aggregated["Requests/s"]), float(aggregated["Average Response Time"] or 0)
+    return {"users": users, "rps": rps, "requests": int(aggregated["Request Count"]),
+            "failures": int(aggregated["Failure Count"]), "failure_kinds": failure_kinds,
+            "p50_ms": float(aggregated["50%"] or 0), "p95_ms": float(aggregated["95%"] or 0), "mean_ms": mean_ms,
+            "machine_cpu_pct": round(100.0 * (busy1 - busy0) / max(total1 - total0, 1), 1),
+            # % of one core, like top: 200 = both cores of this machine.
+            "host_cpu_pct": {name: round(100.0 * (hosts1[name] - hosts0[name]) / wall, 1) for name in init_pids},
+            "locust_cpu_pct": round(100.0 * (locust1 - locust0) / wall, 1),
+            "busy_workers": round(rps * mean_ms / 1000.0, 2), "workers": workers,
             "locust_exit_code": process.returncode, "endpoints": per_endpoint}
 
 
+def within_limits(step_result: dict[str, Any]) -> bool:
+    return step_result["p95_ms"] < P95_LIMIT_MS and step_result["failures"] == 0
+
+
+def saturation(step_result: dict[str, Any], cores: int) -> dict[str, str]:
+    """What ran out first at this step, from its own measurements (the first rule that holds wins)."""
+    hosts = sorted(step_result["host_cpu_pct"].items(), key=lambda item: -item[1])
+    consumers = ", ".join(f"{name} {pct:.0f} %" for name, pct in hosts[:3])
+    consumers += f", locust {step_result['locust_cpu_pct']:.0f} % (of one core each)"
+    if step_result["machine_cpu_pct"] >= MACHINE_CPU_SATURATED:
+        return {"resource": "the machine's CPU",
+                "evidence": f"{step_result['machine_cpu_pct']:.0f} % of {cores} cores busy; the largest users: "
+                            f"{consumers}"}
+    if step_result["locust_cpu_pct"] >= ONE_CORE_SATURATED:
+        return {"resource": "the load generator (locust, one process)",
+                "evidence": f"locust used {step_result['locust_cpu_pct']:.0f} % of a core"}
+    if step_result["busy_workers"] >= WORKERS_SATURATED * step_result["workers"]:
+        return {"resource": "the Gunicorn sync workers",
+                "evidence": f"{step_result['busy_workers']:.1f} of {step_result['workers']} workers busy on average "
+                            f"(req/s x mean latency); machine CPU {step_result['machine_cpu_pct']:.0f} %"}
+    if step_result["failures"]:
+        kinds = "; ".join(f"{k} x{v}" for k, v in list(step_result["failure_kinds"].items())[:3])
+        return {"resource": "errors before any measured resource ran out", "evidence": kinds or "see failures"}
+    return {"resource": "none of CPU, load generator or workers",
+            "evidence": f"machine CPU {step_result['machine_cpu_pct']:.0f} %, {consumers}; "
+                        f"{step_result['busy_workers']:.1f} of {step_result['workers']} workers busy"}
+
+
 def run(bench: Bench) -> dict[str, Any]:
-    """Steps in order until the budget is spent; the best step meeting the limits is the answer."""
-    started = time.monotonic()
-    steps = []
+    """Climb until a step breaks the limits (or the steps or the budget run out)."""
+    topology = bench.run["topology"]
+    workers = int(topology["app_workers_per_host"]) * sum(1 for h in topology["hosts"] if h.startswith("app"))
+    seeker = seeker_token(bench)
+    steps: list[dict[str, Any]] = []
+    last_step, cut = 0.0, False
     with tempfile.TemporaryDirectory(prefix="tsbench-locust-") as directory:
+        # Discarded warm-up at the first step's size: the users' searches fill the cache, as they would have
+        # long before a real peak; without it the first step would measure cold misses.
+        bench.log(f"load: warm-up, {bench.settings.load_steps[0]} users (discarded)")
+        step(bench, bench.settings.load_steps[0], Path(directory), seeker, workers)
         for users in bench.settings.load_steps:
-            if time.monotonic() - started > bench.settings.part_budget_seconds:
+            if steps and not bench.fits(last_step):
+                bench.log(f"load: budget of {bench.settings.part_budget_seconds}s reached")
+                cut = True
                 break
             bench.log(f"load: {users} users")
-            steps.append(step(bench, users, Path(directory)))
-    passing = [s for s in steps if s["p95_ms"] < P95_LIMIT_MS and s["failures"] == 0]
+            started = time.monotonic()
+            steps.append(step(bench, users, Path(directory), seeker, workers))
+            last_step = time.monotonic() - started
+            latest = steps[-1]
+            bench.log(f"load: {users} users: {latest['rps']:.1f} req/s, p95 {latest['p95_ms']:.0f} ms, "
+                      f"{latest['failures']} failures, machine CPU {latest['machine_cpu_pct']:.0f} %")
+            if not within_limits(latest):
+                break
+    passing = [s for s in steps if within_limits(s)]
     best = max(passing, key=lambda s: s["rps"]) if passing else None
-    return {"steps": steps, "best": best, "p95_limit_ms": P95_LIMIT_MS,
-            "seconds_per_step": bench.settings.load_step_seconds}
+    broke = next((s for s in steps if not within_limits(s)), None)
+    cores = int(bench.run["machine"].get("cores") or os.cpu_count() or 1)
+    return {"steps": steps, "best": best, "p95_limit_ms": P95_LIMIT_MS, "workers": workers,
+            "seconds_per_step": bench.settings.load_step_seconds,
+            "limit_reached_at_users": broke["users"] if broke else None,
+            # Judged at the step that broke the limit; if none did, at the heaviest step (and said so).
+            "saturation": saturation(broke or steps[-1], cores) if steps else None,
+            "rounds": bench.budget_note(len(bench.settings.load_steps), len(steps), unit="steps", cut_by_budget=cut)}
