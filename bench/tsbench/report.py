@@ -206,6 +206,43 @@ def tuning_differences(data: dict[str, Any]) -> list[str]:
     return out
 
 
+def _megabytes(setting: str) -> float | None:
+    """A memory setting as PostgreSQL shows it (4MB, 4443kB, 1536MB, 4GB) in MB."""
+    units = {"kB": 1 / 1024, "MB": 1.0, "GB": 1024.0, "TB": 1024.0 ** 2}
+    for unit, factor in units.items():
+        if setting.endswith(unit) and setting[: -len(unit)].isdigit():
+            return int(setting[: -len(unit)]) * factor
+    return None
+
+
+def tuning_explanations(data: dict[str, Any]) -> str:
+    """Why the configurations differ where they do and not elsewhere, from the run's own figures."""
+    rows = data["rows"]
+    lines = []
+    for query in rows[0]["queries"]:
+        temp = [r["queries"][query]["temp_written_blocks"] for r in rows]
+        if min(temp) > 0 and max(temp) <= 1.05 * min(temp):
+            work_mem = "/".join(r["settings"].get("work_mem", "?") for r in rows)
+            lines.append(f"{query} writes {f(min(temp))}-{f(max(temp))} temporary blocks ({f(max(temp) * 8 / 1024, 0)} MB) "
+                         f"in every configuration: work_mem is {work_mem}, all below what its sort or hash needs, so "
+                         "none of the three removes the spill to disk.")
+    buffers = {r["config"]: _megabytes(r["settings"].get("shared_buffers", "")) for r in rows}
+    size = _megabytes(data["pgbench"]["size"].replace(" ", ""))
+    if size and all(buffers.values()) and min(buffers.values()) < size:
+        lines.append(f"pgbench's data ({data['pgbench']['size']}) is larger than every shared_buffers here "
+                     f"({', '.join(f'{k} {f(v, 0)} MB' for k, v in buffers.items())}), but the lab hosts share this "
+                     "machine's page cache: pages missing from shared_buffers are still read from memory, not disk, "
+                     "which is why larger shared_buffers gain little in select-only.")
+    errors = {r["config"]: r["connection_errors"] for r in rows}
+    limits = {r["config"]: r["settings"].get("max_connections", "?") for r in rows}
+    demand = rows[0]["demand"][0]["demand"] if rows[0]["demand"] else None
+    if demand and any(errors.values()):
+        lines.append(f"The app tier's full pool demand is {demand} connections; max_connections is "
+                     f"{', '.join(f'{k} {v}' for k, v in limits.items())} (PostgreSQL keeps 3 of them for superusers), "
+                     f"so connection errors were {', '.join(f'{k} {v}' for k, v in errors.items())}.")
+    return ("\nWhy:\n\n" + "\n".join(f"- {line}" for line in lines) + "\n") if lines else ""
+
+
 def tuning_section(data: dict[str, Any], stamp: str) -> str:
     pg = data["pgbench"]
     out = [f"At {f(data['jobs'])} jobs; the dashboard company has {f(data['dashboard_applications'])} applications. "
@@ -239,6 +276,7 @@ def tuning_section(data: dict[str, Any], stamp: str) -> str:
                      [[r["config"]] + ["<br>".join(r["queries"][q].get("plan_shapes")
                                                    or [" + ".join(r["queries"][q]["plan"]["nodes"])])
                                        for q in queries] for r in data["rows"]]))
+    out.append(tuning_explanations(data))
     differences = tuning_differences(data)
     if differences:
         out.append("\nWhere tuning made a difference (against stock, judged by whether the interquartile ranges "
@@ -256,6 +294,17 @@ def deploy_section(data: dict[str, Any], stamp: str) -> str:
     return table(["topology", "lab up s", "cold deploy s", "no-op re-deploy s", "no-op summary"], rows)
 
 
+def _saturation(data: dict[str, Any]) -> dict[str, str] | None:
+    """What saturated first, judged again from the stored steps (the judgement lives in parts/load.py; the
+    results file keeps the raw figures, so a clearer rule or wording applies to old runs too)."""
+    from .parts.load import saturation, within_limits
+
+    if not data["steps"]:
+        return None
+    broke = next((s for s in data["steps"] if not within_limits(s)), data["steps"][-1])
+    return saturation(broke, data["machine_cores"]) if "host_cpu_pct" in broke else data.get("saturation")
+
+
 def load_section(data: dict[str, Any], stamp: str) -> str:
     hosts = sorted({h for s in data["steps"] for h in s.get("host_cpu_pct", {})})
     rows = [[s["users"], f(s["rps"]), f(s["p50_ms"], 0), f(s["p95_ms"], 0), s["failures"],
@@ -268,7 +317,7 @@ def load_section(data: dict[str, Any], stamp: str) -> str:
                f"req/s at {best['users']} users**." if best else
                f"No step kept p95 under {f(data['p95_limit_ms'], 0)} ms without errors.")
     reached = data.get("limit_reached_at_users")
-    saturated = data.get("saturation")
+    saturated = _saturation(data)
     if saturated:
         where = (f"at {reached} users, the first step over the limit" if reached else
                  "at the heaviest step (the limit was never reached: the steps ran out first)")
@@ -277,10 +326,10 @@ def load_section(data: dict[str, Any], stamp: str) -> str:
            f"p95 reaches {f(data['p95_limit_ms'], 0)} ms or requests fail; job seekers search, open jobs and apply, "
            f"employers open the dashboard. {verdict}\n",
            "CPU columns are % of one core (this machine has all of them: 100 % machine CPU = every core busy); a "
-           "host's figure is every process in its container. Busy workers = req/s x mean latency (Little's law), "
-           "of the app tier's Gunicorn sync workers.\n",
+           "host's figure is every process in its container. In flight = req/s x mean latency (Little's law): requests "
+           "being served or queued, against the app tier's Gunicorn sync workers (one request each).\n",
            table(["users", "req/s", "p50 ms", "p95 ms", "failures", "machine CPU"] + [f"{h} CPU" for h in hosts]
-                 + ["locust CPU", "busy workers"], rows)]
+                 + ["locust CPU", "in flight / workers"], rows)]
     if data["steps"]:
         path = _plot("load", stamp, lambda ax: (ax.plot([s["users"] for s in data["steps"]], [s["rps"] for s in data["steps"]],
                                                         "o-", label="req/s"),
@@ -355,8 +404,12 @@ def verdict(name: str, data: dict[str, Any]) -> str:
             parts.append(f"{f(size['jobs'])} jobs: queries {sql}; HTTP {http}")
         small = [s for s in data["sizes"] if "sql" in s and any(
             r["reduction_p50_pct"] < CLAIMED_RANGES["search_sql"][0] for r in s["sql"]["rows"])]
-        why = (" Where it falls short the tables are small: without indexes PostgreSQL scans "
-               f"{f(small[0]['jobs'])} rows in a few ms, so there is little to save." if small else "")
+        why = ""
+        if small:
+            without = [r["without_ms"]["p50"] for r in small[0]["sql"]["rows"]]
+            why = (f" Where it falls short the table is small: without indexes PostgreSQL reads all "
+                   f"{f(small[0]['jobs'])} jobs in {f(min(without), 0)} to {f(max(without), 0)} ms, so an index has "
+                   "little to save; the gain grows with the table.")
         return "; ".join(parts) + "." + why
     if name == "cache":
         # "Response times" read two ways: the typical request (p50) and the slow tail (p95); both are shown.
@@ -390,7 +443,7 @@ def verdict(name: str, data: dict[str, Any]) -> str:
         ours = [line.removeprefix("ours, ") for line in tuning_differences(data) if line.startswith("ours, ")]
         return "no figure claimed. Ours vs stock: " + ("; ".join(ours) if ours else "not measured")
     if name == "load":
-        saturated = data.get("saturation")
+        saturated = _saturation(data)
         return ("no figure claimed" + (f"; saturated first: {saturated['resource']}" if saturated else ""))
     return "no claim"
 
@@ -462,7 +515,8 @@ def header(run: dict[str, Any], results_path: Path) -> str:
               "## Seed report claims vs measured", "",
               table(["part", "seed report claims", "measured (medians)", "verdict"],
                     [[TITLES[name], CLAIMS[name], headline(name, part["data"]) if part["status"] == "ok" else "-",
-                      verdict(name, part["data"]) if part["status"] == "ok" else "not measured: the part failed"]
+                      verdict(name, {**part["data"], "machine_cores": m["cores"]}) if part["status"] == "ok"
+                      else "not measured: the part failed"]
                      for name, part in run["parts"].items()])]
     return "\n".join(lines)
 
@@ -488,7 +542,7 @@ def generate(run: dict[str, Any], results_path: Path, markdown: Path = MARKDOWN)
                      f"before, {part['load_average_after']} after; CPU busy {f(part.get('idle_busy_pct_before'), 0)} % "
                      f"while idle before it; took {f(part['seconds'])} s.{budget}\n")
         if part["status"] == "ok":
-            parts.append(SECTIONS[name](part["data"], stamp))
+            parts.append(SECTIONS[name]({**part["data"], "machine_cores": run["machine"]["cores"]}, stamp))
         else:
             parts.append(f"**Not measured: the part failed.** `{part['error'][:600]}`\n")
     markdown.write_text("\n".join(parts).rstrip() + "\n")

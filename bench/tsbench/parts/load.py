@@ -3,8 +3,8 @@ reaches 200 ms or requests fail: the highest sustained requests/s below that lim
 
 Every lab host is a container on this one machine, and locust runs here too, so "what saturates" is answered
 from measurements taken during each step: the machine's CPU (/proc/stat), each lab host's CPU (its PID
-namespace), locust's own CPU (this process's reaped children), and how many of the app tier's Gunicorn sync
-workers were busy on average (Little's law: requests/s x mean latency).
+namespace), locust's own CPU (this process's reaped children), and how many requests were in flight on average
+(Little's law: requests/s x mean latency) against the app tier's Gunicorn sync workers, one request each.
 """
 
 from __future__ import annotations
@@ -102,15 +102,18 @@ def saturation(step_result: dict[str, Any], cores: int) -> dict[str, str]:
         return {"resource": "the load generator (locust, one process)",
                 "evidence": f"locust used {step_result['locust_cpu_pct']:.0f} % of a core"}
     if step_result["busy_workers"] >= WORKERS_SATURATED * step_result["workers"]:
+        # Little's law counts every request in the system, queued or served: above the worker count, requests
+        # wait for a free sync worker while the CPU still has room.
         return {"resource": "the Gunicorn sync workers",
-                "evidence": f"{step_result['busy_workers']:.1f} of {step_result['workers']} workers busy on average "
-                            f"(req/s x mean latency); machine CPU {step_result['machine_cpu_pct']:.0f} %"}
+                "evidence": f"{step_result['busy_workers']:.1f} requests in flight on average (req/s x mean latency) "
+                            f"for {step_result['workers']} sync workers, so requests queue for a worker; machine CPU "
+                            f"only {step_result['machine_cpu_pct']:.0f} %"}
     if step_result["failures"]:
         kinds = "; ".join(f"{k} x{v}" for k, v in list(step_result["failure_kinds"].items())[:3])
         return {"resource": "errors before any measured resource ran out", "evidence": kinds or "see failures"}
     return {"resource": "none of CPU, load generator or workers",
             "evidence": f"machine CPU {step_result['machine_cpu_pct']:.0f} %, {consumers}; "
-                        f"{step_result['busy_workers']:.1f} of {step_result['workers']} workers busy"}
+                        f"{step_result['busy_workers']:.1f} requests in flight for {step_result['workers']} workers"}
 
 
 def run(bench: Bench) -> dict[str, Any]:
