@@ -229,6 +229,7 @@ def _redis(inventory: Inventory) -> dict[str, Any]:
         "port": int(v["redis_port"]),
         "bind": ["127.0.0.1", "-::1", address],
         "maxmemory": format_size(parse_size(v["redis_maxmemory"])).lower(),
+        "maxmemory_policy": v["redis_maxmemory_policy"],
         "key_prefix": v["redis_key_prefix"],
         "app_user": v["redis_app_user"],
         "app_password": v["redis_app_password"],

@@ -25,6 +25,11 @@ Check = Callable[[Any], "tuple[str, str] | None"]
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
 _KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,32}$")
+#: Redis's maxmemory-policy values (https://redis.io/docs/latest/develop/reference/eviction/), which Render's
+#: Key Value also takes as its Blueprint `maxmemoryPolicy`: the ones the app can live with ...
+REDIS_EVICTION_POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "noeviction")
+#: ... and the ones that may evict keys without a TTL (refused, see _eviction_policy).
+REDIS_ALLKEYS_POLICIES = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
 
 
 def _integer(minimum: int, maximum: int | None = None) -> Check:
@@ -119,6 +124,20 @@ def _key_prefix(value: Any) -> tuple[str, str] | None:
     return None
 
 
+def _eviction_policy(value: Any) -> tuple[str, str] | None:
+    # allkeys-* is refused, not merely warned about: it may evict the app's keys that have no TTL (the cache
+    # generation counters and the view-count buffer), which serves stale entries again after an invalidation
+    # and loses buffered views. That is wrong data, not a tuning trade-off; noeviction only costs cache hits.
+    if value in REDIS_ALLKEYS_POLICIES:
+        return ("may evict the app's keys without a TTL (cache generation counters, view-count buffer): stale "
+                "entries would be served after an invalidation and buffered views lost",
+                "use volatile-lru (the default) or another volatile-* policy: every cache entry has a TTL, so "
+                "they evict cache entries only")
+    if value not in REDIS_EVICTION_POLICIES:
+        return "is not a Redis maxmemory-policy", f"use one of: {', '.join(REDIS_EVICTION_POLICIES)}"
+    return None
+
+
 def _local_file(value: Any) -> tuple[str, str] | None:
     if not isinstance(value, str) or not pathlib.Path(value).is_file():
         return "is not a readable file on the control node", "point it at the PEM file (outside the repository)"
@@ -156,6 +175,7 @@ RULES: tuple[Rule, ...] = (
     Rule("postgresql_storage", ("db",), _choice("ssd", "hdd", "san", "nvme")),
     Rule("postgresql_connection_headroom", ("db",), _integer(0, 10000)),
     Rule("redis_maxmemory", ("cache",), _size),
+    Rule("redis_maxmemory_policy", ("cache",), _eviction_policy),
     Rule("redis_app_user", _CACHE_USERS, _identifier),
     Rule("redis_app_password", _CACHE_USERS, _secret(16), secret=True),
     Rule("redis_admin_password", ("cache",), _secret(16), secret=True),

@@ -19,7 +19,7 @@ def apply(ctx: dict[str, Any]) -> None:
                     user="redis", group="redis", mode="750")
     acl = put_managed(ctx, "redis/users.acl.j2", name="Write the ACL file: default user off, app and admin users")
     conf = put_managed(ctx, "redis/redis.conf.j2",
-                       name="Write redis.conf: private bind, protected mode, maxmemory allkeys-lru")
+                       name="Write redis.conf: private bind, protected mode, maxmemory and its eviction policy")
     systemd.service(name="Run Redis at boot", service="redis-server", running=True, enabled=True)
     systemd.service(name="Restart Redis because its configuration changed", service="redis-server",
                     restarted=True, _if=any_changed(acl, conf))

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
+from tsdeploy.context import build_context
 from tsdeploy.inventory import InventoryError, load
 from tsdeploy.pyinfra_inventory import groups as pyinfra_groups
 
@@ -139,6 +140,39 @@ def test_a_metrics_allow_left_empty_in_yaml_asks_for_an_empty_list(tmp_path: pat
     assert len(problems) == 1
     assert problems[0].startswith("lb1: nginx_metrics_allow = None (")
     assert "is not a list of CIDRs; fix: write a YAML list" in problems[0] and "or [] for nobody" in problems[0]
+
+
+@pytest.mark.parametrize("policy", ["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+                                    "noeviction"])
+def test_policies_that_keep_keys_without_a_ttl_are_accepted(tmp_path: pathlib.Path, policy: str) -> None:
+    inventory = load(write_inventory(tmp_path, main_overrides={"redis_maxmemory_policy": policy}))
+    assert inventory.hostvars["cache1"]["redis_maxmemory_policy"] == policy
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu", "allkeys-random"])
+def test_an_allkeys_policy_is_refused_because_it_may_evict_counters_and_the_view_buffer(
+        tmp_path: pathlib.Path, policy: str) -> None:
+    problems = problems_of(write_inventory(tmp_path, main_overrides={"redis_maxmemory_policy": policy}))
+    assert len(problems) == 1
+    problem = problems[0]
+    assert problem.startswith(f"cache1: redis_maxmemory_policy = '{policy}' (inventory/group_vars/all/main.yml:")
+    assert "may evict the app's keys without a TTL (cache generation counters, view-count buffer)" in problem
+    assert "fix: use volatile-lru (the default) or another volatile-* policy" in problem
+
+
+@pytest.mark.parametrize("value", ["volatile_lru", "Volatile-LRU", 3])
+def test_an_unknown_eviction_policy_names_the_value_and_lists_the_accepted_ones(
+        tmp_path: pathlib.Path, value: object) -> None:
+    problems = problems_of(write_inventory(tmp_path, main_overrides={"redis_maxmemory_policy": value}))
+    assert len(problems) == 1
+    assert problems[0].startswith(f"cache1: redis_maxmemory_policy = {value!r} (inventory/group_vars/all/main.yml:")
+    assert problems[0].endswith("is not a Redis maxmemory-policy; fix: use one of: volatile-lru, volatile-lfu, "
+                                "volatile-random, volatile-ttl, noeviction")
+
+
+def test_the_eviction_policy_defaults_to_volatile_lru(tmp_path: pathlib.Path) -> None:
+    ctx = build_context(load(write_inventory(tmp_path)), "cache1")
+    assert ctx["redis"]["maxmemory_policy"] == "volatile-lru"
 
 
 def test_a_short_secret_is_reported_without_showing_it(tmp_path: pathlib.Path) -> None:

@@ -109,8 +109,23 @@ def test_database_and_keyvalue_are_private_with_a_string_major_version(tiny_inve
     assert database["postgresMajorVersion"] == "15"  # bookworm's PostgreSQL, the same as the VM deploy
     assert database["ipAllowList"] == []
     cache = service(document, "keyvalue")
-    assert cache["ipAllowList"] == [] and cache["maxmemoryPolicy"] == "allkeys-lru"
+    assert cache["ipAllowList"] == [] and cache["maxmemoryPolicy"] == "volatile-lru"
     assert "postgresMajorVersion: '15'" in (tmp_path / "render.yaml").read_text()
+
+
+def test_keyvalue_eviction_policy_is_the_inventorys_redis_policy(tmp_path: pathlib.Path) -> None:
+    inventory = write_inventory(tmp_path / "inventory", "redis_maxmemory_policy: volatile-lfu\n")
+    result = generate(inventory, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert service(load_blueprint(tmp_path / "out"), "keyvalue")["maxmemoryPolicy"] == "volatile-lfu"
+
+
+def test_an_allkeys_policy_is_refused_before_anything_is_written(tmp_path: pathlib.Path) -> None:
+    inventory = write_inventory(tmp_path / "inventory", "redis_maxmemory_policy: allkeys-lru\n")
+    result = generate(inventory, tmp_path / "out")
+    assert result.exit_code == 1
+    assert "cache1: redis_maxmemory_policy = 'allkeys-lru'" in result.output
+    assert not (tmp_path / "out" / "render.yaml").exists()
 
 
 def test_cron_job_flushes_view_counts_every_minute(tiny_inventory: pathlib.Path, tmp_path: pathlib.Path) -> None:

@@ -89,9 +89,19 @@ def test_redis_binds_loopback_and_the_private_address_in_protected_mode(contexts
     text = render("redis/redis.conf.j2", contexts["cache1"])
     assert "\nbind 127.0.0.1 -::1 10.0.0.11\n" in text
     assert "\nprotected-mode yes\n" in text
-    assert "\nmaxmemory-policy allkeys-lru\n" in text
     for command in ("debug", "module"):
         assert f"\nenable-{command}-command no\n" in text
+
+
+def test_redis_evicts_only_keys_with_a_ttl_by_default(contexts: dict[str, dict]) -> None:
+    # Generation counters and the view buffer have no TTL; only volatile-* leaves them alone.
+    assert "\nmaxmemory-policy volatile-lru\n" in render("redis/redis.conf.j2", contexts["cache1"])
+
+
+def test_redis_eviction_policy_comes_from_the_inventory(tmp_path: pathlib.Path) -> None:
+    inventory = load(write_inventory(tmp_path, main_overrides={"redis_maxmemory_policy": "volatile-ttl"}))
+    text = render("redis/redis.conf.j2", build_context(inventory, "cache1"))
+    assert "\nmaxmemory-policy volatile-ttl\n" in text
 
 
 def test_sshd_drop_in_meets_the_ssh_baseline(contexts: dict[str, dict]) -> None:

@@ -231,7 +231,8 @@ def blueprint(ctx: dict[str, Any]) -> tuple[dict[str, Any], Pool, dict[str, Any]
                 "type": "keyvalue", "name": cache, "region": r["render_region"], "plan": r["render_keyvalue_plan"],
                 # An empty allow list: reachable only from this workspace's services over the private network.
                 "ipAllowList": [],
-                "maxmemoryPolicy": "allkeys-lru",
+                # Redis's own policy names, the same value as the VM deploy's redis.conf (validated there).
+                "maxmemoryPolicy": ctx["redis"]["maxmemory_policy"],
             },
         ],
         "databases": [
