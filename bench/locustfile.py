@@ -1,8 +1,9 @@
 """Part 7: realistic users against the lab's lb (headless locust, driven by bench/tsbench/parts/load.py).
 
 Job seekers search (with and without filters), open jobs and apply; employers open their dashboard.
-FastHttpUser (geventhttpclient), not HttpUser (requests): it needs several times less CPU per request, and
-locust shares this machine's two cores with the lab, so a heavier client would saturate before the stack does.
+FastHttpUser (geventhttpclient), not HttpUser (requests): locust documents it as the client with less CPU per
+request, and locust shares this machine's two cores with the lab. Part 7 records locust's own CPU per step, so a
+load generator at its limit would be named as the bottleneck rather than blamed on the stack.
 Environment: TSBENCH_CA (lab CA file), TSBENCH_SEEKER_TOKEN and TSBENCH_EMPLOYER_TOKEN (bench accounts'
 tokens; environment variables, never command-line arguments).
 """
