@@ -26,10 +26,19 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
 _KEY_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,32}$")
 #: Redis's maxmemory-policy values (https://redis.io/docs/latest/develop/reference/eviction/), which Render's
-#: Key Value also takes as its Blueprint `maxmemoryPolicy`: the ones the app can live with ...
-REDIS_EVICTION_POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "noeviction")
-#: ... and the ones that may evict keys without a TTL (refused, see _eviction_policy).
-REDIS_ALLKEYS_POLICIES = ("allkeys-lru", "allkeys-lfu", "allkeys-random")
+#: Key Value also takes as its Blueprint `maxmemoryPolicy`. The app is correct with the ones that evict only
+#: keys with a TTL (every cache entry has one; its generation counters and view buffer have none) ...
+REDIS_EVICTION_POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl")
+_EVICTS_APP_STATE = ("may evict the app's keys without a TTL (cache generation counters, view-count buffer): "
+                     "stale entries would be served after an invalidation and buffered views lost")
+#: ... and serves wrong data with the others (refused, with the reason).
+REDIS_REFUSED_POLICIES = {
+    "allkeys-lru": _EVICTS_APP_STATE,
+    "allkeys-lfu": _EVICTS_APP_STATE,
+    "allkeys-random": _EVICTS_APP_STATE,
+    "noeviction": ("refuses writes once memory is full while cache entries stay: an invalidation (INCR) would "
+                   "be refused and old entries served until their TTL ends"),
+}
 
 
 def _integer(minimum: int, maximum: int | None = None) -> Check:
@@ -125,16 +134,15 @@ def _key_prefix(value: Any) -> tuple[str, str] | None:
 
 
 def _eviction_policy(value: Any) -> tuple[str, str] | None:
-    # allkeys-* is refused, not merely warned about: it may evict the app's keys that have no TTL (the cache
-    # generation counters and the view-count buffer), which serves stale entries again after an invalidation
-    # and loses buffered views. That is wrong data, not a tuning trade-off; noeviction only costs cache hits.
-    if value in REDIS_ALLKEYS_POLICIES:
-        return ("may evict the app's keys without a TTL (cache generation counters, view-count buffer): stale "
-                "entries would be served after an invalidation and buffered views lost",
+    # Refused rather than warned about: these policies make the app serve stale data or lose views when Redis
+    # is full, which is wrong data, not a tuning trade-off. Under a volatile-* policy Redis refuses a write
+    # only once it has evicted every key with a TTL, so no cache entry is left to be stale.
+    if not isinstance(value, str) or value not in (*REDIS_EVICTION_POLICIES, *REDIS_REFUSED_POLICIES):
+        return "is not a Redis maxmemory-policy", f"use one of: {', '.join(REDIS_EVICTION_POLICIES)}"
+    if value in REDIS_REFUSED_POLICIES:
+        return (REDIS_REFUSED_POLICIES[value],
                 "use volatile-lru (the default) or another volatile-* policy: every cache entry has a TTL, so "
                 "they evict cache entries only")
-    if value not in REDIS_EVICTION_POLICIES:
-        return "is not a Redis maxmemory-policy", f"use one of: {', '.join(REDIS_EVICTION_POLICIES)}"
     return None
 
 

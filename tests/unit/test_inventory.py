@@ -142,9 +142,8 @@ def test_a_metrics_allow_left_empty_in_yaml_asks_for_an_empty_list(tmp_path: pat
     assert "is not a list of CIDRs; fix: write a YAML list" in problems[0] and "or [] for nobody" in problems[0]
 
 
-@pytest.mark.parametrize("policy", ["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
-                                    "noeviction"])
-def test_policies_that_keep_keys_without_a_ttl_are_accepted(tmp_path: pathlib.Path, policy: str) -> None:
+@pytest.mark.parametrize("policy", ["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"])
+def test_policies_that_evict_only_keys_with_a_ttl_are_accepted(tmp_path: pathlib.Path, policy: str) -> None:
     inventory = load(write_inventory(tmp_path, main_overrides={"redis_maxmemory_policy": policy}))
     assert inventory.hostvars["cache1"]["redis_maxmemory_policy"] == policy
 
@@ -160,6 +159,14 @@ def test_an_allkeys_policy_is_refused_because_it_may_evict_counters_and_the_view
     assert "fix: use volatile-lru (the default) or another volatile-* policy" in problem
 
 
+def test_noeviction_is_refused_because_a_full_redis_would_refuse_invalidations(tmp_path: pathlib.Path) -> None:
+    problems = problems_of(write_inventory(tmp_path, main_overrides={"redis_maxmemory_policy": "noeviction"}))
+    assert len(problems) == 1
+    assert problems[0].startswith("cache1: redis_maxmemory_policy = 'noeviction' (inventory/group_vars/all/main.yml:")
+    assert "an invalidation (INCR) would be refused and old entries served until their TTL ends" in problems[0]
+    assert "fix: use volatile-lru (the default)" in problems[0]
+
+
 @pytest.mark.parametrize("value", ["volatile_lru", "Volatile-LRU", 3])
 def test_an_unknown_eviction_policy_names_the_value_and_lists_the_accepted_ones(
         tmp_path: pathlib.Path, value: object) -> None:
@@ -167,7 +174,7 @@ def test_an_unknown_eviction_policy_names_the_value_and_lists_the_accepted_ones(
     assert len(problems) == 1
     assert problems[0].startswith(f"cache1: redis_maxmemory_policy = {value!r} (inventory/group_vars/all/main.yml:")
     assert problems[0].endswith("is not a Redis maxmemory-policy; fix: use one of: volatile-lru, volatile-lfu, "
-                                "volatile-random, volatile-ttl, noeviction")
+                                "volatile-random, volatile-ttl")
 
 
 def test_the_eviction_policy_defaults_to_volatile_lru(tmp_path: pathlib.Path) -> None:
