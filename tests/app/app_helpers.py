@@ -74,10 +74,10 @@ def register(client, role: str) -> Actor:  # noqa: ANN001
     return Actor(user=body["user"], headers={"Authorization": f"Bearer {body['token']}"})
 
 
-def make_employer(client) -> Actor:  # noqa: ANN001
-    """An employer with a company."""
+def make_employer(client, slug: str | None = None) -> Actor:  # noqa: ANN001
+    """An employer with a company (``slug``, or a fresh one)."""
     actor = register(client, "employer")
-    slug = f"co-{uuid.uuid4().hex[:10]}"
+    slug = slug or f"co-{uuid.uuid4().hex[:10]}"
     response = client.post("/api/companies", headers=actor.headers, json={
         "name": f"Company {slug}", "slug": slug, "industry": "Software", "location": "Berlin"})
     assert response.status_code == 201, response.get_json()

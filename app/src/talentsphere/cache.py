@@ -13,6 +13,13 @@ Every key carries CACHE_KEY_PREFIX because the app's Redis ACL user may touch no
 
 If Redis fails or is slower than its socket timeout, the breaker opens for a cooldown and every lookup is a
 miss served by PostgreSQL, so a dead Redis costs one timeout per cooldown, not one per request.
+
+Entries are written with their TTL; generation counters and the hit/miss totals have none, so Redis must
+evict only keys with a TTL (the deploy's ``volatile-lru``): an evicted counter would fall back to 0 and make
+entries from before an invalidation current again. When nothing with a TTL is left to evict, Redis answers
+writes with ``OOM``. A command Redis answers with an error fails alone: a refused cache write is a miss, a
+refused INCR leaves the generation as it was (no entry is left to be stale: Redis refuses only after
+evicting every key with a TTL), and the breaker stays closed because Redis is reachable and answered fast.
 """
 
 from __future__ import annotations
@@ -84,6 +91,7 @@ class Cache:
         self._lock = threading.Lock()
         self._pending = {"hits": 0, "misses": 0}
         self._last_stats_flush = time.monotonic()
+        self._last_refusal_log = float("-inf")
 
     # Keys -----------------------------------------------------------------------------------------------
     def gen_key(self, namespace: str) -> str:
@@ -102,12 +110,20 @@ class Cache:
 
     # Guarded Redis access ---------------------------------------------------------------------------------
     def call(self, operation: Callable[[redis.Redis], T]) -> T | None:
-        """Run ``operation`` unless the breaker is open; a Redis error trips the breaker and returns None."""
+        """Run ``operation`` unless the breaker is open; any Redis error returns None.
+
+        A failure to reach Redis (connection error, timeout) trips the breaker; an error reply (OOM, NOPERM)
+        does not, since Redis answered and its other commands still work.
+        """
         if self.breaker.is_open:
             metrics.CACHE_ERRORS.inc()
             return None
         try:
             result = operation(self.client)
+        except redis.ResponseError as exc:
+            metrics.CACHE_ERRORS.inc()
+            self._log_refusal(exc)
+            return None
         except redis.RedisError as exc:
             metrics.CACHE_ERRORS.inc()
             self.breaker.trip()
@@ -115,6 +131,14 @@ class Cache:
             return None
         self.breaker.reset()
         return result
+
+    def _log_refusal(self, exc: redis.ResponseError) -> None:
+        # Under OOM every cache write and view is refused; one line per cooldown says so without a flood.
+        now = time.monotonic()
+        if now - self._last_refusal_log >= self.breaker.cooldown:
+            self._last_refusal_log = now
+            log.warning("redis refused a command (%s); cache writes are misses and views go to PostgreSQL "
+                        "until it accepts them again", exc)
 
     @property
     def is_available(self) -> bool:

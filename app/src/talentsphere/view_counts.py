@@ -10,9 +10,12 @@ a view may be counted twice. A flush that fails before its commit leaves the pro
 flush writes it first. Two windows count twice: PostgreSQL committed but Redis failed before the processing
 key was deleted (the next flush writes the same hash again), and an HINCRBY that reached Redis but whose
 reply timed out (``record`` then also writes the row directly). Views are "never lost" only as long as
-Redis keeps the buffer: the deploy runs Redis as a cache (RDB snapshots, no append-only log,
-``allkeys-lru``), so a Redis crash loses the views buffered since its last snapshot, and eviction under
-memory pressure could drop the buffer. A clean Redis restart saves a snapshot first and loses nothing.
+Redis keeps the buffer: the deploy runs Redis with RDB snapshots and no append-only log, so a Redis crash
+loses the views buffered since its last snapshot; a clean restart saves a snapshot first and loses nothing.
+Memory pressure never drops the buffer: it has no TTL and the deploy's ``volatile-lru`` policy evicts only
+keys with one (cache entries). When nothing evictable is left, Redis refuses the HINCRBY with OOM and
+``record`` writes the row directly, as with Redis down; a flush still works then (RENAME, HGETALL and DEL
+need no memory), which frees the buffer's memory.
 """
 
 from __future__ import annotations
