@@ -130,6 +130,18 @@ def app_workers(v: dict[str, Any], cpus: int) -> int:
     return int(v["app_workers"]) or 2 * cpus + 1
 
 
+def app_worker_class(threads: int) -> str:
+    """Gunicorn's worker class for `threads` per worker: "sync" for one, "gthread" for more.
+
+    Gunicorn would switch a sync worker with threads > 1 to gthread by itself; naming the class keeps the
+    rendered file honest about what runs.
+
+    >>> app_worker_class(1), app_worker_class(4)
+    ('sync', 'gthread')
+    """
+    return "sync" if threads == 1 else "gthread"
+
+
 def _app_topology(inventory: Inventory, v: dict[str, Any], headroom: int) -> tuning.Topology:
     """The app tier's connection demand; workers are counted per app host (CPU counts may differ)."""
     app_hosts = inventory.hosts_in("app")
@@ -285,9 +297,12 @@ def _app(v: dict[str, Any], host: dict[str, Any], postgres: dict[str, Any], redi
     redis_user, redis_password = quote(redis["app_user"], safe=""), quote(redis["app_password"], safe="")
     database_url = (f"postgresql+psycopg2://{user}:{password}@{postgres['address']}:{postgres['port']}/"
                     f"{postgres['db_name']}?sslmode=verify-full&sslrootcert={CA_CERT_PATH}")
+    threads = int(v["app_threads"])
     return {
         "port": int(v["app_port"]),
         "workers": app_workers(v, host["cpus"]),
+        "threads": threads,
+        "worker_class": app_worker_class(threads),
         "python_version": host["python_version"],
         "database_url": database_url,
         "redis_url": f"redis://{redis_user}:{redis_password}@{redis['address']}:{redis['port']}/0",

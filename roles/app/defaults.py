@@ -5,6 +5,11 @@ DEFAULTS: dict[str, object] = {
     "app_port": 8000,
     # Gunicorn worker processes; 0 means 2 x host_cpus + 1 (Gunicorn's own recommendation).
     "app_workers": 0,
+    # Gunicorn threads per worker. N > 1 runs the gthread worker, which serves other requests while one waits on
+    # PostgreSQL or Redis; each thread may hold one pooled connection, so N <= app_db_pool_size +
+    # app_db_max_overflow and PostgreSQL's max_connections (sized from the pool) does not grow. The default 1
+    # keeps the sync worker every existing deploy runs, whose worker timeout also bounds each request.
+    "app_threads": 1,
     # SQLAlchemy pool per worker; PostgreSQL's max_connections is sized from these (app hosts x workers x
     # (pool + overflow) + headroom), so keep them small.
     "app_db_pool_size": 5,

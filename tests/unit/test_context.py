@@ -43,6 +43,25 @@ def test_zero_app_workers_means_two_per_cpu_plus_one(tmp_path: pathlib.Path) -> 
     assert build_context(load(path), "app1")["app"]["workers"] == 9
 
 
+def test_one_thread_per_worker_by_default_keeps_the_sync_worker(inventory_path: pathlib.Path) -> None:
+    app = build_context(load(inventory_path), "app1")["app"]
+    assert (app["threads"], app["worker_class"]) == (1, "sync")
+
+
+def test_app_threads_above_one_choose_the_gthread_worker(tmp_path: pathlib.Path) -> None:
+    app = build_context(load(write_inventory(tmp_path, main_overrides={"app_threads": 4})), "app1")["app"]
+    assert (app["threads"], app["worker_class"]) == (4, "gthread")
+
+
+def test_threads_leave_max_connections_alone_because_they_share_the_sized_pool(tmp_path: pathlib.Path) -> None:
+    def max_connections(threads: int) -> str:
+        path = write_inventory(tmp_path / f"threads-{threads}", main_overrides={"app_threads": threads})
+        settings = build_context(load(path), "db1")["postgres"]["settings"]
+        return {setting["name"]: setting for setting in settings}["max_connections"]["value"]
+
+    assert max_connections(8) == max_connections(1)
+
+
 def test_max_connections_comes_from_the_topology(tmp_path: pathlib.Path) -> None:
     path = write_inventory(tmp_path, main_overrides={"app_workers": 3, "app_db_pool_size": 4,
                                                      "app_db_max_overflow": 2,

@@ -115,6 +115,61 @@ def test_gunicorn_workers_follow_app_workers_when_set(tmp_path):
     assert gunicorn_settings(build_context(inventory, "app1"))["workers"] == 3
 
 
+def gunicorn_config_with_threads(tmp_path, threads: int | None) -> str:
+    """gunicorn.conf.py of app1 with app_threads set to `threads` (None: left to the role default)."""
+    root = tmp_path / f"threads-{threads}"
+    root.mkdir()
+    extra = {} if threads is None else {"app_threads": threads}
+    inventory = load(write_inventory(root, {"app1": "198.18.9.20"}, extra))
+    return render("app/gunicorn.conf.py.j2", build_context(inventory, "app1"))
+
+
+def test_gunicorn_runs_sync_workers_without_a_threads_line_by_default(ctx):
+    text = render("app/gunicorn.conf.py.j2", ctx)
+    assert 'worker_class = "sync"' in text.splitlines()
+    assert "threads" not in gunicorn_settings(ctx)
+
+
+def test_one_thread_renders_the_same_file_as_the_default(tmp_path):
+    assert gunicorn_config_with_threads(tmp_path, 1) == gunicorn_config_with_threads(tmp_path, None)
+
+
+def test_threads_run_the_gthread_worker_with_that_many_threads(tmp_path):
+    namespace: dict = {}
+    exec(compile(gunicorn_config_with_threads(tmp_path, 4), "gunicorn.conf.py", "exec"), namespace)
+    assert (namespace["worker_class"], namespace["threads"]) == ("gthread", 4)
+
+
+@pytest.mark.parametrize("threads, worker", [(1, "SyncWorker"), (4, "ThreadWorker")])
+def test_gunicorn_itself_reads_the_worker_class_and_threads(tmp_path, monkeypatch, threads, worker):
+    from gunicorn.app.base import Application
+
+    class ConfigOnly(Application):
+        """Gunicorn's own config loading (file + command line), without an app to serve."""
+
+        def init(self, parser, opts, args):  # noqa: ANN001
+            return {}
+
+        def load(self):  # noqa: ANN201
+            return None
+
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text(gunicorn_config_with_threads(tmp_path, threads))
+    monkeypatch.setattr("sys.argv", ["gunicorn", "--config", str(config)])
+    cfg = ConfigOnly().cfg
+    assert (cfg.threads, cfg.worker_class.__name__) == (threads, worker)
+
+
+def test_threads_change_only_the_worker_class_and_add_the_threads_setting(tmp_path):
+    # Everything else (workers, timeouts, hooks) must stay as the sync worker's file has it.
+    sync = gunicorn_config_with_threads(tmp_path, 1).splitlines()
+    threaded = gunicorn_config_with_threads(tmp_path, 4).splitlines()
+    added = [line for line in threaded if line not in sync]
+    removed = [line for line in sync if line not in threaded]
+    assert removed == ['worker_class = "sync"']
+    assert [line for line in added if not line.startswith("#")] == ['worker_class = "gthread"', "threads = 4"]
+
+
 def test_gunicorn_config_sets_the_production_settings(ctx):
     settings = gunicorn_settings(ctx)
     assert settings["preload_app"] is False
