@@ -190,6 +190,7 @@ RULES: tuple[Rule, ...] = (
     Rule("redis_key_prefix", _CACHE_USERS, _key_prefix),
     Rule("app_port", ("app", "lb"), _integer(1, 65535)),
     Rule("app_workers", ("app", "db"), _integer(0, 256)),
+    Rule("app_threads", ("app",), _integer(1, 32)),
     Rule("app_db_pool_size", ("app", "db"), _integer(1, 1000)),
     Rule("app_db_max_overflow", ("app", "db"), _integer(0, 1000)),
     Rule("app_db_pool_timeout", ("app",), _integer(1, 3600)),
@@ -227,6 +228,32 @@ def _address_problems(inventory: Inventory, merged: dict[str, dict[str, Any]]) -
     return problems
 
 
+def _threads_problems(inventory: Inventory, merged: dict[str, dict[str, Any]],
+                      defaults: dict[str, tuple[Any, str]]) -> list[str]:
+    """app_threads above a worker's pool: each thread may hold one connection, an extra one would wait and fail.
+
+    Only hosts whose three values passed their own rules are compared, so a bad value is reported once.
+    """
+    names = ("app_threads", "app_db_pool_size", "app_db_max_overflow")
+    checks = {rule.name: rule.check for rule in RULES if rule.name in names}
+    problems = []
+    for host in inventory.hosts_in("app"):
+        if any(checks[name](merged[host].get(name)) is not None for name in names):
+            continue
+        threads, pool_size, max_overflow = (merged[host][name] for name in names)
+        if threads <= pool_size + max_overflow:
+            continue
+        where = {name: inventory.origins[host].get(name) or defaults.get(name, (None, "?"))[1] for name in names}
+        problems.append(
+            f"{host}: app_threads = {threads} ({where['app_threads']}) exceeds app_db_pool_size + "
+            f"app_db_max_overflow = {pool_size} ({where['app_db_pool_size']}) + {max_overflow} "
+            f"({where['app_db_max_overflow']}) = {pool_size + max_overflow}: each thread may hold one pooled "
+            "PostgreSQL connection, so a thread beyond the pool waits (up to app_db_pool_timeout, then its "
+            "request fails) for another thread to give one back; fix: set app_threads to at most "
+            f"{pool_size + max_overflow}, or raise app_db_max_overflow (PostgreSQL's max_connections grows with it)")
+    return problems
+
+
 def validate(inventory: Inventory, check_secrets: bool = True, check_files: bool = True) -> list[str]:
     """Return every problem of the inventory as a sentence (empty list = valid).
 
@@ -257,4 +284,5 @@ def validate(inventory: Inventory, check_secrets: bool = True, check_files: bool
             shown = "(secret, not shown)" if rule.secret else repr(value)
             problems.append(f"{host}: {rule.name} = {shown} ({where}) {what}; fix: {fix}")
     problems.extend(_address_problems(inventory, merged))
+    problems.extend(_threads_problems(inventory, merged, defaults))
     return problems

@@ -113,6 +113,43 @@ def test_every_problem_is_reported_at_once(tmp_path: pathlib.Path) -> None:
     assert "app_workers = -1" in text
 
 
+@pytest.mark.parametrize("threads, what", [
+    (0, "is out of range; fix: set a whole number between 1 and 32"),
+    (33, "is out of range; fix: set a whole number between 1 and 32"),
+    ("4", "is not a whole number; fix: set a whole number >= 1"),
+])
+def test_app_threads_outside_1_to_32_names_each_app_host_the_value_and_the_fix(
+        tmp_path: pathlib.Path, threads: object, what: str) -> None:
+    problems = problems_of(write_inventory(tmp_path, main_overrides={"app_threads": threads}))
+    assert [problem.split(":", 1)[0] for problem in problems] == ["app1", "app2"]
+    assert problems[0].startswith(f"app1: app_threads = {threads!r} (inventory/group_vars/all/main.yml:")
+    assert problems[0].endswith(what)
+
+
+def test_app_threads_up_to_the_pool_plus_overflow_are_accepted(tmp_path: pathlib.Path) -> None:
+    inventory = load(write_inventory(tmp_path, main_overrides={"app_threads": 10}))
+    assert inventory.hostvars["app1"]["app_threads"] == 10
+
+
+def test_more_threads_than_pool_plus_overflow_names_the_variables_their_origins_and_the_fix(
+        tmp_path: pathlib.Path) -> None:
+    problems = problems_of(write_inventory(tmp_path, main_overrides={"app_threads": 8, "app_db_max_overflow": 2}))
+    assert [problem.split(":", 1)[0] for problem in problems] == ["app1", "app2"]
+    problem = problems[0]
+    assert problem.startswith("app1: app_threads = 8 (inventory/group_vars/all/main.yml:")
+    assert ("exceeds app_db_pool_size + app_db_max_overflow = 5 (roles/app/defaults.py) + 2 "
+            "(inventory/group_vars/all/main.yml:") in problem
+    assert "a thread beyond the pool waits (up to app_db_pool_timeout, then its request fails)" in problem
+    assert "fix: set app_threads to at most 7, or raise app_db_max_overflow" in problem
+
+
+def test_a_bad_pool_size_is_reported_once_not_again_as_too_few_connections_for_the_threads(
+        tmp_path: pathlib.Path) -> None:
+    problems = problems_of(write_inventory(tmp_path, main_overrides={"app_threads": 8, "app_db_pool_size": 0}))
+    assert all("app_db_pool_size = 0" in problem for problem in problems)
+    assert len(problems) == 3  # app1, app2 and db1 (which sizes max_connections from the pool)
+
+
 @pytest.mark.parametrize("allowed", [[], ["10.20.0.0/24", "192.0.2.7", "2001:db8::/48"]])
 def test_metrics_allow_takes_no_entry_or_addresses_and_networks(tmp_path: pathlib.Path, allowed: list[str]) -> None:
     inventory = load(write_inventory(tmp_path, main_overrides={"nginx_metrics_allow": allowed}))
