@@ -200,3 +200,29 @@ def test_gunicorn_config_comes_from_the_deploys_template(tiny_inventory: pathlib
     assert "workers = 2" in config
     assert 'forwarded_allow_ips = "*"' in config
     compile(config, "gunicorn.conf.py", "exec")
+
+
+def test_gunicorn_config_keeps_the_sync_worker_by_default(tiny_inventory: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    generate(tiny_inventory, tmp_path)
+    config = (tmp_path / "app" / "gunicorn.conf.py").read_text()
+    assert 'worker_class = "sync"' in config.splitlines()
+    assert "threads" not in config
+
+
+def test_gunicorn_config_carries_the_inventorys_threads(tmp_path: pathlib.Path) -> None:
+    result = generate(write_inventory(tmp_path / "inventory", "app_threads: 4\n"), tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "out" / "app" / "gunicorn.conf.py").read_text().splitlines()
+    assert 'worker_class = "gthread"' in lines and "threads = 4" in lines
+
+
+def test_threads_beyond_the_pool_sized_for_the_plan_are_refused_before_anything_is_written(
+        tmp_path: pathlib.Path) -> None:
+    # The inventory's pool (5 + 5) takes 8 threads; 3 instances x 5 workers on basic-1gb leave 6 per worker.
+    inventory = write_inventory(tmp_path / "inventory",
+                                "app_threads: 8\nrender_instances: 3\nrender_web_concurrency: 5\n")
+    result = generate(inventory, tmp_path / "out")
+    assert result.exit_code == 1
+    assert "app_threads = 8 but each Render worker gets only pool 5 + overflow 1 = 6 connections" in result.output
+    assert "fix: lower app_threads to at most 6" in result.output
+    assert not (tmp_path / "out" / "render.yaml").exists()

@@ -1,9 +1,10 @@
 """`tsdeploy generate render`: a Render Blueprint (render.yaml) for TalentSphere, from the same context as the deploy.
 
 The blueprint holds a Python web service (Gunicorn with the generated gunicorn.conf.py, bound to
-0.0.0.0:$PORT, WEB_CONCURRENCY workers), a cron job flushing view counts, a Key Value instance for the cache
-and a PostgreSQL database. The pool settings are sized so that instances x workers x (pool + overflow) plus
-the inventory's connection headroom fits the database plan's connection limit (see RENDER_CONNECTION_LIMITS).
+0.0.0.0:$PORT, WEB_CONCURRENCY workers of app_threads threads each), a cron job flushing view counts, a Key
+Value instance for the cache and a PostgreSQL database. The pool settings are sized so that instances x
+workers x (pool + overflow) plus the inventory's connection headroom fits the database plan's connection
+limit (see RENDER_CONNECTION_LIMITS).
 The document is validated against Render's official JSON schema (copied into schemas/) before anything is
 written; an invalid document is reported by its real cause (jsonschema's best_match) and its path.
 
@@ -118,6 +119,21 @@ def size_pool(*, plan: str, instances: int, workers: int, pool_size: int, max_ov
                 f"pool {size} + overflow {overflow} = {demand} <= {budget}")
 
 
+def _check_threads_fit(threads: int, pool: Pool) -> None:
+    """Refuse a pool shrunk below the threads of a worker: a thread without a connection waits, then fails.
+
+    Inventory validation checks app_threads against the inventory's pool; `size_pool` may give each worker
+    less on a small Render plan, so the check is repeated against the pool the blueprint really sets.
+    """
+    if threads > pool.size + pool.overflow:
+        raise BlueprintError(
+            f"app_threads = {threads} but each Render worker gets only pool {pool.size} + overflow "
+            f"{pool.overflow} = {pool.size + pool.overflow} connections ({pool.note}); a thread without a "
+            "connection waits up to DB_POOL_TIMEOUT, then fails; fix: lower app_threads to at most "
+            f"{pool.size + pool.overflow}, lower render_instances or render_web_concurrency, or choose a larger "
+            "render_database_plan")
+
+
 @functools.cache
 def schema() -> dict[str, Any]:
     """Render's official Blueprint schema (a copy shipped with the package: the product must not need shared/)."""
@@ -178,6 +194,7 @@ def blueprint(ctx: dict[str, Any]) -> tuple[dict[str, Any], Pool, dict[str, Any]
     pool = size_pool(plan=r["render_database_plan"], instances=instances, workers=workers,
                      pool_size=app["db_pool_size"], max_overflow=app["db_max_overflow"],
                      headroom=int(ctx["vars"]["postgresql_connection_headroom"]))
+    _check_threads_fit(app["threads"], pool)
     name = r["render_name"]
     web, cron, cache, database = name, f"{name}-flush-views", f"{name}-cache", f"{name}-db"
     links = [
@@ -270,7 +287,8 @@ def gunicorn_config(ctx: dict[str, Any], workers: int) -> str:
     """The app's gunicorn.conf.py rendered from the deploy's own template, with Render's bind and proxy.
 
     Render's proxy addresses are not known in advance and it is the only way in, so forwarded headers are
-    trusted from any peer; the start command's --bind/--workers flags apply $PORT and WEB_CONCURRENCY.
+    trusted from any peer; the start command's --bind/--workers flags apply $PORT and WEB_CONCURRENCY. The
+    worker class and threads stay the inventory's (app_threads), as on the VMs.
     """
     app = ctx["app"] | {"bind": "0.0.0.0:10000", "workers": workers, "forwarded_allow_ips": "*"}
     return templating.render(GUNICORN_TEMPLATE, ctx | {"app": app})
