@@ -321,6 +321,10 @@ def _nginx(v: dict[str, Any], peers: dict[str, list[dict[str, str]]]) -> dict[st
     return {
         "server_name": v["nginx_server_name"],
         "upstream": [f"{peer['address']}:{int(v['app_port'])}" for peer in peers["app"]],
+        # nginx must drop an idle upstream connection before Gunicorn does (app_keepalive; gthread workers keep
+        # connections, sync workers close them): a request sent on a connection Gunicorn is closing fails,
+        # and nginx retries only idempotent ones.
+        "upstream_keepalive_timeout": max(1, int(v["app_keepalive"]) - 1),
         "tls_cert_src": v.get("tls_cert_file"),
         "tls_key_src": v.get("tls_key_file"),
         "tls_cert_path": "/etc/nginx/tls/talentsphere.crt",

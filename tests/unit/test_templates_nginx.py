@@ -107,3 +107,12 @@ def test_metrics_are_served_only_to_the_allowed_networks_listed_before_deny_all(
     site = render("nginx/talentsphere.conf.j2", build_context(inventory, "lb1"))
     assert metrics_location(site) == ["allow 10.20.0.0/24;", "allow 2001:db8::/48;", "deny all;",
                                       "proxy_pass http://talentsphere_app;"]
+
+
+def test_nginx_closes_idle_upstream_connections_before_gunicorn_does(tmp_path: pathlib.Path) -> None:
+    # Gunicorn's gthread workers close an idle kept-alive connection after app_keepalive seconds; if nginx kept
+    # it longer, a request could be sent on a connection being closed (a 502 for a POST, never retried).
+    inventory = load(write_inventory(tmp_path, {"app1": "198.18.9.20"}, {"app_keepalive": 7}))
+    upstream = render("nginx/talentsphere.conf.j2", build_context(inventory, "lb1")).split("upstream talentsphere_app {")[1]
+    upstream = upstream.split("}")[0]
+    assert directives(upstream, "keepalive_timeout") == ["6s"]
