@@ -58,10 +58,15 @@ class BenchLab:
         """Build (or reuse) the lab hosts and write the bench inventory variables; returns seconds."""
         started = time.monotonic()
         self.lab.up(topology, "bookworm", self.inventory_dir)
+        self.set_vars({})
+        return time.monotonic() - started
+
+    def set_vars(self, extra: dict[str, Any]) -> None:
+        """The bench's inventory variables plus `extra` (a configuration under comparison); takes effect on
+        the next deploy."""
         bench_vars = self.inventory_dir / "group_vars" / "all" / "bench.yml"
         bench_vars.write_text("# Written by the benchmark harness (bench/tsbench/hosts.py).\n"
-                              + yaml.safe_dump(BENCH_VARS))
-        return time.monotonic() - started
+                              + yaml.safe_dump({**BENCH_VARS, **extra}))
 
     def deploy(self) -> tuple[float, str]:
         """Run `tsdeploy deploy`; returns (seconds, last stdout line)."""

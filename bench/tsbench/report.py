@@ -294,51 +294,87 @@ def deploy_section(data: dict[str, Any], stamp: str) -> str:
     return table(["topology", "lab up s", "cold deploy s", "no-op re-deploy s", "no-op summary"], rows)
 
 
-def _saturation(data: dict[str, Any]) -> dict[str, str] | None:
+def _saturation(climb: dict[str, Any], cores: int) -> dict[str, str] | None:
     """What saturated first, judged again from the stored steps (the judgement lives in parts/load.py; the
     results file keeps the raw figures, so a clearer rule or wording applies to old runs too)."""
     from .parts.load import saturation, within_limits
 
-    if not data["steps"]:
+    if not climb["steps"]:
         return None
-    broke = next((s for s in data["steps"] if not within_limits(s)), data["steps"][-1])
-    return saturation(broke, data["machine_cores"]) if "host_cpu_pct" in broke else data.get("saturation")
+    broke = next((s for s in climb["steps"] if not within_limits(s)), climb["steps"][-1])
+    return saturation(broke, cores) if "host_cpu_pct" in broke else climb.get("saturation")
+
+
+def _climbs(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The part's climbs: one per Gunicorn configuration (older results files have a single one)."""
+    if "variants" in data:
+        return data["variants"]
+    return [{"name": "as deployed", "steps": data["steps"], "best": data["best"], "saturation": data.get("saturation"),
+             "limit_reached_at_users": data.get("limit_reached_at_users"), "slots": data.get("workers")}]
+
+
+def _climb_verdict(climb: dict[str, Any], limit: float, cores: int) -> str:
+    best = climb["best"]
+    text = (f"highest sustained rate with p95 < {f(limit, 0)} ms and no errors: **{f(best['rps'])} req/s at "
+            f"{best['users']} users**." if best else f"no step kept p95 under {f(limit, 0)} ms without errors.")
+    saturated = _saturation(climb, cores)
+    if saturated:
+        reached = climb.get("limit_reached_at_users")
+        where = (f"at {reached} users, the first step over the limit" if reached else
+                 "at the heaviest step (the limit was never reached: the steps or the budget ran out first)")
+        text += f" What saturated first, {where}: **{saturated['resource']}** ({saturated['evidence']})."
+    return text
 
 
 def load_section(data: dict[str, Any], stamp: str) -> str:
-    hosts = sorted({h for s in data["steps"] for h in s.get("host_cpu_pct", {})})
-    rows = [[s["users"], f(s["rps"]), f(s["p50_ms"], 0), f(s["p95_ms"], 0), s["failures"],
-             f(s["machine_cpu_pct"], 0) + " %"]
-            + [f(s.get("host_cpu_pct", {}).get(h), 0) for h in hosts]
-            + [f(s.get("locust_cpu_pct"), 0), f"{f(s.get('busy_workers'), 1)} / {s.get('workers', '-')}"]
-            for s in data["steps"]]
-    best = data["best"]
-    verdict = (f"Highest sustained rate with p95 < {f(data['p95_limit_ms'], 0)} ms and no errors: **{f(best['rps'])} "
-               f"req/s at {best['users']} users**." if best else
-               f"No step kept p95 under {f(data['p95_limit_ms'], 0)} ms without errors.")
-    reached = data.get("limit_reached_at_users")
-    saturated = _saturation(data)
-    if saturated:
-        where = (f"at {reached} users, the first step over the limit" if reached else
-                 "at the heaviest step (the limit was never reached: the steps ran out first)")
-        verdict += f" What saturated first, {where}: **{saturated['resource']}** ({saturated['evidence']})."
-    out = [f"locust headless, {data['seconds_per_step']} s per step after ramp-up, users doubling per step until "
-           f"p95 reaches {f(data['p95_limit_ms'], 0)} ms or requests fail; job seekers search, open jobs and apply, "
-           f"employers open the dashboard. {verdict}\n",
-           "CPU columns are % of one core (this machine has all of them: 100 % machine CPU = every core busy); a "
-           "host's figure is every process in its container. In flight = req/s x mean latency (Little's law): requests "
-           "being served or queued, against the app tier's Gunicorn sync workers (one request each).\n",
-           table(["users", "req/s", "p50 ms", "p95 ms", "failures", "machine CPU"] + [f"{h} CPU" for h in hosts]
-                 + ["locust CPU", "in flight / workers"], rows)]
-    if data["steps"]:
-        path = _plot("load", stamp, lambda ax: (ax.plot([s["users"] for s in data["steps"]], [s["rps"] for s in data["steps"]],
-                                                        "o-", label="req/s"),
-                                                ax.plot([s["users"] for s in data["steps"]],
-                                                        [s["p95_ms"] for s in data["steps"]], "s--", label="p95 ms"),
-                                                ax.axhline(data["p95_limit_ms"], color="grey", linewidth=0.8),
-                                                ax.set_xscale("log"), ax.set_xlabel("users"), ax.legend()))
-        out.append(f"\n![load steps]({path})\n")
+    climbs = _climbs(data)
+    cores = data["machine_cores"]
+    out = [f"locust headless, {data['seconds_per_step']} s per step after a discarded warm-up and ramp-up, users "
+           f"doubling per step until p95 reaches {f(data['p95_limit_ms'], 0)} ms or requests fail; job seekers "
+           "search, open jobs and apply, employers open the dashboard. Each Gunicorn configuration is deployed "
+           "(a re-deploy of the same lab and data) and climbed in turn; the deployed defaults come back afterwards.\n",
+           "CPU columns are % of one core (100 % machine CPU = every core busy); a host's figure is every process in "
+           "its container. In flight = req/s x mean latency (Little's law): requests being served or queued, "
+           "against the app tier's request slots (Gunicorn workers x threads, one request each).\n"]
+    for climb in climbs:
+        hosts = sorted({h for s in climb["steps"] for h in s.get("host_cpu_pct", {})})
+        rows = [[s["users"], f(s["rps"]), f(s["p50_ms"], 0), f(s["p95_ms"], 0), s["failures"],
+                 f(s["machine_cpu_pct"], 0) + " %"]
+                + [f(s.get("host_cpu_pct", {}).get(h), 0) for h in hosts]
+                + [f(s.get("locust_cpu_pct"), 0), f"{f(s.get('busy_workers'), 1)} / {s.get('workers', '-')}"]
+                for s in climb["steps"]]
+        title = climb["name"] + (f" ({climb['workers_per_host']} workers x {climb['threads']} threads per app host, "
+                                 f"{climb['slots']} slots; deploy {f(climb['deploy_seconds'])} s: "
+                                 f"{climb['deploy_summary']})" if "slots" in climb and "threads" in climb else "")
+        out.append(f"**{title}**: {_climb_verdict(climb, data['p95_limit_ms'], cores)}\n")
+        out.append(table(["users", "req/s", "p50 ms", "p95 ms", "failures", "machine CPU"] + [f"{h} CPU" for h in hosts]
+                         + ["locust CPU", "in flight / slots"], rows))
+    best = [(c["name"], c["best"]) for c in climbs if c["best"]]
+    if len(climbs) > 1 and len(best) == len(climbs):
+        base = best[0][1]["rps"]
+        out.append("Highest sustained rate per configuration: " + "; ".join(
+            f"{name} {f(b['rps'])} req/s at {b['users']} users ({f(b['rps'] / base, 2)}x)" for name, b in best)
+            + ". The users double per step, so a configuration's figure is the last step it held, not its exact "
+            "capacity.\n")
+    if any(c["steps"] for c in climbs):
+        def draw(ax):  # noqa: ANN001, ANN202
+            for c in climbs:
+                ax.plot([s["users"] for s in c["steps"]], [s["rps"] for s in c["steps"]], "o-", label=f"{c['name']} req/s")
+            ax.set_xscale("log")
+            ax.set_xlabel("users")
+            ax.set_ylabel("req/s")
+            ax.legend(fontsize=8)
+        out.append(f"\n![load steps]({_plot('load', stamp, draw)})\n")
     return "\n".join(out)
+
+
+def headline_load(data: dict[str, Any]) -> str:
+    parts = []
+    for climb in _climbs(data):
+        best = climb["best"]
+        parts.append(f"{climb['name']}: " + (f"{f(best['rps'])} req/s at {best['users']} users" if best
+                                            else "no step met p95 < 200 ms without errors"))
+    return "; ".join(parts)
 
 
 def headline(name: str, data: dict[str, Any]) -> str:
@@ -374,8 +410,7 @@ def headline(name: str, data: dict[str, Any]) -> str:
         return "; ".join(f"{r['topology']}: cold {f(r['cold_seconds'], 0)} s, no-op {f(r['noop']['seconds']['p50'], 0)} s"
                          for r in data["rows"])
     if name == "load":
-        best = data["best"]
-        return f"{f(best['rps'])} req/s at {best['users']} users" if best else "no step met p95 < 200 ms without errors"
+        return headline_load(data)
     return "-"
 
 
@@ -443,8 +478,9 @@ def verdict(name: str, data: dict[str, Any]) -> str:
         ours = [line.removeprefix("ours, ") for line in tuning_differences(data) if line.startswith("ours, ")]
         return "no figure claimed. Ours vs stock: " + ("; ".join(ours) if ours else "not measured")
     if name == "load":
-        saturated = _saturation(data)
-        return ("no figure claimed" + (f"; saturated first: {saturated['resource']}" if saturated else ""))
+        firsts = [(c["name"], _saturation(c, data["machine_cores"])) for c in _climbs(data)]
+        return "no figure claimed; saturated first: " + "; ".join(
+            f"{name}: {saturated['resource']}" for name, saturated in firsts if saturated)
     return "no claim"
 
 

@@ -25,8 +25,15 @@ class Settings:
     single_topology: bool              # part 6: also time a cold deploy of the single-host topology
     load_steps: tuple[int, ...]        # part 7: locust users per step, climbed until p95 >= 200 ms or errors
     load_step_seconds: int
+    load_variants: tuple[dict, ...]    # part 7: Gunicorn configurations climbed one after the other
     part_budget_seconds: int           # a part stops starting new work after this long
 
+
+# Part 7 compares the deployed default (sync workers) with threaded workers that use the pool already sized for
+# them (app_db_pool_size + app_db_max_overflow = 10 >= 4 threads): the sync workers saturated first in the
+# first full run, with the CPU 29 % idle.
+LOAD_VARIANTS: tuple[dict, ...] = ({"name": "sync workers (default)", "vars": {}},
+                                   {"name": "gthread, 4 threads per worker", "vars": {"app_threads": 4}})
 
 # FULL is sized so that each part's planned work fits its 10 minute budget on a quiet 2-core machine (measured
 # in the first full run: 7 cache rounds of 10 s measurements took 16 min, 5 tuning rounds with 30 s pgbench 20 min).
@@ -34,8 +41,10 @@ class Settings:
 FULL = Settings(quick=False, search_sizes=(10_000, 100_000, 1_000_000), base_jobs=100_000, repetitions=5, warmup=1,
                 http_seconds=6, http_connections=16, dashboard_steps=(1_000, 10_000, 100_000), views=10_000,
                 tuning_rounds=3, pgbench_scale=40, pgbench_seconds=12, noop_redeploys=3, single_topology=True,
-                load_steps=(10, 20, 40, 80, 160, 320, 640, 1280), load_step_seconds=30, part_budget_seconds=600)
+                load_steps=(10, 20, 40, 80, 160, 320, 640, 1280), load_step_seconds=30,
+                load_variants=LOAD_VARIANTS, part_budget_seconds=600)
 QUICK = Settings(quick=True, search_sizes=(2_000, 10_000), base_jobs=2_000, repetitions=3, warmup=1,
                  http_seconds=2, http_connections=8, dashboard_steps=(1_000, 5_000), views=1_000,
                  tuning_rounds=2, pgbench_scale=10, pgbench_seconds=5, noop_redeploys=1, single_topology=False,
-                 load_steps=(10, 40, 160), load_step_seconds=8, part_budget_seconds=120)
+                 load_steps=(10, 40, 160), load_step_seconds=8,
+                 load_variants=LOAD_VARIANTS, part_budget_seconds=120)

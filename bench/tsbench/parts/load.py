@@ -4,7 +4,8 @@ reaches 200 ms or requests fail: the highest sustained requests/s below that lim
 Every lab host is a container on this one machine, and locust runs here too, so "what saturates" is answered
 from measurements taken during each step: the machine's CPU (/proc/stat), each lab host's CPU (its PID
 namespace), locust's own CPU (this process's reaped children), and how many requests were in flight on average
-(Little's law: requests/s x mean latency) against the app tier's Gunicorn sync workers, one request each.
+(Little's law: requests/s x mean latency) against the app tier's Gunicorn request slots (workers x threads,
+one request each).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ LOCUSTFILE = Path(__file__).resolve().parents[2] / "locustfile.py"
 P95_LIMIT_MS = 200.0
 MACHINE_CPU_SATURATED = 85.0     # % of all cores: above this, requests wait for a core
 ONE_CORE_SATURATED = 90.0        # % of one core: a single-threaded process (locust) at its limit
-WORKERS_SATURATED = 0.85         # share of Gunicorn workers busy on average
+WORKERS_SATURATED = 0.85         # requests in flight per Gunicorn request slot (workers x threads)
 
 
 def seeker_token(bench: Bench) -> str:
@@ -43,7 +44,7 @@ def _children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def step(bench: Bench, users: int, directory: Path, seeker: str, workers: int) -> dict[str, Any]:
+def step(bench: Bench, users: int, directory: Path, seeker: str, slots: int) -> dict[str, Any]:
     """One locust run at `users` users: its aggregated stats plus who used the CPU meanwhile."""
     prefix = directory / f"u{users}"
     env = {**os.environ, "TSBENCH_CA": bench.lab.ca_file(), "TSBENCH_EMPLOYER_TOKEN": bench.employer().token,
@@ -81,7 +82,7 @@ def step(bench: Bench, users: int, directory: Path, seeker: str, workers: int) -
             # % of one core, like top: 200 = both cores of this machine.
             "host_cpu_pct": {name: round(100.0 * (hosts1[name] - hosts0[name]) / wall, 1) for name in init_pids},
             "locust_cpu_pct": round(100.0 * (locust1 - locust0) / wall, 1),
-            "busy_workers": round(rps * mean_ms / 1000.0, 2), "workers": workers,
+            "busy_workers": round(rps * mean_ms / 1000.0, 2), "workers": slots,
             "locust_exit_code": process.returncode, "endpoints": per_endpoint}
 
 
@@ -104,38 +105,36 @@ def saturation(step_result: dict[str, Any], cores: int) -> dict[str, str]:
     if step_result["busy_workers"] >= WORKERS_SATURATED * step_result["workers"]:
         # Little's law counts every request in the system, queued or served: above the worker count, requests
         # wait for a free sync worker while the CPU still has room.
-        return {"resource": "the Gunicorn sync workers",
+        return {"resource": "the Gunicorn request slots (workers x threads)",
                 "evidence": f"{step_result['busy_workers']:.1f} requests in flight on average (req/s x mean latency) "
-                            f"for {step_result['workers']} sync workers, so requests queue for a worker; machine CPU "
+                            f"for {step_result['workers']} slots, so requests queue for a free one; machine CPU "
                             f"only {step_result['machine_cpu_pct']:.0f} %"}
     if step_result["failures"]:
         kinds = "; ".join(f"{k} x{v}" for k, v in list(step_result["failure_kinds"].items())[:3])
         return {"resource": "errors before any measured resource ran out", "evidence": kinds or "see failures"}
     return {"resource": "none of CPU, load generator or workers",
             "evidence": f"machine CPU {step_result['machine_cpu_pct']:.0f} %, {consumers}; "
-                        f"{step_result['busy_workers']:.1f} requests in flight for {step_result['workers']} workers"}
+                        f"{step_result['busy_workers']:.1f} requests in flight for {step_result['workers']} slots"}
 
 
-def run(bench: Bench) -> dict[str, Any]:
-    """Climb until a step breaks the limits (or the steps or the budget run out)."""
-    topology = bench.run["topology"]
-    workers = int(topology["app_workers_per_host"]) * sum(1 for h in topology["hosts"] if h.startswith("app"))
-    seeker = seeker_token(bench)
+def climb(bench: Bench, seeker: str, slots: int, budget: float) -> dict[str, Any]:
+    """Warm up, then double the users until a step breaks the limits (or the steps or `budget` run out)."""
+    started_climb = time.monotonic()
     steps: list[dict[str, Any]] = []
     last_step, cut = 0.0, False
     with tempfile.TemporaryDirectory(prefix="tsbench-locust-") as directory:
         # Discarded warm-up at the first step's size: the users' searches fill the cache, as they would have
         # long before a real peak; without it the first step would measure cold misses.
         bench.log(f"load: warm-up, {bench.settings.load_steps[0]} users (discarded)")
-        step(bench, bench.settings.load_steps[0], Path(directory), seeker, workers)
+        step(bench, bench.settings.load_steps[0], Path(directory), seeker, slots)
         for users in bench.settings.load_steps:
-            if steps and not bench.fits(last_step):
-                bench.log(f"load: budget of {bench.settings.part_budget_seconds}s reached")
+            if steps and time.monotonic() - started_climb + last_step > budget:
+                bench.log(f"load: budget of {budget:.0f}s for this configuration reached")
                 cut = True
                 break
             bench.log(f"load: {users} users")
             started = time.monotonic()
-            steps.append(step(bench, users, Path(directory), seeker, workers))
+            steps.append(step(bench, users, Path(directory), seeker, slots))
             last_step = time.monotonic() - started
             latest = steps[-1]
             bench.log(f"load: {users} users: {latest['rps']:.1f} req/s, p95 {latest['p95_ms']:.0f} ms, "
@@ -143,12 +142,45 @@ def run(bench: Bench) -> dict[str, Any]:
             if not within_limits(latest):
                 break
     passing = [s for s in steps if within_limits(s)]
-    best = max(passing, key=lambda s: s["rps"]) if passing else None
     broke = next((s for s in steps if not within_limits(s)), None)
     cores = int(bench.run["machine"].get("cores") or os.cpu_count() or 1)
-    return {"steps": steps, "best": best, "p95_limit_ms": P95_LIMIT_MS, "workers": workers,
-            "seconds_per_step": bench.settings.load_step_seconds,
+    return {"steps": steps, "best": max(passing, key=lambda s: s["rps"]) if passing else None,
             "limit_reached_at_users": broke["users"] if broke else None,
             # Judged at the step that broke the limit; if none did, at the heaviest step (and said so).
             "saturation": saturation(broke or steps[-1], cores) if steps else None,
-            "rounds": bench.budget_note(len(bench.settings.load_steps), len(steps), unit="steps", cut_by_budget=cut)}
+            "rounds": {"planned": len(bench.settings.load_steps), "done": len(steps), "unit": "steps",
+                       "budget_seconds": round(budget), "cut_by_budget": cut}}
+
+
+def run(bench: Bench) -> dict[str, Any]:
+    """One climb per Gunicorn configuration of `settings.load_variants`, one after the other on the same lab
+    and data (a re-deploy switches them: too slow to interleave per step), then the deployed defaults again."""
+    topology = bench.run["topology"]
+    app_hosts = sum(1 for h in topology["hosts"] if h.startswith("app"))
+    seeker = seeker_token(bench)
+    budget = bench.settings.part_budget_seconds / len(bench.settings.load_variants)
+    variants = []
+    try:
+        for variant in bench.settings.load_variants:
+            extra = dict(variant["vars"])
+            bench.log(f"load: deploying {variant['name']}")
+            bench.lab.set_vars(extra)
+            deploy_seconds, summary = bench.lab.deploy()
+            app = bench.lab.context("app1")["app"]
+            slots = int(app["workers"]) * int(app.get("threads", 1)) * app_hosts
+            result = climb(bench, seeker, slots, budget - deploy_seconds)
+            variants.append({"name": variant["name"], "vars": extra, "workers_per_host": int(app["workers"]),
+                             "threads": int(app.get("threads", 1)), "slots": slots,
+                             "deploy_seconds": round(deploy_seconds, 1), "deploy_summary": summary, **result})
+    finally:
+        bench.lab.set_vars({})
+        bench.lab.deploy()
+    first = variants[0] if variants else {"steps": [], "best": None, "saturation": None}
+    return {"variants": variants, "p95_limit_ms": P95_LIMIT_MS, "seconds_per_step": bench.settings.load_step_seconds,
+            # The deployed defaults' climb, for the claims table.
+            "steps": first["steps"], "best": first["best"], "saturation": first["saturation"],
+            "workers": first.get("slots"),
+            "rounds": {"planned": sum(v["rounds"]["planned"] for v in variants) or len(bench.settings.load_steps),
+                       "done": sum(v["rounds"]["done"] for v in variants), "unit": "steps",
+                       "budget_seconds": bench.settings.part_budget_seconds,
+                       "cut_by_budget": any(v["rounds"]["cut_by_budget"] for v in variants)}}
