@@ -343,10 +343,10 @@ def load_section(data: dict[str, Any], stamp: str) -> str:
                 + [f(s.get("host_cpu_pct", {}).get(h), 0) for h in hosts]
                 + [f(s.get("locust_cpu_pct"), 0), f"{f(s.get('busy_workers'), 1)} / {s.get('workers', '-')}"]
                 for s in climb["steps"]]
-        title = climb["name"] + (f" ({climb['workers_per_host']} workers x {climb['threads']} threads per app host, "
-                                 f"{climb['slots']} slots; deploy {f(climb['deploy_seconds'])} s: "
-                                 f"{climb['deploy_summary']})" if "slots" in climb and "threads" in climb else "")
-        out.append(f"**{title}**: {_climb_verdict(climb, data['p95_limit_ms'], cores)}\n")
+        title = f"**{climb['name']}**" + (f", {climb['workers_per_host']} workers x {climb['threads']} threads per app "
+                                          f"host = {climb['slots']} slots (deployed in {f(climb['deploy_seconds'])} s, "
+                                          f"{climb['deploy_summary']})" if "threads" in climb else "")
+        out.append(f"{title}: {_climb_verdict(climb, data['p95_limit_ms'], cores)}\n")
         out.append(table(["users", "req/s", "p50 ms", "p95 ms", "failures", "machine CPU"] + [f"{h} CPU" for h in hosts]
                          + ["locust CPU", "in flight / slots"], rows))
     best = [(c["name"], c["best"]) for c in climbs if c["best"]]
