@@ -14,6 +14,8 @@ QUIET_LOAD = 1.5
 # Machine CPU busy while the bench generated no load (sampled before the run and before each part): above
 # this, something else competed with the measurements.
 QUIET_BUSY_PCT = 25.0
+# part 7's locust request names that go through the app's Redis cache (get_or_set); the others bypass it.
+CACHED_LOCUST_ENDPOINTS = {"/api/employer/dashboard", "/api/jobs/featured", "/api/jobs?q"}
 # An endpoint whose uncached throughput is already this share of the ceiling (/health) is bound by the stack
 # (TLS, nginx, Gunicorn), not by its query: a cache cannot save much there.
 STACK_BOUND = 0.3
@@ -326,6 +328,48 @@ def _climb_verdict(climb: dict[str, Any], limit: float, cores: int) -> str:
     return text
 
 
+def slots_finding(climbs: list[dict[str, Any]]) -> str:
+    """Whether more request slots moved the limit: the comparison tests the "slots saturated" reading."""
+    reached = [(c, c.get("limit_reached_at_users")) for c in climbs if c.get("slots")]
+    if len(reached) < 2 or any(users is None for _, users in reached):
+        return ""
+    (first, users0), *others = reached
+    same = [c for c, users in others if users <= users0 and c["slots"] > first["slots"]]
+    if not same:
+        return ""
+    return (f"With {', '.join(str(c['slots']) for c in same)} request slots instead of {first['slots']}, the limit "
+            f"was reached at the same number of users ({users0}) or earlier: the request slots were not what limited "
+            "this workload, whatever the in-flight count suggests for the default. See the endpoints below.\n")
+
+
+def endpoints_at_limit(climbs: list[dict[str, Any]], limit: float) -> str:
+    """Per-endpoint p95 at the step that broke the limit: which requests got slow."""
+    from .parts.load import within_limits
+
+    rows = []
+    for climb in climbs:
+        broke = next((s for s in climb["steps"] if not within_limits(s)), None)
+        if broke is None or "endpoints" not in broke:
+            continue
+        for name, entry in sorted(broke["endpoints"].items(), key=lambda item: -item[1]["p95_ms"]):
+            rows.append([climb["name"], broke["users"], name, entry["requests"], entry["failures"], f(entry["p95_ms"], 0)])
+    if not rows:
+        return ""
+    slow = sorted({r[2] for r in rows if float(str(r[5]).replace(",", "")) >= limit})
+    fast = sorted({r[2] for r in rows} - set(slow))
+    text = (f"\nPer endpoint at the step that broke the limit. Over {f(limit, 0)} ms at p95: {', '.join(slow) or 'none'}; "
+            f"under it: {', '.join(fast) or 'none'}.")
+    if set(slow) == CACHED_LOCUST_ENDPOINTS:
+        db_cpu = max(s["host_cpu_pct"].get("db1", 0.0) for c in climbs for s in c["steps"] if "host_cpu_pct" in s)
+        text += (" Exactly the endpoints served through the Redis cache are slow, while the two that bypass it stay "
+                 f"fast and db1 used at most {f(db_cpu, 0)} % of a core: the limit lies in the cache path (candidates: "
+                 "a miss storm when entries expire or are invalidated, since misses are not coalesced and every "
+                 "application invalidates the employer's dashboard; or the app's Redis circuit breaker sending "
+                 "lookups to PostgreSQL after a timeout), not in CPU or worker count. Not yet diagnosed.")
+    text += "\n\n"
+    return text + table(["configuration", "users", "endpoint", "requests", "failures", "p95 ms"], rows)
+
+
 def load_section(data: dict[str, Any], stamp: str) -> str:
     climbs = _climbs(data)
     cores = data["machine_cores"]
@@ -356,6 +400,8 @@ def load_section(data: dict[str, Any], stamp: str) -> str:
             f"{name} {f(b['rps'])} req/s at {b['users']} users ({f(b['rps'] / base, 2)}x)" for name, b in best)
             + ". The users double per step, so a configuration's figure is the last step it held, not its exact "
             "capacity.\n")
+    out.append(slots_finding(climbs))
+    out.append(endpoints_at_limit(climbs, data["p95_limit_ms"]))
     if any(c["steps"] for c in climbs):
         def draw(ax):  # noqa: ANN001, ANN202
             for c in climbs:

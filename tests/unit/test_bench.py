@@ -262,3 +262,20 @@ def test_tuning_explanations_say_why_the_configurations_differ_only_where_they_d
     # A spill that one configuration removes is not "in every configuration".
     data["rows"][1]["queries"]["dashboard aggregates"]["temp_written_blocks"] = 0
     assert "in every configuration" not in report.tuning_explanations(data)
+
+
+def test_load_report_refutes_the_slots_reading_when_more_slots_do_not_move_the_limit() -> None:
+    def climb(name: str, slots: int, p95s: dict[str, float]) -> dict:
+        broke = _load_step(users=160, endpoints={n: {"requests": 10, "failures": 0, "p95_ms": v} for n, v in p95s.items()})
+        return {"name": name, "slots": slots, "limit_reached_at_users": 160, "steps": [_load_step(p95_ms=50.0), broke]}
+    cached = {"/api/employer/dashboard": 3900.0, "/api/jobs/featured": 1800.0, "/api/jobs?q": 1900.0,
+              "/api/jobs/[id]": 23.0}
+    climbs = [climb("sync", 10, cached), climb("gthread", 40, cached)]
+    assert "With 40 request slots instead of 10, the limit was reached at the same number of users (160)" in \
+        report.slots_finding(climbs)
+    text = report.endpoints_at_limit(climbs, 200.0)
+    assert "Over 200 ms at p95: /api/employer/dashboard, /api/jobs/featured, /api/jobs?q; under it: /api/jobs/[id]." in text
+    assert "Exactly the endpoints served through the Redis cache are slow" in text
+    # More slots that did move the limit are not called irrelevant.
+    climbs[1]["limit_reached_at_users"] = 320
+    assert report.slots_finding(climbs) == ""
