@@ -126,7 +126,7 @@ def test_a_quiet_machine_is_not_called_noisy_because_of_the_bench_s_own_load(tmp
     run = small_run()
     run["machine"].update(load_average=[0.2, 0.5, 1.0], load_average_end=[6.0, 5.0, 4.0], idle_busy_pct=3.0)
     text = report.generate(run, tmp_path / "bench" / "results" / "x.json", tmp_path / "BENCHMARKS.md").read_text()
-    assert "Noisy machine" not in text and "Quiet machine: at most 3 % CPU busy" in text
+    assert "Noisy machine" not in text and "Quiet machine: at most 3.0 % CPU busy" in text
 
     run["parts"]["views"]["idle_busy_pct_before"] = 60.0
     text = report.generate(run, tmp_path / "bench" / "results" / "x.json", tmp_path / "BENCHMARKS.md").read_text()
