@@ -37,10 +37,12 @@ class Bench:
         part's budget: a part stops starting rounds it cannot finish in time instead of overrunning."""
         return self.elapsed() + next_seconds <= self.settings.part_budget_seconds
 
-    def budget_note(self, planned: int, done: int, unit: str = "rounds", cut_by_budget: bool | None = None
-                    ) -> dict[str, Any]:
-        """What a part records about its rounds, so the report can say when the budget cut them short."""
-        return {"planned": planned, "done": done, "unit": unit, "budget_seconds": self.settings.part_budget_seconds,
+    def budget_note(self, planned: int, done: int, unit: str = "rounds", cut_by_budget: bool | None = None,
+                    budget_seconds: float | None = None) -> dict[str, Any]:
+        """What a part records about its rounds, so the report can say when the budget cut them short
+        (`budget_seconds`: a share of the part's budget, when the part splits it)."""
+        budget = self.settings.part_budget_seconds if budget_seconds is None else round(budget_seconds)
+        return {"planned": planned, "done": done, "unit": unit, "budget_seconds": budget,
                 "cut_by_budget": done < planned if cut_by_budget is None else cut_by_budget}
 
     def log(self, message: str) -> None:

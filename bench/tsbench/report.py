@@ -346,17 +346,18 @@ def endpoints_at_limit(climbs: list[dict[str, Any]], limit: float) -> str:
     """Per-endpoint p95 at the step that broke the limit: which requests got slow."""
     from .parts.load import within_limits
 
-    rows = []
+    rows, p95s = [], {}
     for climb in climbs:
         broke = next((s for s in climb["steps"] if not within_limits(s)), None)
         if broke is None or "endpoints" not in broke:
             continue
         for name, entry in sorted(broke["endpoints"].items(), key=lambda item: -item[1]["p95_ms"]):
             rows.append([climb["name"], broke["users"], name, entry["requests"], entry["failures"], f(entry["p95_ms"], 0)])
+            p95s[name] = max(p95s.get(name, 0.0), entry["p95_ms"])
     if not rows:
         return ""
-    slow = sorted({r[2] for r in rows if float(str(r[5]).replace(",", "")) >= limit})
-    fast = sorted({r[2] for r in rows} - set(slow))
+    slow = sorted(name for name, p95 in p95s.items() if p95 >= limit)
+    fast = sorted(set(p95s) - set(slow))
     text = (f"\nPer endpoint at the step that broke the limit. Over {f(limit, 0)} ms at p95: {', '.join(slow) or 'none'}; "
             f"under it: {', '.join(fast) or 'none'}.")
     if set(slow) == CACHED_LOCUST_ENDPOINTS:

@@ -148,8 +148,7 @@ def climb(bench: Bench, seeker: str, slots: int, budget: float) -> dict[str, Any
             "limit_reached_at_users": broke["users"] if broke else None,
             # Judged at the step that broke the limit; if none did, at the heaviest step (and said so).
             "saturation": saturation(broke or steps[-1], cores) if steps else None,
-            "rounds": {"planned": len(bench.settings.load_steps), "done": len(steps), "unit": "steps",
-                       "budget_seconds": round(budget), "cut_by_budget": cut}}
+            "rounds": bench.budget_note(len(bench.settings.load_steps), len(steps), "steps", cut, budget)}
 
 
 def run(bench: Bench) -> dict[str, Any]:
@@ -175,12 +174,7 @@ def run(bench: Bench) -> dict[str, Any]:
     finally:
         bench.lab.set_vars({})
         bench.lab.deploy()
-    first = variants[0] if variants else {"steps": [], "best": None, "saturation": None}
     return {"variants": variants, "p95_limit_ms": P95_LIMIT_MS, "seconds_per_step": bench.settings.load_step_seconds,
-            # The deployed defaults' climb, for the claims table.
-            "steps": first["steps"], "best": first["best"], "saturation": first["saturation"],
-            "workers": first.get("slots"),
-            "rounds": {"planned": sum(v["rounds"]["planned"] for v in variants) or len(bench.settings.load_steps),
-                       "done": sum(v["rounds"]["done"] for v in variants), "unit": "steps",
-                       "budget_seconds": bench.settings.part_budget_seconds,
-                       "cut_by_budget": any(v["rounds"]["cut_by_budget"] for v in variants)}}
+            "rounds": bench.budget_note(len(bench.settings.load_steps) * len(bench.settings.load_variants),
+                                        sum(v["rounds"]["done"] for v in variants), "steps",
+                                        any(v["rounds"]["cut_by_budget"] for v in variants))}
