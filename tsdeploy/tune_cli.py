@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from tsdeploy import tuning
+from tsdeploy import tuning, units
 
 
 def _fail(param: click.Parameter, message: str) -> click.ClickException:
@@ -19,7 +19,7 @@ def _fail(param: click.Parameter, message: str) -> click.ClickException:
 
 def _memory(_ctx: click.Context, param: click.Parameter, value: str) -> int:
     try:
-        return tuning.parse_size(value)
+        return units.parse_size(value)
     except ValueError as err:
         raise _fail(param, str(err)) from None
 

@@ -4,7 +4,7 @@ Public API (stable; the postgres role calls it through `tsdeploy.context`, the `
 
     tune(*, memory, cpus, storage, profile, pg_version, connections=None, os_type="linux",
          db_size="mid_ram") -> Tuning
-        memory      total RAM of the database host in bytes (see `parse_size` for "16GB" strings)
+        memory      total RAM of the database host in bytes (`tsdeploy.units.parse_size` reads "16GB")
         cpus        CPU count (>= 1)
         storage     "ssd" | "hdd" | "san" | "nvme"
         profile     "web" | "oltp" | "dw" | "desktop" | "mixed"
@@ -24,7 +24,7 @@ Public API (stable; the postgres role calls it through `tsdeploy.context`, the `
     demand_warnings(*, tuning, memory, topology=None, limit=None) -> list[str]
         does the demand fit the memory (work_mem x max_connections) and a connection limit; each warning
         names a concrete fix (fewer workers, a smaller pool, a pooler)
-    parse_size("16GB") -> bytes; parse_cpus(4) -> 4; both raise ValueError naming the accepted form
+    parse_cpus(4) -> 4; raises ValueError naming the accepted form (sizes: `tsdeploy.units.parse_size`)
 
 Source reproduced: le0pard/pgtune master, `src/features/configuration/configurationSlice.js` (the selectors)
 and `src/common/components/configurationView/index.jsx` (`formatValue` and the output order). The newest
@@ -41,11 +41,8 @@ add on top is separate and named: `topology_connections` (an input to `connectio
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Literal
-
-from tsdeploy import units
 
 Storage = Literal["ssd", "hdd", "san", "nvme"]
 Profile = Literal["web", "oltp", "dw", "desktop", "mixed"]
@@ -147,28 +144,6 @@ def _human(value_bytes: float) -> str:
     return f"{value_bytes / KB:.1f} KiB"
 
 
-_BINARY_SUFFIX = re.compile(r"^\s*(\d+)\s*([kmgt])ib\s*$", re.IGNORECASE)
-_SIZE_FORM = "a whole number and a unit, like 16GB, 512MB or 2GiB (kB, MB, GB, TB; 1024-based as in postgresql.conf)"
-
-
-def parse_size(text: str | int) -> int:
-    """Parse a human memory size into bytes: "16GB", "512MB", "2GiB".
-
-    Units are 1024-based, as PostgreSQL reads them in postgresql.conf and as PGTune's SIZE_UNIT_MAP is;
-    "GiB" is a synonym of "GB". The inventory's parser (`tsdeploy.units.parse_size`) does the reading, so an
-    inventory's `host_memory` and a `--memory` option accept the same forms; this adds the IEC spellings and
-    an error message that names the accepted form. An int is taken as bytes already.
-
-    >>> parse_size("2GiB") == parse_size("2GB") == 2 * 1024 ** 3
-    True
-    """
-    normalized = _BINARY_SUFFIX.sub(r"\1\2B", text) if isinstance(text, str) else text
-    try:
-        return units.parse_size(normalized)
-    except ValueError:
-        raise ValueError(f"cannot read memory size {text!r}: expected {_SIZE_FORM}") from None
-
-
 def parse_cpus(value: str | int) -> int:
     """Parse a CPU count: a whole number of at least 1."""
     try:
@@ -189,7 +164,8 @@ def _check_inputs(memory: int, cpus: int, storage: str, profile: str, pg_version
         if value not in allowed:
             raise ValueError(f"{name} {value!r} is not one of {', '.join(allowed)}")
     if not isinstance(memory, int) or memory <= 0:
-        raise ValueError(f"memory {memory!r} must be a positive number of bytes (parse_size reads '16GB')")
+        raise ValueError(f"memory {memory!r} must be a positive number of bytes "
+                         "(tsdeploy.units.parse_size reads '16GB')")
     if not isinstance(cpus, int) or cpus < 1:
         raise ValueError(f"cpus {cpus!r} must be a whole number of at least 1")
     if not isinstance(pg_version, int) or pg_version < MIN_PG_VERSION:

@@ -138,19 +138,6 @@ def test_bad_input_is_rejected_naming_the_field(field: str, bad: dict) -> None:
         tuning.tune(**inputs)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("16GB", 16 * GiB), ("512MB", 512 * 1024**2), ("2GiB", 2 * GiB), ("64kB", 64 * 1024), ("1tb", 1024 * GiB),
-])
-def test_parse_size_reads_1024_based_units(text: str, expected: int) -> None:
-    assert tuning.parse_size(text) == expected
-
-
-@pytest.mark.parametrize("text", ["16XB", "GB", "0GB", "-1GB", "1.5GB", ""])
-def test_parse_size_error_names_the_accepted_form(text: str) -> None:
-    with pytest.raises(ValueError, match="like 16GB, 512MB or 2GiB"):
-        tuning.parse_size(text)
-
-
 def test_topology_connections_multiplies_hosts_workers_and_pool() -> None:
     connections, reason = tuning.topology_connections(app_hosts=2, workers=9, pool_size=5, max_overflow=10,
                                                       headroom=10)
