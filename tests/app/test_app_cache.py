@@ -1,4 +1,4 @@
-"""Redis cache: the report's TTLs, invalidation on writes, clear_all without KEYS, ACL-limited app user."""
+"""Redis cache: the documented TTLs, invalidation on writes, clear_all without KEYS, ACL-limited app user."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _entry_ttls(admin_redis: redis.Redis, namespace: str) -> list[int]:
     return [admin_redis.ttl(key) for key in admin_redis.scan_iter(match=f"ts:cache:{namespace}:*", count=1000)]
 
 
-def test_the_ttls_are_the_reports() -> None:
+def test_the_ttls_are_the_documented_ones() -> None:
     assert TTLS == {"jobs_featured": 600, "job_categories": 3600, "company_profile": 1800,
                     "employer_dashboard": 900, "job_search": 300}
 
@@ -30,8 +30,8 @@ def test_the_ttls_are_the_reports() -> None:
     ("/api/companies/company-3", "company_profile:company-3", 1800),
     ("/api/jobs?q=python", "job_search", 300),
 ])
-def test_public_reads_are_cached_with_the_reports_ttl(client, admin_redis, url: str, namespace: str,
-                                                      ttl: int) -> None:  # noqa: ANN001
+def test_public_reads_are_cached_with_their_namespace_ttl(client, admin_redis, url: str, namespace: str,
+                                                         ttl: int) -> None:  # noqa: ANN001
     assert client.get(url).status_code == 200
     ttls = _entry_ttls(admin_redis, namespace)
     assert ttls and all(ttl - 5 <= value <= ttl for value in ttls)
@@ -99,7 +99,7 @@ def test_one_employers_change_keeps_another_employers_dashboard_cached(client, e
     assert len(statements) == 2  # token's user and company lookups only; the figures come from Redis
 
 
-def test_invalidate_cache_takes_the_reports_namespaces(app, client, engine) -> None:  # noqa: ANN001
+def test_invalidate_cache_takes_namespace_names(app, client, engine) -> None:  # noqa: ANN001
     client.get("/api/jobs/featured")
     client.get("/api/categories")
     with app.app_context():

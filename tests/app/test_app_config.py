@@ -1,4 +1,4 @@
-"""Configuration: the report's names and defaults; production refuses missing or weak values."""
+"""Configuration: the documented names and defaults (app/README.md); production refuses missing or weak values."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from talentsphere.config import ConfigError, load_config
 STRONG_KEY = "k" * 16 + "Q9x!" * 5
 
 
-def test_defaults_are_the_reports_values() -> None:
+def test_defaults_are_the_documented_values() -> None:
     config = load_config({"FLASK_ENV": "development"})
     assert (config["DB_POOL_SIZE"], config["DB_MAX_OVERFLOW"], config["DB_POOL_TIMEOUT"],
             config["DB_POOL_RECYCLE"]) == (10, 20, 30, 3600)

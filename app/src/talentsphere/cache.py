@@ -1,6 +1,6 @@
-"""Redis cache with the report's TTLs, generation-counter invalidation and a circuit breaker.
+"""Redis cache with a TTL per namespace, generation-counter invalidation and a circuit breaker.
 
-The report's ``src/utils/cache.py`` maps here::
+Usage::
 
     from talentsphere.cache import cache, invalidate_cache
     invalidate_cache(['jobs_featured', 'job_search'])
@@ -43,7 +43,10 @@ from . import metrics
 log = logging.getLogger("talentsphere.cache")
 T = TypeVar("T")
 
-# The report's TTLs, in seconds.
+# How long each namespace's entries live, in seconds: an hour for categories, which almost never change, down to
+# 5 minutes for search results, which every new job changes. Writes through the API also invalidate the
+# namespaces they touch, so a TTL mainly bounds staleness from changes no endpoint makes (flushed view counts,
+# data written to PostgreSQL directly).
 TTLS: dict[str, int] = {
     "jobs_featured": 10 * 60,
     "job_categories": 60 * 60,
@@ -243,7 +246,8 @@ def current_cache() -> Cache:
     return current_app.extensions["talentsphere.cache"]
 
 
-# The report's import shape: ``from ... import cache, invalidate_cache``.
+# Module-level names, so callers import ``cache`` and ``invalidate_cache`` once; the proxy resolves to the
+# current app's Cache at call time (each app, and each test app, has its own).
 cache: Cache = LocalProxy(current_cache)  # type: ignore[assignment]
 
 

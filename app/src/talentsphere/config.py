@@ -1,4 +1,4 @@
-"""Configuration from the environment, with the report's names and defaults.
+"""Configuration from the environment: the variables and defaults listed in app/README.md (Configuration).
 
 All defaults live in ``DEFAULTS``; ``load_config`` reads the environment (or a mapping given by tests),
 converts types, and in production refuses to start on a missing or weak required value, naming the variable.

@@ -1,7 +1,9 @@
-"""The database resource: engine with the report's pool settings, per-request session, slow-query events.
+"""The database resource: a pooled engine, a per-request session, and slow-statement events.
 
-The report's ``src/utils/db_optimization.py`` maps here: pool sizing, pre-ping, recycling, and slow
-statement logging/counting through SQLAlchemy engine events.
+The pool is sized by DB_POOL_SIZE / DB_MAX_OVERFLOW per process (PostgreSQL's max_connections must cover
+every worker's pool), pre-pings so a connection dropped by a PostgreSQL restart is replaced instead of failing
+a request, and recycles connections after DB_POOL_RECYCLE seconds. Slow statements are logged and counted
+through SQLAlchemy engine events.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ log = logging.getLogger("talentsphere.sql")
 
 
 def make_engine(config: dict[str, Any]) -> Engine:
-    """Create the engine with the pool settings of the report (size, overflow, timeout, recycle, pre-ping)."""
+    """Create the engine with the configured pool (size, overflow, timeout, recycle) and pre-ping."""
     engine = create_engine(
         config["DATABASE_URL"],
         pool_size=config["DB_POOL_SIZE"],

@@ -1,4 +1,4 @@
-"""`talentsphere monitor`: system, PostgreSQL, pool and Redis figures (the report's monitor_performance.py).
+"""`talentsphere monitor`: system, PostgreSQL, pool and Redis figures in one view, to find what limits the app.
 
 System figures come from /proc and os (no extra dependency); PostgreSQL figures from the statistics views
 the app role may read; pg_stat_statements only when the extension is installed; the Redis hit rate from

@@ -1,10 +1,10 @@
 """`talentsphere optimize-db`: create the 38 indexes concurrently, rebuild invalid ones, VACUUM ANALYZE.
 
-The report's ``optimize_database.py`` maps here. Runs in autocommit because CREATE INDEX CONCURRENTLY
-cannot run inside a transaction; an interrupted run leaves INVALID indexes, which the next run detects
-(pg_index.indisvalid) and rebuilds. VACUUM (ANALYZE) rather than ANALYZE alone: fresh statistics for the
-planner, and a current visibility map so that the covering indexes give index-only scans right after a bulk
-load instead of waiting for autovacuum.
+CONCURRENTLY because, unlike a plain CREATE INDEX, it does not block writes to a live table while it builds;
+it runs in autocommit because CREATE INDEX CONCURRENTLY cannot run inside a transaction. An interrupted run
+leaves INVALID indexes, which the next run detects (pg_index.indisvalid) and rebuilds. VACUUM (ANALYZE)
+rather than ANALYZE alone: fresh statistics for the planner, and a current visibility map so that the
+covering indexes give index-only scans right after a bulk load instead of waiting for autovacuum.
 """
 
 from __future__ import annotations
