@@ -11,7 +11,8 @@ from tsdeploy.lab.system import LabError, file_lock, progress, run
 
 CACHE_DIR = Path("/var/cache/tsdeploy")
 RELEASES = ("bookworm", "trixie")
-# What a lab host needs to boot systemd and be deployed to over SSH (lab-notes), plus ping for network checks.
+# What a minbase Debian lacks to boot systemd in a container (systemd, systemd-sysv, dbus), be deployed to over
+# SSH (openssh-server, sudo, python3) and be checked on the network (iproute2, iputils-ping).
 PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "python3", "sudo", "iputils-ping")
 DEPLOY_USER = "deploy"
 # Bump when the image recipe changes so that cached images built by an older recipe are rebuilt.
