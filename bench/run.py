@@ -10,6 +10,7 @@ the results with its error, and the other parts still run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -21,16 +22,11 @@ from tsbench import machine, report, results
 from tsbench.context import Bench
 from tsbench.data import current_jobs, reseed
 from tsbench.hosts import BenchLab
-from tsbench.parts import cache, dashboard, deploy, load, search, tuning, views
-from tsbench.settings import FULL, QUICK
+from tsbench.machine import IDLE_SAMPLE_SECONDS, QUIET_LOAD
+from tsbench.parts import PARTS
+from tsbench.settings import BENCH_HOSTS, BENCH_VARS, FULL, QUICK
 
-# Run order: deploy first (it built the lab), the base-size parts, then search across growing sizes, and
-# tuning last at the largest size. Names are the keys in the results file.
-PARTS = {"deploy": deploy, "views": views, "cache": cache, "dashboard": dashboard, "load": load,
-         "search": search, "tuning": tuning}
 BASE_SIZE_PARTS = ("views", "cache", "dashboard", "load")
-QUIET_LOAD = 1.5
-IDLE_SAMPLE_SECONDS = 5.0
 
 
 def run_part(bench: Bench, name: str) -> None:
@@ -75,7 +71,10 @@ def main() -> int:
         parser.error(f"--parts: unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     settings = QUICK if args.quick else FULL
     run = results.new_run(settings.quick, machine.describe())
+    # Recorded so that the report states what this run used, even after the constants change.
+    run["settings"] = dataclasses.asdict(settings)
     run["machine"]["idle_busy_pct"] = machine.busy_percent(IDLE_SAMPLE_SECONDS)
+    run["machine"]["idle_sample_seconds"] = IDLE_SAMPLE_SECONDS
     if run["machine"]["load_average"][0] >= QUIET_LOAD:
         print(f"warning: load average {run['machine']['load_average']} is not below {QUIET_LOAD}: the machine is "
               "shared right now and timings will be noisy", file=sys.stderr)
@@ -90,11 +89,14 @@ def main() -> int:
             bench.log("deploy")
             deploy_seconds, summary = lab.deploy()
             run["lab"] = {"name": args.lab_name, "reused": reused, "lab_up_seconds": round(lab_seconds, 1),
-                          "deploy_seconds": round(deploy_seconds, 1), "deploy_summary": summary}
-            app, postgres = lab.context("app1")["app"], lab.context("db1")["postgres"]
-            db = lab.context("db1")["host"]
-            run["topology"] = {"name": "split", "hosts": sorted(lab.hosts), "host_memory": db["memory_human"],
+                          "deploy_seconds": round(deploy_seconds, 1), "deploy_summary": summary,
+                          "bench_vars": BENCH_VARS}
+            app, postgres = lab.context(BENCH_HOSTS["app"])["app"], lab.context(BENCH_HOSTS["db"])["postgres"]
+            db = lab.context(BENCH_HOSTS["db"])["host"]
+            run["topology"] = {"name": "split", "hosts": sorted(lab.hosts), "bench_hosts": BENCH_HOSTS,
+                               "host_memory": db["memory_human"],
                                "host_cpus": db["cpus"], "app_workers_per_host": app["workers"],
+                               "app_threads": app.get("threads", 1), "app_worker_class": app.get("worker_class"),
                                "pool_size": app["db_pool_size"], "max_overflow": app["db_max_overflow"],
                                "postgresql_max_connections": postgres["max_connections"],
                                "note": "every lab host is a systemd-nspawn container on this one machine: they "

@@ -1,5 +1,6 @@
 """TalentSphere benchmark harness: builds its own lab, measures every comparison side by side, reports.
 
-Entry point: ``bench/run.py`` (``make bench``, ``make bench QUICK=1``). Pure parts (statistics, results,
-report) import nothing from the lab so the test suite can exercise them without hosts.
+Entry point: ``bench/run.py`` (``make bench``, ``make bench QUICK=1``). Statistics, results files, the report
+and the part modules import nothing from the lab (a part reaches for it only when it runs), so the test suite
+can exercise them, and the report can be regenerated, without hosts.
 """

@@ -5,9 +5,13 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .hosts import BenchLab
-from .http import Client
+from .settings import BENCH_HOSTS
+
+if TYPE_CHECKING:  # the report imports the parts, and with them this module, without the lab
+    from .hosts import BenchLab
+    from .http import Client
 
 APP_TABLES = "saved_jobs, applications, jobs, companies, job_categories, users"
 # The bench company's own jobs: applications to them are spread over (job, seeker) pairs, unique by design.
@@ -30,7 +34,7 @@ def reseed(lab: BenchLab, jobs: int) -> dict[str, float]:
     lab.psql(f"TRUNCATE {APP_TABLES} RESTART IDENTITY CASCADE;")
     lab.talentsphere("seed", "--jobs", str(jobs), "--seed", "42")
     lab.talentsphere("optimize-db")
-    lab.ssh("cache1", "sudo systemctl restart redis-server")
+    lab.ssh(BENCH_HOSTS["cache"], "sudo systemctl restart redis-server")
     counts = lab.psql("SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM applications), "
                       "(SELECT count(*) FROM users), (SELECT count(*) FROM companies);").strip().split("|")
     return {"jobs": int(counts[0]), "applications": int(counts[1]), "users": int(counts[2]),

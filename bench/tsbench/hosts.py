@@ -22,14 +22,13 @@ from tsdeploy.context import build_context
 from tsdeploy.inventory import load as load_inventory
 from tsdeploy.lab import Lab
 
+from .settings import BENCH_HOSTS, BENCH_VARS
+
 REPO = Path(__file__).resolve().parents[2]
 TSDEPLOY = REPO / ".venv" / "bin" / "tsdeploy"
 APP_ENV = "/etc/talentsphere/env"
 APP_PYTHON = "/opt/talentsphere/current/bin/python"
 APP_CLI = "/opt/talentsphere/current/bin/talentsphere"
-# The lab's nginx limits each client address to 20 API requests/s; the load generator is one address, so the
-# bench inventory lifts the limit (the benchmark measures the stack, not the limiter).
-BENCH_VARS = {"nginx_api_rate": "100000r/s", "nginx_api_burst": 100000}
 
 
 class RemoteError(RuntimeError):
@@ -106,27 +105,28 @@ class BenchLab:
     def psql(self, sql: str, database: str = "talentsphere", timeout: float = 600) -> str:
         """Run `sql` (from stdin) as the PostgreSQL superuser on the db host; unaligned tuples-only output."""
         command = f"sudo -u postgres psql -X -q -v ON_ERROR_STOP=1 -At -d {shlex.quote(database)}"
-        return self.ssh("db1", command, stdin=sql, timeout=timeout)
+        return self.ssh(BENCH_HOSTS["db"], command, stdin=sql, timeout=timeout)
 
-    def app_python(self, program: str, args: dict[str, Any], host: str = "app1", timeout: float = 900) -> Any:
+    def app_python(self, program: str, args: dict[str, Any], host: str = BENCH_HOSTS["app"],
+                   timeout: float = 900) -> Any:
         """Run a Python `program` with the app's venv and environment on an app host; its last stdout line
         is JSON and is returned decoded. `args` reach it as the global ARGS."""
         source = f"ARGS = {json.dumps(args)!r}\nimport json as _json\nARGS = _json.loads(ARGS)\n{program}"
         output = self.ssh(host, as_app(APP_PYTHON, "-"), stdin=source, timeout=timeout)
         return json.loads(output.strip().splitlines()[-1])
 
-    def talentsphere(self, *args: str, host: str = "app1", timeout: float = 1800) -> str:
+    def talentsphere(self, *args: str, host: str = BENCH_HOSTS["app"], timeout: float = 1800) -> str:
         """Run the app's console script (`talentsphere seed ...`) on an app host."""
         return self.ssh(host, as_app(APP_CLI, *args), timeout=timeout)
 
     def redis(self, running: bool) -> None:
         """Start or stop Redis on the cache host (stopped = every app lookup is served by PostgreSQL)."""
-        self.ssh("cache1", f"sudo systemctl {'start' if running else 'stop'} redis-server")
+        self.ssh(BENCH_HOSTS["cache"], f"sudo systemctl {'start' if running else 'stop'} redis-server")
 
     def lb_url(self) -> str:
         """https://<lb address>"""
-        return f"https://{self.hosts['lb1']}"
+        return f"https://{self.hosts[BENCH_HOSTS['lb']]}"
 
     def ca_file(self) -> str:
         """The lab CA certificate (control-node path) that signs the lb's certificate."""
-        return str(self.hostvars("lb1")["tls_ca_cert_file"])
+        return str(self.hostvars(BENCH_HOSTS["lb"])["tls_ca_cert_file"])

@@ -7,6 +7,11 @@ import platform
 import time
 from pathlib import Path
 
+# A 1-minute load average at or above this when a run starts: the machine is shared right now.
+QUIET_LOAD = 1.5
+# How long each idle CPU sample lasts (before the run and before each part, while the bench generates no load).
+IDLE_SAMPLE_SECONDS = 5.0
+
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The first `model name` in /proc/cpuinfo ("unknown" if absent)."""

@@ -1,4 +1,5 @@
-"""How big and how long each part runs: the full benchmark and the QUICK pass (tiny data, short runs)."""
+"""What a run uses: sizes and durations (the full benchmark and the QUICK pass), the lab hosts it addresses
+and the inventory variables it adds."""
 
 from __future__ import annotations
 
@@ -23,11 +24,19 @@ class Settings:
     pgbench_seconds: int
     noop_redeploys: int                # part 6
     single_topology: bool              # part 6: also time a cold deploy of the single-host topology
-    load_steps: tuple[int, ...]        # part 7: locust users per step, climbed until p95 >= 200 ms or errors
+    load_steps: tuple[int, ...]        # part 7: locust users per step, climbed until p95 reaches its limit or errors
     load_step_seconds: int
     load_variants: tuple[dict, ...]    # part 7: Gunicorn configurations climbed one after the other
     part_budget_seconds: int           # a part stops starting new work after this long
 
+
+# The lab hosts the harness runs its commands on, by role: SQL on "db", app-side programs on "app", Redis on
+# "cache", HTTP to "lb". The run records them, so the report names the hosts a results file was measured on.
+BENCH_HOSTS = {"app": "app1", "cache": "cache1", "db": "db1", "lb": "lb1"}
+
+# The lab's nginx limits each client address to a few API requests/s; the load generator is one address, so the
+# bench inventory lifts the limit (the benchmark measures the stack, not the limiter).
+BENCH_VARS = {"nginx_api_rate": "100000r/s", "nginx_api_burst": 100000}
 
 # Part 7 compares the deployed default (sync workers) with threaded workers that use the pool already sized for
 # them (app_db_pool_size + app_db_max_overflow = 10 >= 4 threads): the sync workers saturated first in the

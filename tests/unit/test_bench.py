@@ -1,21 +1,26 @@
 """The benchmark harness's pure parts: statistics, interleaving, results files and the generated report.
 
-The full benchmark needs a lab and minutes to hours; these run in well under a second so that the harness
-cannot rot silently. The report is generated from a small results document made here, with real plots.
+The full benchmark needs a lab and minutes to hours; these run in seconds so that the harness cannot rot
+silently. The report is generated from a small results document made here, with real plots, and from the
+committed results files.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
 
 from tsbench import machine, report, results, stats  # noqa: E402
+from tsbench.parts import PARTS, cache, dashboard, load, search, tuning  # noqa: E402
 
 
 def test_percentile_interpolates_between_closest_ranks() -> None:
@@ -139,16 +144,20 @@ def _cache_row(endpoint: str, cached_ms: float, uncached_ms: float, uncached_fra
             "uncached": {"p50_ms": _summary(uncached_ms), "fraction_of_ceiling": uncached_fraction}}
 
 
+def _context() -> report.ReportContext:
+    return report.ReportContext(small_run())
+
+
 def test_cache_verdict_judges_p50_and_p95_and_says_why_an_endpoint_falls_short() -> None:
     data = {"rows": [_cache_row("ceiling: /health", 5.0, 4.0, 0.9), _cache_row("search", 10.0, 40.0, 0.09),
                      _cache_row("categories", 7.5, 10.0, 0.43), _cache_row("dashboard", 30.0, 40.0, 0.1)]}
-    text = report.verdict("cache", data)
+    text = cache.verdict(data, _context())
     assert text.startswith("p50 saved: partly: 1 of 3 reach 50 % (25 to 75 % vs 50-80 % claimed); p95 saved: partly")
     # categories is bound by the stack (its uncached rate is near the ceiling's); dashboard is not, and the
     # report says it cannot explain that from this data rather than inventing a reason.
-    assert "categories (25 %; uncached already 0.43 of the ceiling): the uncached answer is one cheap query" in text
+    assert "categories (25 %; uncached already 0.43 of the ceiling): the uncached answer is a cheap query" in text
     assert "without being bound by the stack: dashboard (25 %, cached p50 30.0 ms): not explained" in text
-    assert report.verdict("cache", {"rows": [_cache_row("search", 10.0, 40.0, 0.1)]}).startswith("p50 saved: meets")
+    assert cache.verdict({"rows": [_cache_row("search", 10.0, 40.0, 0.1)]}, _context()).startswith("p50 saved: meets")
 
 
 def test_search_verdict_judges_each_size_against_both_claims() -> None:
@@ -156,15 +165,15 @@ def test_search_verdict_judges_each_size_against_both_claims() -> None:
         return {"jobs": jobs, "sql": {"rows": [{"reduction_p50_pct": v, "without_ms": _summary(jobs / 500)}
                                                for v in sql]},
                 "http": {"rows": [{"reduction_p50_pct": v} for v in http]}}
-    text = report.verdict("search", {"sizes": [size(10_000, [44.0, 56.0], [21.0, 45.0]),
-                                               size(1_000_000, [74.0, 87.0], [76.0, 93.0])]})
+    text = search.verdict({"sizes": [size(10_000, [44.0, 56.0], [21.0, 45.0]),
+                                     size(1_000_000, [74.0, 87.0], [76.0, 93.0])]}, _context())
     assert "10,000 jobs: queries falls short (44 to 56 % vs 70-90 % claimed); HTTP partly: 1 of 2 reach 40 %" in text
     assert "1,000,000 jobs: queries meets (74 to 87 % vs 70-90 % claimed); HTTP meets" in text
     assert "reads all 10,000 jobs in 20 to 20 ms" in text
 
 
 def test_dashboard_has_no_before_app_so_its_verdict_is_not_comparable() -> None:
-    assert report.verdict("dashboard", {"constant_statement_count": True}).startswith("not comparable")
+    assert dashboard.verdict({"constant_statement_count": True}, _context()).startswith("not comparable")
 
 
 def _tps(*values: float) -> dict[str, float]:
@@ -177,14 +186,14 @@ def test_tuning_differences_count_only_what_lies_outside_the_noise() -> None:
              "tpcb_tps": _tps(100, 101, 102), "connection_errors": 15},
             {"config": "ours", "queries": {"q": {"ms": _tps(105, 112, 118)}}, "select_only_tps": _tps(99, 100, 103),
              "tpcb_tps": _tps(120, 121, 122), "connection_errors": 0}]
-    lines = report.tuning_differences({"rows": rows})
+    lines = tuning.differences({"rows": rows})
     assert "ours, q: no measurable difference from stock" in lines[0]
     assert "no measurable difference" in lines[1] and "pgbench select-only" in lines[1]
     assert lines[2] == "ours, pgbench TPC-B: 121 vs 101 tps, 1.20x stock"
     assert lines[3] == "ours, connection demand: 0 errors vs stock's 15"
     # One round each is no basis for "measurable": the report says so instead of comparing single samples.
     single = [{**row, "tpcb_tps": _tps(row["tpcb_tps"]["p50"])} for row in rows]
-    assert "ours, pgbench TPC-B: 121 vs 101 tps, too few rounds to judge (n = 1)" in report.tuning_differences(
+    assert "ours, pgbench TPC-B: 121 vs 101 tps, too few rounds to judge (n = 1)" in tuning.differences(
         {"rows": single})
 
 
@@ -196,8 +205,6 @@ def _load_step(**overrides: float) -> dict:
 
 
 def test_load_saturation_names_the_resource_that_ran_out_with_its_evidence() -> None:
-    from tsbench.parts import load
-
     cpu = load.saturation(_load_step(machine_cpu_pct=97.0), cores=2)
     assert cpu["resource"] == "the machine's CPU" and "app1 50 %" in cpu["evidence"]
     assert load.saturation(_load_step(locust_cpu_pct=99.0), 2)["resource"].startswith("the load generator")
@@ -255,13 +262,13 @@ def test_tuning_explanations_say_why_the_configurations_differ_only_where_they_d
                 "demand": [{"demand": 100}]}
     data = {"pgbench": {"size": "606 MB"}, "rows": [row("stock", "4MB", "128MB", "100", 1876, 9),
                                                      row("ours", "4443kB", "512MB", "110", 1872, 0)]}
-    text = report.tuning_explanations(data)
+    text = tuning.explanations(data)
     assert "dashboard aggregates writes 1,872-1,876 temporary blocks (15 MB) in every configuration" in text
     assert "larger than every shared_buffers here (stock 128 MB, ours 512 MB)" in text
     assert "connection errors were stock 9, ours 0" in text
     # A spill that one configuration removes is not "in every configuration".
     data["rows"][1]["queries"]["dashboard aggregates"]["temp_written_blocks"] = 0
-    assert "in every configuration" not in report.tuning_explanations(data)
+    assert "in every configuration" not in tuning.explanations(data)
 
 
 def test_load_report_refutes_the_slots_reading_when_more_slots_do_not_move_the_limit() -> None:
@@ -272,10 +279,116 @@ def test_load_report_refutes_the_slots_reading_when_more_slots_do_not_move_the_l
               "/api/jobs/[id]": 23.0}
     climbs = [climb("sync", 10, cached), climb("gthread", 40, cached)]
     assert "With 40 request slots instead of 10, the limit was reached at the same number of users (160)" in \
-        report.slots_finding(climbs)
-    text = report.endpoints_at_limit(climbs, 200.0)
+        load.slots_finding(climbs)
+    text = load.endpoints_at_limit(climbs, 200.0, set(load.CACHED_ENDPOINTS), "db1")
     assert "Over 200 ms at p95: /api/employer/dashboard, /api/jobs/featured, /api/jobs?q; under it: /api/jobs/[id]." in text
     assert "Exactly the endpoints served through the Redis cache are slow" in text
     # More slots that did move the limit are not called irrelevant.
     climbs[1]["limit_reached_at_users"] = 320
-    assert report.slots_finding(climbs) == ""
+    assert load.slots_finding(climbs) == ""
+
+
+# The report's structure: one list of parts, each rendering its own pieces from its own data.
+
+COMMITTED = sorted((BENCH / "results").glob("*.json"))
+NEWEST = BENCH / "results" / "20261128T174054Z.json"
+
+
+def _no_plots(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Render without matplotlib (the plots have a test of their own): fast, and nothing written in the tree."""
+    monkeypatch.setattr(report, "REPO", tmp_path)
+    monkeypatch.setattr(report, "plot", lambda name, stamp, draw: f"bench/results/{stamp}-{name}.png")
+
+
+def test_every_part_in_the_one_list_owns_its_title_claim_method_section_headline_and_verdict() -> None:
+    assert list(PARTS) == ["deploy", "views", "cache", "dashboard", "load", "search", "tuning"]
+    for name, module in PARTS.items():
+        for function in ("run", "title", "method", "section", "headline", "verdict"):
+            assert callable(getattr(module, function, None)), f"part {name} has no {function}()"
+        assert isinstance(module.CLAIM, str) and module.CLAIM, name
+        assert isinstance(module.title({}), str), f"part {name}: a failed part (no data) still has a title"
+    assert sorted(module.NUMBER for module in PARTS.values()) == list(range(1, len(PARTS) + 1))
+    # The run uses the same list; report.py keeps no per-part tables of its own.
+    assert "from tsbench.parts import PARTS" in (BENCH / "run.py").read_text()
+    assert not {"TITLES", "CLAIMS", "SECTIONS", "CLAIMED_RANGES"} & set(vars(report))
+
+
+def test_claims_are_worded_from_the_claimed_figures_the_parts_hold() -> None:
+    assert report.claimed(search.CLAIMED["sql"]) in search.CLAIM and report.claimed(search.CLAIMED["http"]) in search.CLAIM
+    assert report.claimed(cache.CLAIMED) in cache.CLAIM and report.claimed(dashboard.CLAIMED) in dashboard.CLAIM
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=[p.stem for p in COMMITTED])
+def test_every_committed_results_file_still_renders_with_each_part_in_order(path: Path, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Older files lack keys newer runs record (settings, hosts, index count ...): the report falls back.
+    _no_plots(monkeypatch, tmp_path)
+    run = results.load(path)
+    text = report.generate(run, path, tmp_path / "BENCHMARKS.md").read_text()
+    headings = [f"## {report.heading(PARTS[name], run['parts'][name])}" for name in PARTS if name in run["parts"]]
+    positions = [text.index(heading + "\n") for heading in headings]
+    assert positions == sorted(positions)
+    assert "38 indexes" in text  # the count `talentsphere.indexes` has, which these files predate recording
+
+
+def _renamed(run: dict, renames: dict[str, str]) -> dict:
+    text = json.dumps(run)
+    for old, new in renames.items():
+        text = text.replace(f'"{old}"', f'"{new}"')
+    return json.loads(text)
+
+
+def test_the_report_s_figures_hosts_and_thresholds_follow_the_results(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_plots(monkeypatch, tmp_path)
+    hosts = {"app1": "web7", "app2": "web8", "cache1": "kv7", "db1": "pg7", "lb1": "edge7"}
+    run = _renamed(results.load(NEWEST), hosts)
+    run["topology"]["bench_hosts"] = {"app": "web7", "cache": "kv7", "db": "pg7", "lb": "edge7"}
+    run["topology"].update(app_threads=3, app_worker_class="gthread")
+    run["settings"] = {**report.ReportContext(run).settings, "part_budget_seconds": 420}
+    run["machine"]["idle_sample_seconds"] = 7.0
+    run["lab"]["bench_vars"] = {"nginx_api_rate": "777r/s"}
+    parts = run["parts"]
+    parts["search"]["data"]["index_count"] = 17
+    for size in parts["search"]["data"]["sizes"]:
+        for row in size["sql"]["rows"]:
+            row["statements"] = 5
+    parts["load"]["data"]["p95_limit_ms"] = 321.0
+    parts["dashboard"]["data"].update(connections=3, company_jobs=4321)
+    parts["tuning"]["data"].update(drop_in="conf.d/99-other.conf", server={"superuser_reserved_connections": "4",
+                                                                          "block_size": "16384"})
+    text = report.generate(run, NEWEST, tmp_path / "BENCHMARKS.md").read_text()
+
+    for old in hosts:
+        assert old not in text, f"host {old} typed into the report"
+    assert "## 1. Search: with vs without the 17 indexes" in text and "the 17 indexes of `talentsphere.indexes`" in text
+    assert "38 indexes" not in text
+    assert "(the app's `search_jobs`, 5 statements, on web7;" in text
+    assert "Redis stopped on kv7" in text and "on web7 with the app's own ViewCounter" in text
+    assert "5 Gunicorn gthread workers x 3 threads per app host" in text
+    assert "(7 minutes in this run)" in text and "(sampled 7 s before the run" in text
+    assert "(nginx_api_rate 777r/s)" in text
+    assert "three connections, the bench employer's company (4321 jobs)" in text
+    assert "until p95 reaches 321 ms" in text and "p95 < 321 ms" in text and "200 ms" not in text
+    assert "pg7 used at most 6 % of a core" in text
+    assert "`conf.d/99-other.conf`" in text and "(PostgreSQL keeps 4 of them for superusers)" in text
+    assert "temporary blocks (29 MB)" in text  # 1,876 blocks of 16 kB
+
+
+def test_importing_the_report_and_every_part_needs_no_lab() -> None:
+    # The report renders on any machine (and while the deploy tool is mid-change): only running a part may
+    # reach for the lab and the deploy tool.
+    program = ("import sys\n"
+               "sys.modules['tsdeploy'] = None\n"
+               f"sys.path.insert(0, {str(BENCH)!r})\n"
+               "from tsbench import report\n"
+               "from tsbench.parts import PARTS\n"
+               "assert 'tsbench.hosts' not in sys.modules and 'yaml' not in sys.modules, sorted(sys.modules)\n")
+    subprocess.run([sys.executable, "-c", program], check=True)
+
+
+def test_bench_code_points_at_nothing_outside_the_repository() -> None:
+    for path in sorted(BENCH.rglob("*.py")):
+        text = path.read_text()
+        for pattern in (r"\.\./shared", r"seed-report", r"\bissues? \d+", r"\bissue #?\d+"):
+            assert not re.search(pattern, text, re.IGNORECASE), f"{path.relative_to(BENCH)}: {pattern}"

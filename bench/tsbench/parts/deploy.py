@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import stats
-from ..context import Bench
-from ..hosts import BenchLab
+from ..report import ReportContext, f, spread, table
+
+if TYPE_CHECKING:
+    from ..context import Bench
+    from ..hosts import BenchLab
+
+NUMBER = 6
+# The seed report makes no claim about deploy time.
+CLAIM = "(no claim)"
 
 
 def noop_redeploys(lab: BenchLab, count: int) -> dict[str, Any]:
@@ -19,6 +26,8 @@ def noop_redeploys(lab: BenchLab, count: int) -> dict[str, Any]:
 
 def single_topology(bench: Bench) -> dict[str, Any]:
     """Build a single-host lab of its own, time its cold deploy and no-op re-deploys, remove it."""
+    from ..hosts import BenchLab  # the lab, imported only when a part runs on it
+
     with tempfile.TemporaryDirectory(prefix="tsbench-single-") as directory:
         lab = BenchLab(f"{bench.lab.name}-single", Path(directory) / "inventory")
         try:
@@ -40,3 +49,26 @@ def run(bench: Bench) -> dict[str, Any]:
     if bench.settings.single_topology:
         rows.append({**single_topology(bench), "cold": True})
     return {"rows": rows}
+
+
+def title(data: dict[str, Any]) -> str:
+    return "Deploy time"
+
+
+def method(data: dict[str, Any], context: ReportContext) -> list[str]:
+    return []
+
+
+def section(data: dict[str, Any], context: ReportContext) -> str:
+    rows = [[r["topology"], f(r["lab_up_seconds"]), f(r["cold_seconds"]) + ("" if r["cold"] else " (lab reused: not cold)"),
+             spread(r["noop"]["seconds"]), "; ".join(sorted(set(r["noop"]["summaries"])))] for r in data["rows"]]
+    return table(["topology", "lab up s", "cold deploy s", "no-op re-deploy s", "no-op summary"], rows)
+
+
+def headline(data: dict[str, Any], context: ReportContext) -> str:
+    return "; ".join(f"{r['topology']}: cold {f(r['cold_seconds'], 0)} s, no-op {f(r['noop']['seconds']['p50'], 0)} s"
+                     for r in data["rows"])
+
+
+def verdict(data: dict[str, Any], context: ReportContext) -> str:
+    return "no claim"
