@@ -4,19 +4,13 @@
 
 The directory defaults to inventories/lab; the vault password file comes from --vault-password-file of
 `tsdeploy deploy`, $ANSIBLE_VAULT_PASSWORD_FILE, or the inventory's ansible.cfg. The inventory is validated
-before pyinfra connects to anything.
+before pyinfra connects to anything. pyinfra reads each module-level list as a group: `all`, and one per
+group of the roles' registry (db, cache, app, lb, ...).
 """
 
 import os as _os
 
-from tsdeploy import ROOT as _ROOT
 from tsdeploy.inventory import load as _load
 from tsdeploy.pyinfra_inventory import groups as _groups
 
-_GROUPS = _groups(_load(_os.environ.get("TSDEPLOY_INVENTORY", str(_ROOT / "inventories" / "lab"))))
-
-all = _GROUPS["all"]  # noqa: A001 - pyinfra reads the module-level name `all` as the host list
-db = _GROUPS["db"]
-cache = _GROUPS["cache"]
-app = _GROUPS["app"]
-lb = _GROUPS["lb"]
+globals().update(_groups(_load(_os.environ.get("TSDEPLOY_INVENTORY", "inventories/lab"))))

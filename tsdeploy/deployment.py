@@ -21,8 +21,10 @@ import time
 
 import click
 
+from roles import registry
+from roles.registry import Group
 from tsdeploy import ROOT, artifacts
-from tsdeploy.context import build_context
+from tsdeploy.topology import Topology
 from tsdeploy.inventory import Inventory, InventoryError, load
 
 DEPLOY_FILE = ROOT / "deploy.py"
@@ -74,7 +76,8 @@ def pyinfra_command(limit: tuple[str, ...], diff: bool, deploy_file: pathlib.Pat
 
 def pin_release(inventory: Inventory) -> dict[str, str]:
     """Build the app release for every app host's Python from one snapshot; the env that pins its id."""
-    releases = {build_context(inventory, name)["host"]["debian_release"] for name in inventory.hosts_in("app")}
+    topology = Topology(inventory)
+    releases = {topology.facts(name)["debian_release"] for name in inventory.hosts_in(Group.APP)}
     if not releases:
         return {}
     try:
@@ -122,9 +125,12 @@ def run(inventory: Inventory, limit: tuple[str, ...] = (), diff: bool = False, *
 
 
 def _print_warnings(inventory: Inventory) -> None:
-    for hostname in inventory.hosts_in("db"):
-        for warning in build_context(inventory, hostname)["postgres"]["warnings"]:
-            click.echo(f"warning: {hostname}: {warning}", err=True)
+    """What a role's derivation found questionable (e.g. PostgreSQL's demand beyond its memory), per host."""
+    topology = Topology(inventory)
+    for hostname in inventory.hosts:
+        for entry in registry.roles_for(inventory.groups_of(hostname)):
+            for warning in topology.role_context(entry.name, hostname).get("warnings", ()):
+                click.echo(f"warning: {hostname}: {warning}", err=True)
 
 
 @click.command("deploy")

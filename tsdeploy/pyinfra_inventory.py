@@ -1,7 +1,7 @@
 """Turn a loaded Ansible inventory into pyinfra's form: groups of host names plus SSH connection data.
 
 Used by `inventories/ansible.py` (the pyinfra inventory file). Each host's data also carries
-`tsdeploy_inventory`, the inventory path, so that `roles.host_context()` can rebuild the template context.
+`tsdeploy_inventory`, the inventory path, so that `roles.runtime.host_context()` can rebuild the template context.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from tsdeploy.inventory import ROLE_GROUPS, Inventory
+from roles import registry
+from tsdeploy.ansible_inventory import Inventory
 
 
 def _ssh_options(common_args: str) -> dict[str, str]:
@@ -45,8 +46,8 @@ def host_data(inventory: Inventory, hostname: str) -> dict[str, Any]:
 
 
 def groups(inventory: Inventory) -> dict[str, Any]:
-    """pyinfra groups: `all` as (name, data) tuples, and each role group as a list of names."""
+    """pyinfra groups: `all` as (name, data) tuples, and each registry group as a list of names."""
     result: dict[str, Any] = {"all": [(name, host_data(inventory, name)) for name in inventory.hosts]}
-    for group in ROLE_GROUPS:
-        result[group] = inventory.hosts_in(group)
+    for group in registry.GROUPS:
+        result[str(group)] = inventory.hosts_in(group)
     return result

@@ -15,8 +15,9 @@ import sys
 
 import click
 
+from roles.registry import Group
 from tsdeploy import ROOT, artifacts
-from tsdeploy.context import build_context
+from tsdeploy.topology import Topology
 from tsdeploy.deployment import PYINFRA_INVENTORY, pyinfra_env, run
 from tsdeploy.inventory import Inventory, InventoryError, load
 
@@ -28,10 +29,10 @@ ROLLBACK_ENV = "TSDEPLOY_ROLLBACK_TO"
 
 def read_releases(inventory: Inventory) -> dict[str, dict]:
     """Every app host's installed releases and live release (AppReleases), read with `pyinfra ... fact`."""
-    app = build_context(inventory, inventory.hosts_in("app")[0])["app"]
+    app = Topology(inventory).service("app")
     command = [str(pathlib.Path(sys.executable).parent / "pyinfra"), str(PYINFRA_INVENTORY), "fact",
                RELEASES_FACT, f"releases_dir={app['releases_dir']}", f"current={app['current_dir']}",
-               "--limit", "app", "--json", "-y"]
+               "--limit", str(Group.APP), "--json", "-y"]
     process = subprocess.run(command, cwd=ROOT, env=pyinfra_env(inventory), capture_output=True, text=True,
                              check=False)
     try:
@@ -42,8 +43,8 @@ def read_releases(inventory: Inventory) -> dict[str, dict]:
     # pyinfra's JSON: {"<fact> (<arguments>)": {host: fact data}}, one entry for the one fact asked.
     states = next(iter(payload.values()), {}) if len(payload) == 1 else {}
     unread = sorted(name for name, state in states.items() if not state)
-    if unread or set(states) != set(inventory.hosts_in("app")):
-        missing = unread or sorted(set(inventory.hosts_in("app")) - set(states))
+    if unread or set(states) != set(inventory.hosts_in(Group.APP)):
+        missing = unread or sorted(set(inventory.hosts_in(Group.APP)) - set(states))
         raise click.ClickException(f"could not read the releases of {', '.join(missing)}:\n{process.stderr[-3000:]}")
     return states
 
@@ -70,7 +71,7 @@ def rollback(inventory: pathlib.Path, to: str | None, vault_password_file: str |
         loaded = load(inventory, vault_password_file=vault_password_file)
     except InventoryError as error:
         raise click.ClickException(f"the inventory {inventory} is not valid:\n{error}") from None
-    if not loaded.hosts_in("app"):
+    if not loaded.hosts_in(Group.APP):
         raise click.ClickException(f"the inventory {inventory} has no app hosts: there is nothing to roll back")
     states = read_releases(loaded)
     try:
@@ -84,7 +85,7 @@ def rollback(inventory: pathlib.Path, to: str | None, vault_password_file: str |
         return
     hosts = ", ".join(f"{name} {rid}" for name, rid in sorted(live.items()))
     click.echo(f"==> rolling back to release {target} (live: {hosts}); migrations are not reversed", err=True)
-    result = run(loaded, ("app",), deploy_file=ROLLBACK_FILE, extra_env={ROLLBACK_ENV: target})
+    result = run(loaded, (str(Group.APP),), deploy_file=ROLLBACK_FILE, extra_env={ROLLBACK_ENV: target})
     for change in result.changes:
         click.echo(f"  changed  {change}", err=True)
     click.echo(f"==> release {target} serves on {len(result.hosts)} app hosts", err=True)

@@ -16,6 +16,7 @@ import urllib.request
 
 import click
 
+from roles.registry import Group
 from tsdeploy.inventory import Inventory, InventoryError, load
 
 READY_PATH = "/health/ready"
@@ -31,7 +32,7 @@ class Endpoint:
 
 def endpoint(inventory: Inventory) -> Endpoint:
     """The first lb host's public URL: nginx_server_name unless it is the catch-all `_`, else its address."""
-    lb_hosts = inventory.hosts_in("lb")
+    lb_hosts = inventory.hosts_in(Group.LB)
     if not lb_hosts:
         raise click.ClickException(f"{inventory.path}: group 'lb' has no hosts; fix: add the nginx host to it")
     hostvars = inventory.hostvars[lb_hosts[0]]

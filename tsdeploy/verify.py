@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 
 import click
 
+from roles import registry
 from tsdeploy import ROOT, controls
 from tsdeploy import inventory as inventory_module
 
@@ -58,9 +59,9 @@ class VerifyInventory:
 
 
 def secret_values(inventory: inventory_module.Inventory) -> dict[str, str]:
-    """Every secret setting of every host (tsdeploy.inventory.SECRET_SETTINGS), by name."""
+    """Every secret setting of every host (the roles' secret variables), by name."""
     return {name: value for variables in inventory.hostvars.values() for name, value in variables.items()
-            if name in inventory_module.SECRET_SETTINGS and isinstance(value, str) and value}
+            if name in registry.secret_variables() and isinstance(value, str) and value}
 
 
 def load_for_verify(path: str | os.PathLike, *, with_secrets: bool = True) -> VerifyInventory:

@@ -1,16 +1,20 @@
-"""The app role: ship the release, configure it, activate it (roles/app/README.md lists every variable)."""
+"""The app role: the TalentSphere release under Gunicorn and systemd. See README.md.
 
-from pyinfra.api import deploy
+This module declares the role (`ROLE`) and imports nothing of pyinfra; its operations are in `tasks.py`.
+"""
 
-from roles import host_context
-from roles.app import activate, configure, install
-from roles.app.defaults import DEFAULTS
+from tsdeploy.rolespec import RoleSpec
 
+from roles.app import context, manifest
+from roles.app.variables import VARIABLES, threads_problems
 
-@deploy("TalentSphere app", data_defaults=DEFAULTS)
-def app() -> None:
-    """Install the app release offline, write its config and units, migrate, switch and serve it."""
-    ctx = host_context()
-    release_id = install.apply(ctx)
-    configured = configure.apply(ctx)
-    activate.apply(ctx, release_id, configured)
+ROLE = RoleSpec(
+    variables=VARIABLES,
+    derive=context.derive,
+    files=manifest.FILES,
+    paths=manifest.PATHS,
+    users=manifest.USERS,
+    packages=manifest.packages,
+    inbound=context.inbound,
+    checks=(threads_problems,),
+)

@@ -13,6 +13,7 @@ from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import server, systemd
 
+from roles.app import manifest
 from roles.app.commands import as_app, seeded_jobs
 from roles.app.configure import Configured
 from roles.app.release import AppReleases, prune_releases, release_dir, switch_current
@@ -73,20 +74,20 @@ def _seed(app: dict[str, Any]) -> None:
 def _serve(app: dict[str, Any], configured: Configured, switched: OperationMeta) -> None:
     """Start Gunicorn, else restart (unit/env changed) or HUP (new code/config); then wait until ready."""
     unit = configured.units[0]
-    started = systemd.service(name="Start and enable talentsphere.service", service="talentsphere.service",
+    started = systemd.service(name=f"Start and enable {manifest.SERVICE}", service=manifest.SERVICE,
                               running=True, enabled=True)
     restarted = systemd.service(
-        name="Restart talentsphere because its unit or environment changed", service="talentsphere.service",
+        name="Restart talentsphere because its unit or environment changed", service=manifest.SERVICE,
         restarted=True, _if=lambda: (unit.did_change() or configured.env.did_change()) and not started.did_change(),
     )
     reloaded = systemd.service(
-        name="Reload Gunicorn (HUP) for the new release or gunicorn.conf.py", service="talentsphere.service",
+        name="Reload Gunicorn (HUP) for the new release or gunicorn.conf.py", service=manifest.SERVICE,
         reloaded=True,
         _if=lambda: ((switched.did_change() or configured.gunicorn.did_change())
                      and not started.did_change() and not restarted.did_change()),
     )
     systemd.service(name="Start and enable the view-count flush timer (every minute)",
-                    service="talentsphere-flush-views.timer", running=True, enabled=True)
+                    service=manifest.FLUSH_TIMER, running=True, enabled=True)
     server.shell(
         name=f"Wait until {app['ready_url']} answers 200",
         commands=[wait_ready_command(app)],

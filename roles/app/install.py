@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyinfra.operations import files, server
 
+from roles.app import manifest
 from roles.app.release import install_release
 from roles.common import packages
+from roles.common.files import put_path
 from tsdeploy import artifacts
+from tsdeploy.rolespec import Context
 
 
-def apply(ctx: dict[str, Any]) -> str:
+def apply(ctx: Context) -> str:
     """Install the release this deploy ships and return its release id."""
     app = ctx["app"]
-    packages.install(name="Install python3-venv from Debian (release venvs)", packages=["python3-venv"])
-    server.group(name="Create the talentsphere system group", group=app["user"], system=True)
-    server.user(name="Create the talentsphere system user (no login shell, no home)", user=app["user"],
-                group=app["user"], system=True, shell="/usr/sbin/nologin", home="/nonexistent",
-                create_home=False, ensure_home=False)
-    for path, mode in ((app["base_dir"], "755"), (app["releases_dir"], "755"), (app["artifacts_dir"], "700")):
-        files.directory(name=f"Create {path} (root-owned: the app cannot change its own code)", path=path,
-                        user="root", group="root", mode=mode)
+    packages.install(name="Install python3-venv from Debian (release venvs)", packages=manifest.packages(ctx))
+    for user in manifest.USERS:
+        account = user.resolve(ctx)
+        server.group(name=f"Create the {account['name']} system group", group=account["name"], system=True)
+        server.user(name=f"Create the {account['name']} system user (no login shell, no home)",
+                    user=account["name"], group=account["name"], system=True, shell=account["shell"],
+                    home=account["home"], create_home=False, ensure_home=False)
+    for path in (manifest.BASE, manifest.RELEASES, manifest.ARTIFACTS):
+        put_path(ctx, path)
 
     # Built on the control node (hosts never reach PyPI): pinned by `tsdeploy deploy` before pyinfra started,
     # so every app host gets the same release even if app/ is edited meanwhile; else built now.

@@ -13,14 +13,14 @@ from typing import Any
 from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
-from roles import host_context
+from roles.app import ROLE, manifest
 from roles.app.activate import wait_ready_command
 from roles.app.commands import as_app
-from roles.app.defaults import DEFAULTS
 from roles.app.release import release_dir, switch_current
+from roles.runtime import host_context
 
 
-@deploy("TalentSphere app rollback", data_defaults=DEFAULTS)
+@deploy("TalentSphere app rollback", data_defaults=ROLE.defaults)
 def rollback(release_id: str) -> None:
     """Serve `release_id` (already installed) on this app host."""
     apply(host_context(), release_id)
@@ -35,6 +35,6 @@ def apply(ctx: dict[str, Any], release_id: str) -> None:
     switched = switch_current(name=f"Switch {app['current_dir']} back to release {release_id}",
                               current=app["current_dir"], target=target)
     reloaded = systemd.service(name=f"Reload Gunicorn (HUP) to serve release {release_id}",
-                               service="talentsphere.service", reloaded=True, _if=switched.did_change)
+                               service=manifest.SERVICE, reloaded=True, _if=switched.did_change)
     server.shell(name=f"Wait until {app['ready_url']} answers 200", commands=[wait_ready_command(app)],
                  _if=reloaded.did_change)

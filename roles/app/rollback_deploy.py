@@ -10,8 +10,9 @@ import os
 from pyinfra import config, host
 
 from roles.app.rollback import rollback
+from roles.registry import role
 
 config.SUDO = True
 
-if "app" in host.groups:
+if role("app").runs_on(host.groups):
     rollback(os.environ["TSDEPLOY_ROLLBACK_TO"])

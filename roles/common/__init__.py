@@ -1,17 +1,20 @@
-"""The common role: every host's baseline (deploy user, sshd, nftables, sysctls). See README.md."""
+"""The common role: every host's baseline (deploy user, sshd, nftables, sysctls, CA). See README.md.
 
-from pyinfra.api import deploy
+This module declares the role (`ROLE`) and imports nothing of pyinfra; its operations are in `tasks.py`.
+"""
 
-from roles import host_context
-from roles.common import firewall, sshd, sysctl, users
-from roles.common.defaults import DEFAULTS
+from tsdeploy.rolespec import RoleSpec
 
+from roles.common import context, manifest
+from roles.common.variables import VARIABLES, address_problems
 
-@deploy("Common baseline", data_defaults=DEFAULTS)
-def common() -> None:
-    """Deploy user and sudo, sshd hardening, nftables for the host's roles, network sysctls."""
-    ctx = host_context()
-    users.apply(ctx)
-    sshd.apply(ctx)
-    firewall.apply(ctx)
-    sysctl.apply(ctx)
+ROLE = RoleSpec(
+    variables=VARIABLES,
+    derive=context.derive,
+    describes_host=context.describe_host,
+    files=manifest.FILES,
+    paths=manifest.PATHS,
+    packages=manifest.packages,
+    inbound=context.inbound,
+    checks=(address_problems,),
+)

@@ -1,4 +1,4 @@
-"""Put the files of tsdeploy.manifest on hosts; files holding secrets never reach output or --diff.
+"""Put a role's managed files and paths on hosts; files holding secrets never reach output or --diff.
 
 `secret_file` compares the remote sha256 with the wanted content (so an unchanged secret reports no change),
 fixes owner and mode BEFORE content lands (pyinfra's sudo upload `cp`s onto the existing file, keeping its
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import Any
-
 from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, HiddenValue, StringCommand, operation
 from pyinfra.api.operation import OperationMeta
@@ -18,12 +16,10 @@ from pyinfra.facts.files import File, Sha256File
 from pyinfra.operations import files
 from pyinfra.operations.util.files import ensure_mode_int
 
-from tsdeploy import manifest
+from roles.common.manifest import private_temp_dir
+from tsdeploy.rolespec import Context, ManagedFile, ManagedPath
 
-
-def private_temp_dir(deploy_user: str) -> str:
-    """The deploy user's 0700 upload directory (created by the common role) for secret uploads."""
-    return f"/var/lib/tsdeploy-upload/{deploy_user}"
+__all__ = ["private_temp_dir", "put_managed", "put_path", "secret_file"]
 
 
 @operation()
@@ -56,13 +52,12 @@ def secret_file(dest: str, content: HiddenValue, user: str, group: str, mode: st
         host.noop(f"{dest} already holds the wanted secret content")
 
 
-def put_managed(ctx: dict[str, Any], key: str, *, name: str) -> OperationMeta:
-    """Put the file `key` of tsdeploy.manifest on the host: its content, path, owner and mode come from there.
+def put_managed(ctx: Context, item: ManagedFile, *, name: str) -> OperationMeta:
+    """Put a role's managed file on the host: its content, path, owner and mode come from the entry.
 
     Templates are rendered with the host's context; control-node files (TLS certificates) are uploaded as
     they are; a file marked secret goes through `secret_file` (no diff, contents hidden, mode set first).
     """
-    item = manifest.get(key)
     placed = item.placed(ctx)
     if item.secret:
         return secret_file(name=name, dest=placed.dest, content=HiddenValue(item.content(ctx)), user=placed.user,
@@ -70,3 +65,14 @@ def put_managed(ctx: dict[str, Any], key: str, *, name: str) -> OperationMeta:
                            temp_dir=private_temp_dir(ctx["host"]["deploy_user"]))
     src = io.StringIO(item.content(ctx)) if item.template is not None else item.source_path(ctx)
     return files.put(name=name, src=src, dest=placed.dest, user=placed.user, group=placed.group, mode=placed.mode)
+
+
+def put_path(ctx: Context, item: ManagedPath) -> OperationMeta:
+    """Create a role's managed directory, or fix an existing file's owner and mode, as the entry says."""
+    placed = item.placed(ctx)
+    what = f"{placed.dest} ({placed.user}:{placed.group} {placed.mode}{'; ' + item.why if item.why else ''})"
+    if item.directory:
+        return files.directory(name=f"Create {what}", path=placed.dest, user=placed.user, group=placed.group,
+                               mode=placed.mode)
+    return files.file(name=f"Keep {what}", path=placed.dest, user=placed.user, group=placed.group,
+                      mode=placed.mode)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyinfra.operations import server, systemd
 
+from roles.common import manifest
 from roles.common.files import put_managed
-from tsdeploy import manifest
+from tsdeploy.rolespec import Context
 
-CONF = manifest.get("common/nftables.conf.j2").path
+CONF = manifest.NFTABLES.path
 
 
-def apply(ctx: dict[str, Any]) -> None:
+def apply(ctx: Context) -> None:
     ports = ", ".join(str(rule["port"]) for rule in ctx["common"]["firewall_rules"])
-    conf = put_managed(ctx, "common/nftables.conf.j2",
+    conf = put_managed(ctx, manifest.NFTABLES,
                        name=f"Write the nftables ruleset: drop inbound except ports {ports} from their peers")
     check = server.shell(name="Check the nftables ruleset with nft -c before loading it",
                          commands=[f"nft -c -f {CONF}"], _if=conf.did_change)

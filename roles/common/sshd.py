@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pyinfra.operations import server, systemd
 
-from pyinfra.operations import files, server, systemd
-
-from roles.common.files import put_managed
-from tsdeploy import manifest
-
-DROP_IN = manifest.get("common/sshd_hardening.conf.j2").path
+from roles.common import manifest
+from roles.common.files import put_managed, put_path
+from tsdeploy.rolespec import Context
 
 
-def apply(ctx: dict[str, Any]) -> None:
+def apply(ctx: Context) -> None:
     user = ctx["common"]["deploy_user"]
-    drop_in = put_managed(ctx, "common/sshd_hardening.conf.j2",
+    drop_in = put_managed(ctx, manifest.SSHD_DROP_IN,
                           name="Harden sshd: keys only, no root login, no forwarding (ssh-baseline)")
-    files.file(name="Make sshd_config readable by root only (sshd-27)", path="/etc/ssh/sshd_config",
-                      user="root", group="root", mode="600")
+    put_path(ctx, manifest.SSHD_CONFIG)
     # Reload only when the config is valid AND the deploy user still has a key to log in with: a bad
     # drop-in must fail the deploy, never lock the deploying user out.
     check = server.shell(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyinfra import host, logger
 from pyinfra.api import FactBase
 from pyinfra.operations import server
 
-PERSIST_FILE = "/etc/sysctl.d/60-tsdeploy.conf"
+from roles.common.manifest import SYSCTL_FILE as PERSIST_FILE
+from tsdeploy.rolespec import Context
 
 
 class ContainerType(FactBase):
@@ -22,7 +21,7 @@ class ContainerType(FactBase):
         return "" if value == "none" else value
 
 
-def apply(ctx: dict[str, Any]) -> None:
+def apply(ctx: Context) -> None:
     for key, value in ctx["common"]["network_sysctls"].items():
         server.sysctl(name=f"Set {key} = {value} (linux-baseline network sysctl)", key=key, value=value,
                       persist=True, persist_file=PERSIST_FILE)

@@ -1,15 +1,18 @@
-"""The nginx role: TLS reverse proxy in front of every app host (roles/nginx/README.md lists every variable)."""
+"""The nginx role: TLS reverse proxy in front of every app host. See README.md.
 
-from pyinfra.api import deploy
+This module declares the role (`ROLE`) and imports nothing of pyinfra; its operations are in `tasks.py`.
+"""
 
-from roles import host_context
-from roles.nginx import configure, install
-from roles.nginx.defaults import DEFAULTS
+from tsdeploy.rolespec import RoleSpec
 
+from roles.nginx import context, manifest
+from roles.nginx.variables import VARIABLES
 
-@deploy("nginx", data_defaults=DEFAULTS)
-def nginx() -> None:
-    """Install nginx, drop the default site, write the hardened config and site, validate, reload."""
-    ctx = host_context()
-    install.apply()
-    configure.apply(ctx)
+ROLE = RoleSpec(
+    variables=VARIABLES,
+    derive=context.derive,
+    files=manifest.FILES,
+    paths=manifest.PATHS,
+    packages=manifest.packages,
+    inbound=context.inbound,
+)

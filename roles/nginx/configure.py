@@ -1,31 +1,27 @@
 """Configure nginx: hardened nginx.conf, the TLS certificate and key, the TalentSphere site; `nginx -t` before reload.
 
-Contents, paths, owners and modes of the files come from tsdeploy.manifest (shared with `generate vm` and the
-verify drift check).
+Contents, paths, owners and modes of the files come from the role's manifest (shared with `generate vm` and
+the verify drift check).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyinfra.operations import files, server, systemd
 
-from roles.common.files import put_managed
+from roles.common.files import put_managed, put_path
+from roles.nginx import manifest
+from tsdeploy.rolespec import Context
 
-SITE_AVAILABLE = "/etc/nginx/sites-available/talentsphere.conf"
-SITE_ENABLED = "/etc/nginx/sites-enabled/talentsphere.conf"
 
-
-def apply(ctx: dict[str, Any]) -> None:
+def apply(ctx: Context) -> None:
     changes = [
-        put_managed(ctx, "nginx/nginx.conf.j2", name="Write the hardened nginx.conf (server_tokens off, 0640)"),
-        files.directory(name="Create /etc/nginx/tls (root 0700)", path="/etc/nginx/tls", user="root",
-                        group="root", mode="700"),
-        put_managed(ctx, "nginx/tls.crt", name="Upload the TLS certificate chain"),
-        put_managed(ctx, "nginx/tls.key", name="Upload the TLS private key (root 0600)"),
-        put_managed(ctx, "nginx/talentsphere.conf.j2",
+        put_managed(ctx, manifest.NGINX_CONF, name="Write the hardened nginx.conf (server_tokens off, 0640)"),
+        put_path(ctx, manifest.TLS),
+        put_managed(ctx, manifest.TLS_CERT, name="Upload the TLS certificate chain"),
+        put_managed(ctx, manifest.TLS_KEY, name="Upload the TLS private key (root 0600)"),
+        put_managed(ctx, manifest.SITE,
                     name="Write the TalentSphere site (TLS, headers, limit_req, upstream of every app host)"),
-        files.link(name="Enable the TalentSphere site", path=SITE_ENABLED, target=SITE_AVAILABLE),
+        files.link(name="Enable the TalentSphere site", path=manifest.SITE_ENABLED, target=manifest.SITE.path),
     ]
 
     def changed() -> bool:
@@ -33,6 +29,6 @@ def apply(ctx: dict[str, Any]) -> None:
 
     server.shell(name="Validate the nginx configuration (nginx -t) before reloading", commands=["nginx -t -q"],
                  _if=changed)
-    started = systemd.service(name="Start and enable nginx", service="nginx.service", running=True, enabled=True)
-    systemd.service(name="Reload nginx because its configuration changed", service="nginx.service",
+    started = systemd.service(name="Start and enable nginx", service=manifest.SERVICE, running=True, enabled=True)
+    systemd.service(name="Reload nginx because its configuration changed", service=manifest.SERVICE,
                     reloaded=True, _if=lambda: changed() and not started.did_change())

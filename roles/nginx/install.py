@@ -5,8 +5,10 @@ from __future__ import annotations
 from pyinfra.operations import files
 
 from roles.common import packages
+from roles.nginx import manifest
+from tsdeploy.rolespec import Context
 
 
-def apply() -> None:
-    packages.install(name="Install nginx from Debian", packages=["nginx"])
-    files.link(name="Remove nginx's default site", path="/etc/nginx/sites-enabled/default", present=False)
+def apply(ctx: Context) -> None:
+    packages.install(name="Install nginx from Debian", packages=manifest.packages(ctx))
+    files.link(name="Remove nginx's default site", path=manifest.DEFAULT_SITE, present=False)

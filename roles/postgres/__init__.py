@@ -1,16 +1,20 @@
-"""The postgres role: Debian's PostgreSQL, tuned, TLS-only, least privilege. See README.md."""
+"""The postgres role: Debian's PostgreSQL, tuned, TLS-only, least-privilege app role. See README.md.
 
-from pyinfra.api import deploy
+This module declares the role (`ROLE`) and imports nothing of pyinfra; its operations are in `tasks.py`.
+"""
 
-from roles import host_context
-from roles.postgres import configure, database, install
-from roles.postgres.defaults import DEFAULTS
+from tsdeploy.rolespec import RoleSpec
 
+from roles.postgres import context, manifest
+from roles.postgres.variables import VARIABLES
 
-@deploy("PostgreSQL", data_defaults=DEFAULTS)
-def postgres() -> None:
-    """Install, configure and secure PostgreSQL; create the app's role, database and extensions."""
-    ctx = host_context()
-    install.apply(ctx)
-    configure.apply(ctx)
-    database.apply(ctx)
+ROLE = RoleSpec(
+    variables=VARIABLES,
+    derive=context.derive,
+    files=manifest.FILES,
+    paths=manifest.PATHS,
+    packages=manifest.packages,
+    inbound=context.inbound,
+    max_hosts=1,
+    max_hosts_why="PostgreSQL replication is not supported yet",
+)

@@ -8,13 +8,12 @@ the files are checked with `postgres -C` before the restart.
 
 from __future__ import annotations
 
-from typing import Any
-
-from pyinfra.operations import files, server
+from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
-from roles.common.files import put_managed
-from roles.postgres import sql
+from roles.common.files import put_managed, put_path
+from roles.postgres import manifest, sql
+from tsdeploy.rolespec import Context
 
 #: How long the reload waits for the postmaster to re-read its files (pg_conf_load_time advances).
 RELOAD_TIMEOUT_SECONDS = 60
@@ -29,19 +28,15 @@ def _reload_and_wait(service: str) -> str:
             f"echo '{service} did not re-read its configuration within {RELOAD_TIMEOUT_SECONDS} s' >&2; exit 1")
 
 
-def apply(ctx: dict[str, Any]) -> None:
+def apply(ctx: Context) -> None:
     pg = ctx["postgres"]
     conf_dir, service = pg["conf_dir"], pg["service"]
-    files.directory(name="Make the cluster's config dir postgres-only (0700)", path=conf_dir,
-                    user="postgres", group="postgres", mode="700")
-    files.file(name="Make postgresql.conf 0640", path=f"{conf_dir}/postgresql.conf",
-               user="postgres", group="postgres", mode="640")
-    files.directory(name="Keep the data dir 0700", path=pg["data_dir"], user="postgres", group="postgres",
-                    mode="700")
-    cert = put_managed(ctx, "postgres/server.crt", name="Install the inventory's TLS certificate for PostgreSQL")
-    key = put_managed(ctx, "postgres/server.key", name="Install the TLS key for PostgreSQL (0600)")
-    tuned = put_managed(ctx, "postgres/tsdeploy.conf.j2", name="Write the tuned, logged, TLS-only settings drop-in")
-    hba = put_managed(ctx, "postgres/pg_hba.conf.j2",
+    for path in manifest.PATHS:
+        put_path(ctx, path)
+    cert = put_managed(ctx, manifest.SERVER_CERT, name="Install the inventory's TLS certificate for PostgreSQL")
+    key = put_managed(ctx, manifest.SERVER_KEY, name="Install the TLS key for PostgreSQL (0600)")
+    tuned = put_managed(ctx, manifest.SETTINGS, name="Write the tuned, logged, TLS-only settings drop-in")
+    hba = put_managed(ctx, manifest.PG_HBA,
                       name="Allow only local peer and hostssl scram-sha-256 from app hosts in pg_hba.conf")
     server.shell(name="Reload PostgreSQL because its configuration changed (and wait until it has)",
                  commands=[_reload_and_wait(service)], _if=any_changed(cert, key, tuned, hba))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyinfra.api import HiddenValue
 
 from roles.common.files import private_temp_dir
 from roles.postgres import sql
+from tsdeploy.rolespec import Context
 
 
-def apply(ctx: dict[str, Any]) -> None:
+def apply(ctx: Context) -> None:
     pg = ctx["postgres"]
     user, db = pg["app_user"], pg["db_name"]
     sql.login_role(name=f"Keep the app role {user} unprivileged, limited to {pg['connection_limit']} "

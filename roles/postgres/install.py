@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyinfra.operations import systemd
 
 from roles.common import packages
+from roles.postgres import manifest
+from tsdeploy.rolespec import Context
 
 
-def apply(ctx: dict[str, Any]) -> None:
+def apply(ctx: Context) -> None:
     pg = ctx["postgres"]
-    packages.install(name=f"Install PostgreSQL {pg['version']} from Debian",
-                     packages=[f"postgresql-{pg['version']}", "postgresql-client-common"])
+    packages.install(name=f"Install PostgreSQL {pg['version']} from Debian", packages=manifest.packages(ctx))
     systemd.service(name=f"Run the {pg['service']} cluster at boot", service=pg["service"],
                     running=True, enabled=True)

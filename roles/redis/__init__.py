@@ -1,15 +1,20 @@
-"""The redis role: Debian's Redis with ACL users, private bind and a memory cap. See README.md."""
+"""The redis role: Debian's Redis with ACL users, private bind and a memory cap. See README.md.
 
-from pyinfra.api import deploy
+This module declares the role (`ROLE`) and imports nothing of pyinfra; its operations are in `tasks.py`.
+"""
 
-from roles import host_context
-from roles.redis import configure, install
-from roles.redis.defaults import DEFAULTS
+from tsdeploy.rolespec import RoleSpec
 
+from roles.redis import context, manifest
+from roles.redis.variables import VARIABLES
 
-@deploy("Redis", data_defaults=DEFAULTS)
-def redis() -> None:
-    """Install Redis and configure it per the baseline: ACL file, bind, protected mode, maxmemory."""
-    ctx = host_context()
-    install.apply(ctx)
-    configure.apply(ctx)
+ROLE = RoleSpec(
+    variables=VARIABLES,
+    derive=context.derive,
+    files=manifest.FILES,
+    paths=manifest.PATHS,
+    packages=manifest.packages,
+    inbound=context.inbound,
+    max_hosts=1,
+    max_hosts_why="Redis replication is not supported yet",
+)

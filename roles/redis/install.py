@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from roles.common import packages
+from roles.redis import manifest
+from tsdeploy.rolespec import Context
 
 
-def apply(ctx: dict[str, Any]) -> None:
-    packages.install(name="Install Redis from Debian", packages=["redis-server"])
+def apply(ctx: Context) -> None:
+    packages.install(name="Install Redis from Debian", packages=manifest.packages(ctx))

@@ -18,10 +18,10 @@ from app_helpers import app_config, counting_statements, make_employer, post_job
 from app_services import RedisServer
 
 from talentsphere import create_app
-from tsdeploy.defaults import role_defaults
+from roles.registry import defaults as role_defaults
 
 #: The policy every deployed Redis (and the Render Key Value) runs with.
-DEPLOYED_POLICY = role_defaults()["redis_maxmemory_policy"][0]
+DEPLOYED_POLICY = role_defaults()["redis_maxmemory_policy"]
 #: Room left for cache entries above what the test's own keys use: a few hundred 8 KB entries overflow it.
 HEADROOM = 1024 * 1024
 FILL_ENTRIES = 600

@@ -22,13 +22,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tsdeploy.context import build_context
-from tsdeploy.verify import load_for_verify
+from roles.registry import GROUPS
 from tsdeploy.manifest import files_for
+from tsdeploy.topology import Topology
+from tsdeploy.verify import load_for_verify
 from verifyhosts import Target, write_ssh_config
 
 SUITE_DIR = pathlib.Path(__file__).resolve().parent
-GROUP_FIXTURES = {"db": "db", "cache": "cache", "app": "app", "lb": "lb", "any_host": None}
+#: Fixture name -> the group whose hosts it is parametrized with: one per registry group, and every host.
+GROUP_FIXTURES: dict[str, str | None] = {str(group): str(group) for group in GROUPS} | {"any_host": None}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -89,15 +91,15 @@ def _pg_setting_names(config: pytest.Config) -> list[str]:
     db_hosts = loaded.inventory.hosts_in("db")
     if not db_hosts:
         return []
-    return [item["name"] for item in build_context(loaded.inventory, db_hosts[0])["postgres"]["settings"]]
+    return [item["name"] for item in Topology(loaded.inventory).service("postgres")["settings"]]
 
 
 def _managed_pairs(config: pytest.Config) -> list:
     """(host, managed file) for every host and every file its role groups manage; ids read host:path."""
-    inventory = _loaded(config).inventory
+    topology = Topology(_loaded(config).inventory)
     pairs = []
     for name in _hosts_for(config, None):
-        ctx = build_context(inventory, name)
+        ctx = topology.host_context(name)
         pairs += [pytest.param(name, item, id=f"{name}:{item.dest(ctx)}") for item in files_for(ctx)]
     return pairs
 
@@ -114,15 +116,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def contexts() -> dict[str, dict]:
-    """The deploy's context per host, built once per session."""
-    return {}
+def topology(verify_inventory) -> Topology:
+    """The deploy's view of the inventory: each host's context, derived once per session."""
+    return Topology(verify_inventory.inventory)
 
 
 def _target(request: pytest.FixtureRequest) -> Target:
     loaded = request.getfixturevalue("verify_inventory")
     return Target.connect(request.param, loaded, request.getfixturevalue("ssh_config"),
-                          request.getfixturevalue("contexts"))
+                          request.getfixturevalue("topology"))
 
 
 @pytest.fixture

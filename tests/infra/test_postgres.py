@@ -236,7 +236,7 @@ def test_log_line_prefix_names_time_pid_db_user_app_and_client(db: Target) -> No
 
 @pytest.mark.control("CIS-PG-3.1")
 def test_slow_statements_are_logged_from_the_apps_threshold(db: Target) -> None:
-    expected_ms = round(db.ctx["app"]["slow_query_threshold"] * 1000)
+    expected_ms = round(db.service("app")["slow_query_threshold"] * 1000)
     rows = db.psql_json("SELECT setting FROM pg_settings WHERE name = 'log_min_duration_statement'")
     assert rows == [{"setting": str(expected_ms)}], f"{db}: log_min_duration_statement {rows}, want {expected_ms}"
 

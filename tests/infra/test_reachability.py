@@ -22,19 +22,19 @@ def _other(source: Target, peer: dict[str, str]) -> bool:
 
 @pytest.mark.control("ts-fw-04")
 def test_lb_reaches_the_app_port_of_every_app_host(lb: Target) -> None:
-    port = lb.ctx["app"]["port"]
+    port = lb.service("app")["port"]
     closed = [peer["name"] for peer in _peers(lb, "app") if not lb.tcp_open(peer["address"], port)]
     assert _peers(lb, "app") and not closed, f"{lb}: app port {port} closed on {closed}"
 
 
 @pytest.mark.control("ts-fw-02")
 def test_lb_cannot_reach_postgresql(lb: Target) -> None:
-    _assert_closed_from(lb, "db", lb.ctx["postgres"]["port"])
+    _assert_closed_from(lb, "db", lb.service("postgres")["port"])
 
 
 @pytest.mark.control("ts-fw-03")
 def test_lb_cannot_reach_redis(lb: Target) -> None:
-    _assert_closed_from(lb, "cache", lb.ctx["redis"]["port"])
+    _assert_closed_from(lb, "cache", lb.service("redis")["port"])
 
 
 def _assert_closed_from(source: Target, group: str, port: int) -> None:
@@ -47,13 +47,13 @@ def _assert_closed_from(source: Target, group: str, port: int) -> None:
 
 @pytest.mark.control("ts-fw-02")
 def test_app_host_reaches_postgresql(app: Target) -> None:
-    port = app.ctx["postgres"]["port"]
+    port = app.service("postgres")["port"]
     closed = [peer["name"] for peer in _peers(app, "db") if not app.tcp_open(peer["address"], port)]
     assert not closed, f"{app}: PostgreSQL port {port} closed on {closed}"
 
 
 @pytest.mark.control("ts-fw-03")
 def test_app_host_reaches_redis(app: Target) -> None:
-    port = app.ctx["redis"]["port"]
+    port = app.service("redis")["port"]
     closed = [peer["name"] for peer in _peers(app, "cache") if not app.tcp_open(peer["address"], port)]
     assert not closed, f"{app}: Redis port {port} closed on {closed}"

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import testinfra
 
-from tsdeploy.context import build_context
 from tsdeploy.inventory import Inventory
 from tsdeploy.pyinfra_inventory import host_data
+from tsdeploy.topology import Topology
 from tsdeploy.verify import VerifyInventory
 
 SSH_TIMEOUT = 60
@@ -65,15 +65,17 @@ class Target:
     ssh_config: pathlib.Path
     host: Any  # testinfra.host.Host
     ctx: dict[str, Any]
+    topology: Topology
 
     @classmethod
-    def connect(cls, name: str, loaded: VerifyInventory, ssh_config: pathlib.Path,
-                contexts: dict[str, dict[str, Any]]) -> Target:
-        """The host `name`; `contexts` caches the deploy's context per host for the session (a pure function)."""
-        if name not in contexts:
-            contexts[name] = build_context(loaded.inventory, name)
+    def connect(cls, name: str, loaded: VerifyInventory, ssh_config: pathlib.Path, topology: Topology) -> Target:
+        """The host `name`; `topology` derives the deploy's contexts once for the session (a pure function)."""
         host = testinfra.get_host(f"ssh://{name}", ssh_config=str(ssh_config))
-        return cls(name, loaded, ssh_config, host, contexts[name])
+        return cls(name, loaded, ssh_config, host, topology.host_context(name), topology)
+
+    def service(self, role: str) -> dict[str, Any]:
+        """Another role's context where that role runs (e.g. PostgreSQL's port, checked from an lb host)."""
+        return dict(self.topology.service(role))
 
     def __str__(self) -> str:
         return self.name

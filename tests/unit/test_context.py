@@ -19,7 +19,7 @@ def inventory_path(tmp_path: pathlib.Path) -> pathlib.Path:
 
 def test_role_defaults_fill_what_the_inventory_leaves_out(inventory_path: pathlib.Path) -> None:
     ctx = build_context(load(inventory_path), "db1")
-    assert ctx["vars"]["postgresql_db_name"] == "talentsphere"
+    assert ctx["postgres"]["db_name"] == "talentsphere"
     assert ctx["postgres"]["port"] == 5432
 
 

@@ -19,7 +19,7 @@ from tsdeploy import inventory as inventory_module
 from tsdeploy import manifest
 from tsdeploy.context import build_context
 from tsdeploy.generate import generate as generate_group
-from tsdeploy.generate.vm import TRIGGERS
+from tsdeploy.generate.vm import trigger_of
 from tsdeploy.lab.inventory import InventoryHost, LabFiles, write_inventory
 from tsdeploy.templating import render
 
@@ -165,7 +165,7 @@ def test_install_script_installs_each_file_with_its_owner_and_mode_and_handles_i
     script = (bundles[(host, True)] / "install.sh").read_text()
     for item in manifest.files_for(contexts[host]):
         placed = item.placed(contexts[host])
-        trigger = TRIGGERS.get(item.key, item.role)
+        trigger = trigger_of(item)
         assert f"put_file {placed.dest} {placed.user} {placed.group} {placed.mode} {trigger}\n" in script
         if trigger != "ca":  # the CA certificate is read by clients on their next connection: nothing to reload
             assert f"changed {trigger}" in script, f"install.sh never acts on a change of {item.key}"

@@ -96,7 +96,7 @@ def test_a_bad_size_names_the_variable_the_file_the_value_and_the_fix(tmp_path: 
     assert len(problems) == 1
     problem = problems[0]
     assert problem.startswith("db1: host_memory = '4XB' (inventory/hosts.yml:")
-    assert "fix: write a positive number with a unit" in problem
+    assert "is not a size; fix: write a positive whole number of bytes, or a whole number and a unit" in problem
 
 
 def test_every_problem_is_reported_at_once(tmp_path: pathlib.Path) -> None:
@@ -137,7 +137,7 @@ def test_more_threads_than_pool_plus_overflow_names_the_variables_their_origins_
     assert [problem.split(":", 1)[0] for problem in problems] == ["app1", "app2"]
     problem = problems[0]
     assert problem.startswith("app1: app_threads = 8 (inventory/group_vars/all/main.yml:")
-    assert ("exceeds app_db_pool_size + app_db_max_overflow = 5 (roles/app/defaults.py) + 2 "
+    assert ("exceeds app_db_pool_size + app_db_max_overflow = 5 (roles/app/variables.py) + 2 "
             "(inventory/group_vars/all/main.yml:") in problem
     assert "a thread beyond the pool waits (up to app_db_pool_timeout, then its request fails)" in problem
     assert "fix: set app_threads to at most 7, or raise app_db_max_overflow" in problem
@@ -147,7 +147,7 @@ def test_a_bad_pool_size_is_reported_once_not_again_as_too_few_connections_for_t
         tmp_path: pathlib.Path) -> None:
     problems = problems_of(write_inventory(tmp_path, main_overrides={"app_threads": 8, "app_db_pool_size": 0}))
     assert all("app_db_pool_size = 0" in problem for problem in problems)
-    assert len(problems) == 3  # app1, app2 and db1 (which sizes max_connections from the pool)
+    assert len(problems) == 2  # app1 and app2: PostgreSQL sizes max_connections from the app hosts' values
 
 
 @pytest.mark.parametrize("allowed", [[], ["10.20.0.0/24", "192.0.2.7", "2001:db8::/48"]])

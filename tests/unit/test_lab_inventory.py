@@ -10,6 +10,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.vault import VaultSecret
 from ansible.vars.manager import VariableManager
 
+from roles.registry import GROUPS
 from tsdeploy.lab import inventory
 from tsdeploy.lab.topology import hosts_of
 
@@ -57,14 +58,14 @@ def _ansible(directory, lab_files):
 def test_split_inventory_puts_each_host_in_its_group(tmp_path, lab_files):
     _write(tmp_path, lab_files)
     manager, _ = _ansible(tmp_path, lab_files)
-    groups = {group: [h.name for h in manager.groups[group].get_hosts()] for group in inventory.GROUPS}
+    groups = {group: [h.name for h in manager.groups[group].get_hosts()] for group in GROUPS}
     assert groups == {"db": ["db1"], "cache": ["cache1"], "app": ["app1", "app2"], "lb": ["lb1"]}
 
 
 def test_single_inventory_puts_ts1_in_every_group(tmp_path, lab_files):
     _write(tmp_path, lab_files, topology="single")
     manager, _ = _ansible(tmp_path, lab_files)
-    assert all([h.name for h in manager.groups[group].get_hosts()] == ["ts1"] for group in inventory.GROUPS)
+    assert all([h.name for h in manager.groups[group].get_hosts()] == ["ts1"] for group in GROUPS)
 
 
 def test_host_vars_carry_connection_address_size_and_certificates(tmp_path, lab_files):

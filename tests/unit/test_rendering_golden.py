@@ -49,7 +49,7 @@ def managed_state(inventory: inventory_module.Inventory, host: str) -> dict[str,
                       "secret": item.secret,
                       # A control-node file is copied as it is: its content is the operator's, not ours.
                       "content": item.content(ctx) if item.template else "(control-node file)"})
-    paths = [vars(item.placed(ctx)) | {"directory": item.directory} for item in manifest.paths_for(ctx)]
+    paths = [vars(item.placed(ctx)) | {"directory": item.directory} for _, item in manifest.paths_for(ctx)]
     return {"files": files, "paths": paths, "packages": manifest.packages_for(ctx),
             "users": manifest.users_for(ctx)}
 

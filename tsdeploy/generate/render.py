@@ -26,9 +26,10 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import best_match
 
+from roles.registry import Group
 from tsdeploy import inventory as inventory_module
 from tsdeploy import templating, tuning
-from tsdeploy.context import build_context
+from tsdeploy.topology import Topology
 
 SCHEMA_PATH = pathlib.Path(__file__).parent / "schemas" / "render-blueprint.schema.json"
 GUNICORN_TEMPLATE = "app/gunicorn.conf.py.j2"
@@ -174,9 +175,9 @@ def validate(document: dict[str, Any]) -> None:
     raise BlueprintError(f"render.yaml does not match Render's schema at {path}: {error.message}")
 
 
-def _render_vars(ctx: dict[str, Any]) -> dict[str, Any]:
+def _render_vars(app_vars: dict[str, Any]) -> dict[str, Any]:
     """RENDER_DEFAULTS < the inventory's render_* variables (from the app host's merged vars)."""
-    return RENDER_DEFAULTS | {name: value for name, value in ctx["vars"].items() if name.startswith("render_")}
+    return RENDER_DEFAULTS | {name: value for name, value in app_vars.items() if name.startswith("render_")}
 
 
 def _positive(r: dict[str, Any], name: str) -> int:
@@ -186,14 +187,20 @@ def _positive(r: dict[str, Any], name: str) -> int:
     return value
 
 
-def blueprint(ctx: dict[str, Any]) -> tuple[dict[str, Any], Pool, dict[str, Any]]:
-    """The render.yaml document, the pool sizing behind it, and the Render variables used."""
-    r = _render_vars(ctx)
-    app, postgres = ctx["app"], ctx["postgres"]
+def blueprint(topology: Topology) -> tuple[dict[str, Any], Pool, dict[str, Any]]:
+    """The render.yaml document, the pool sizing behind it, and the Render variables used.
+
+    The services are the VM roles' own contexts (the first host of each group), so names, pool sizes,
+    the cache prefix and the eviction policy are the ones the VM deploy uses.
+    """
+    app, postgres, redis = topology.service("app"), topology.service("postgres"), topology.service("redis")
+    app_vars = topology.vars_of(topology.hosts(Group.APP)[0])
+    db_vars = topology.vars_of(postgres["host"])
+    r = _render_vars(app_vars)
     instances, workers = _positive(r, "render_instances"), _positive(r, "render_web_concurrency")
     pool = size_pool(plan=r["render_database_plan"], instances=instances, workers=workers,
                      pool_size=app["db_pool_size"], max_overflow=app["db_max_overflow"],
-                     headroom=int(ctx["vars"]["postgresql_connection_headroom"]))
+                     headroom=int(db_vars["postgresql_connection_headroom"]))
     _check_threads_fit(app["threads"], pool)
     name = r["render_name"]
     web, cron, cache, database = name, f"{name}-flush-views", f"{name}-cache", f"{name}-db"
@@ -214,7 +221,7 @@ def blueprint(ctx: dict[str, Any]) -> tuple[dict[str, Any], Pool, dict[str, Any]
         {"key": "DB_POOL_SIZE", "value": str(pool.size)},
         {"key": "DB_MAX_OVERFLOW", "value": str(pool.overflow)},
         # Render's load balancer is the one proxy in front of the service.
-        {"key": "PROXY_COUNT", "value": str(ctx["vars"]["app_proxy_count"])},
+        {"key": "PROXY_COUNT", "value": str(app_vars["app_proxy_count"])},
     ] + [{"key": key, "value": str(value)} for key, value in settings.items()]
     cron_env = links + [
         {"key": "SECRET_KEY", "fromService": {"type": "web", "name": web, "envVarKey": "SECRET_KEY"}},
@@ -249,7 +256,7 @@ def blueprint(ctx: dict[str, Any]) -> tuple[dict[str, Any], Pool, dict[str, Any]
                 # An empty allow list: reachable only from this workspace's services over the private network.
                 "ipAllowList": [],
                 # Redis's own policy names, the same value as the VM deploy's redis.conf (validated there).
-                "maxmemoryPolicy": ctx["redis"]["maxmemory_policy"],
+                "maxmemoryPolicy": redis["maxmemory_policy"],
             },
         ],
         "databases": [
@@ -302,9 +309,9 @@ def generate(inventory_path: pathlib.Path, out_dir: pathlib.Path) -> list[pathli
     control-node certificate files: a team on Render needs neither to generate it.
     """
     inventory = inventory_module.load(inventory_path, secrets=False, files=False)
-    app_hosts = inventory.hosts_in("app")
-    ctx = build_context(inventory, app_hosts[0])
-    document, pool, r = blueprint(ctx)
+    topology = Topology(inventory)
+    ctx = topology.host_context(inventory.hosts_in(Group.APP)[0])
+    document, pool, r = blueprint(topology)
     validate(document)
     text = _header(inventory_path, pool) + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=1000)
     gunicorn = gunicorn_config(ctx, r["render_web_concurrency"])

@@ -30,25 +30,13 @@ from typing import Any
 import click
 import jinja2
 
+from roles import registry
+from roles.registry import Group
 from tsdeploy import artifacts, manifest
 from tsdeploy import inventory as inventory_module
 from tsdeploy.context import build_context
 
 TEMPLATES_DIR = pathlib.Path(__file__).parent / "vm_templates"
-#: What a changed file sets off in install.sh, by manifest key (default: its role's service).
-TRIGGERS: dict[str, str] = {
-    "common/sudoers.j2": "sudoers",
-    "common/ca.pem": "ca",
-    "common/sshd_hardening.conf.j2": "sshd",
-    "common/nftables.conf.j2": "nftables",
-    "app/env.j2": "app-env",
-    "app/gunicorn.conf.py.j2": "app-gunicorn",
-    "app/talentsphere.service.j2": "app-units",
-    "app/talentsphere-flush-views.service.j2": "app-units",
-    "app/talentsphere-flush-views.timer.j2": "app-units",
-}
-
-
 class BundleError(click.ClickException):
     """The bundle cannot be generated; the message names the input and the fix."""
 
@@ -83,15 +71,15 @@ class BundleFile:
 
 
 def trigger_of(item: manifest.ManagedFile) -> str:
-    """What a change of this file sets off in install.sh (validation and reload)."""
-    return TRIGGERS.get(item.key, item.role)
+    """What a change of this file sets off in install.sh (validation and reload): its own, or its role's."""
+    return item.trigger or item.role
 
 
 def _placeholders(inventory: inventory_module.Inventory, hostname: str) -> dict[str, str]:
     """Placeholder -> its name, for the secret settings of a host loaded without the vault."""
     variables = inventory.hostvars[hostname]
     return {value: value.strip("_").removeprefix("SECRET_") for name, value in variables.items()
-            if name in inventory_module.SECRET_SETTINGS and isinstance(value, str)}
+            if name in registry.secret_variables() and isinstance(value, str)}
 
 
 def _mask_digests(text: str, placeholders: dict[str, str]) -> str:
@@ -102,8 +90,7 @@ def _mask_digests(text: str, placeholders: dict[str, str]) -> str:
 
 
 def _local_placeholder(item: manifest.ManagedFile) -> str:
-    variable = manifest.INVENTORY_VARIABLES.get(item.local_key, item.label)
-    return f"__SECRET_{variable}__\n"
+    return f"__SECRET_{item.variable or item.label}__\n"
 
 
 def bundle_files(inventory: inventory_module.Inventory, hostname: str, with_secrets: bool,
@@ -152,8 +139,8 @@ def _copy_release(ctx: dict[str, Any], out: pathlib.Path) -> dict[str, str]:
 def _script_context(ctx: dict[str, Any], files: list[BundleFile], with_secrets: bool,
                     release: dict[str, str] | None) -> dict[str, Any]:
     groups = ctx["host"]["groups"]
-    paths = [dataclasses.asdict(item.placed(ctx)) | {"directory": item.directory, "role": item.role}
-             for item in manifest.paths_for(ctx)]
+    paths = [dataclasses.asdict(item.placed(ctx)) | {"directory": item.directory, "role": role}
+             for role, item in manifest.paths_for(ctx)]
     return {
         "ctx": ctx,
         "groups": groups,
@@ -193,7 +180,7 @@ def write_bundle(inventory: inventory_module.Inventory, hostname: str, out: path
     records = {"host": hostname, "with_secrets": with_secrets, "files": [item.record() for item in files]}
     _write_file(out / "manifest.json", json.dumps(records, indent=2) + "\n", 0o600 if with_secrets else 0o644)
     _write_file(out / "SHA256SUMS", "".join(f"{item.sha256}  .{item.path}\n" for item in files), 0o644)
-    release = _copy_release(ctx, out) if with_release and "app" in ctx["host"]["groups"] else None
+    release = _copy_release(ctx, out) if with_release and Group.APP in ctx["host"]["groups"] else None
     script = _script_context(ctx, files, with_secrets, release)
     _write_file(out / "install.sh", _environment().get_template("install.sh.j2").render(script), 0o755)
     _write_file(out / "README.md", _environment().get_template("README.md.j2").render(script), 0o644)

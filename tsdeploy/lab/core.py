@@ -7,6 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
+from roles.registry import Group
 from tsdeploy.lab import host as hostlib
 from tsdeploy.lab import image, inventory, network, pki, sysctl
 from tsdeploy.lab.secrets import ensure_secrets, ensure_vault_password
@@ -72,7 +73,7 @@ class Lab:
         state = self.state
         if state is None:
             raise LabError(f"lab {self.name!r} is not up: run `tsdeploy lab up --name {self.name}`")
-        lb = [h.address for h in state.hosts.values() if "lb" in h.groups]
+        lb = [h.address for h in state.hosts.values() if Group.LB in h.groups]
         return f"https://{lb[0]}/"
 
     # ---- up ---------------------------------------------------------------------------------------------------

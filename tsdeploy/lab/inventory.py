@@ -9,7 +9,8 @@ import yaml
 from ansible.errors import AnsibleError
 from ansible.parsing.vault import VaultLib, VaultSecret
 
-GROUPS = ("db", "cache", "app", "lb")
+from roles.registry import GROUPS
+
 HOST_MEMORY = "2GB"  # hosts see the machine's whole RAM, so the lab states each host's size here
 HOST_CPUS = 2
 APP_SEED_JOBS = 2000
@@ -47,7 +48,7 @@ class LabFiles:
 
 
 def hosts_document(hosts: list[InventoryHost], files: LabFiles, deploy_user: str) -> dict:
-    """hosts.yml: host vars under all.hosts, membership under the groups db, cache, app and lb."""
+    """hosts.yml: host vars under all.hosts, membership under the registry's groups."""
     ssh_args = f"-o UserKnownHostsFile={files.known_hosts} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
     all_hosts = {
         host.name: {
@@ -64,7 +65,7 @@ def hosts_document(hosts: list[InventoryHost], files: LabFiles, deploy_user: str
         for host in hosts
     }
     children = {
-        group: {"hosts": {host.name: {} for host in hosts if group in host.groups}} for group in GROUPS
+        str(group): {"hosts": {host.name: {} for host in hosts if group in host.groups}} for group in GROUPS
     }
     return {"all": {"hosts": all_hosts, "children": children}}
 

@@ -1,21 +1,18 @@
-"""Which hosts a lab has and which inventory groups each belongs to."""
+"""Which hosts a lab has and which inventory groups each belongs to, from the roles' registry."""
 
 from __future__ import annotations
 
+from roles.registry import GROUPS, Group
 from tsdeploy.lab.system import LabError
 
-ALL_GROUPS = ("db", "cache", "app", "lb")
+#: Hosts per group in the split lab (1 unless named): two app hosts, so that nginx balances between them.
+SPLIT_HOSTS = {Group.APP: 2}
 TOPOLOGIES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     # One host plays every role: the smallest lab that exercises the whole deploy.
-    "single": (("ts1", ALL_GROUPS),),
-    # One host per role and two app hosts, so that nginx balances and firewalls between roles matter.
-    "split": (
-        ("db1", ("db",)),
-        ("cache1", ("cache",)),
-        ("app1", ("app",)),
-        ("app2", ("app",)),
-        ("lb1", ("lb",)),
-    ),
+    "single": (("ts1", tuple(str(group) for group in GROUPS)),),
+    # One host per group (db1, cache1, app1, app2, lb1, ...), so that firewalls between roles matter.
+    "split": tuple((f"{group}{index}", (str(group),)) for group in GROUPS
+                   for index in range(1, SPLIT_HOSTS.get(group, 1) + 1)),
 }
 
 

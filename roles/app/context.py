@@ -1,0 +1,139 @@
+"""The app role's context: Gunicorn's settings, the release layout, the EnvironmentFile, its peers' URLs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypedDict
+from urllib.parse import quote
+
+from roles.app.demand import workers
+from roles.common.context import CA_CERT_PATH
+from roles.registry import Group
+from tsdeploy.rolespec import Inbound
+
+if TYPE_CHECKING:
+    from tsdeploy.topology import HostView
+
+#: The app's system user, and where its releases, config and units live.
+USER = "talentsphere"
+BASE_DIR = "/opt/talentsphere"
+CONFIG_DIR = "/etc/talentsphere"
+
+
+class AppContext(TypedDict):
+    """`ctx["app"]` on an app host."""
+
+    port: int
+    workers: int
+    threads: int
+    worker_class: str
+    python_version: str
+    database_url: str
+    redis_url: str
+    db_pool_size: int
+    db_max_overflow: int
+    db_pool_timeout: int
+    db_pool_recycle: int
+    slow_query_threshold: float
+    secret_key: str
+    cache_key_prefix: str
+    releases_keep: int
+    user: str
+    base_dir: str
+    releases_dir: str
+    artifacts_dir: str
+    current_dir: str
+    config_dir: str
+    env_file: str
+    gunicorn_conf: str
+    env: dict[str, str]
+    bind: str
+    ready_url: str
+    ready_timeout: int
+    forwarded_allow_ips: str
+    ip_address_allow: list[str]
+    timeout: int
+    graceful_timeout: int
+    keepalive: int
+    max_requests: int
+    max_requests_jitter: int
+    limit_request_line: int
+    limit_request_fields: int
+    limit_request_field_size: int
+    seed_jobs: int
+    seed: int
+
+
+def worker_class(threads: int) -> str:
+    """Gunicorn's worker class for `threads` per worker: "sync" for one, "gthread" for more.
+
+    Gunicorn would switch a sync worker with threads > 1 to gthread by itself; naming the class keeps the
+    rendered file honest about what runs.
+
+    >>> worker_class(1), worker_class(4)
+    ('sync', 'gthread')
+    """
+    return "sync" if threads == 1 else "gthread"
+
+
+def env_quote(value: Any) -> str:
+    """A value for an EnvironmentFile line: double-quoted, with the characters systemd and sh unescape."""
+    escaped = "".join(f"\\{char}" if char in '\\"`$' else char for char in str(value))
+    return f'"{escaped}"'
+
+
+def inbound(view: HostView) -> list[Inbound]:
+    return [Inbound(int(view.vars["app_port"]), view.addresses(Group.LB), "Gunicorn from lb hosts")]
+
+
+def derive(view: HostView) -> AppContext:
+    v, host = view.vars, view.facts
+    postgres, redis = view.service("postgres"), view.service("redis")
+    user, password = quote(postgres["app_user"], safe=""), quote(postgres["app_password"], safe="")
+    redis_user, redis_password = quote(redis["app_user"], safe=""), quote(redis["app_password"], safe="")
+    database_url = (f"postgresql+psycopg2://{user}:{password}@{postgres['address']}:{postgres['port']}/"
+                    f"{postgres['db_name']}?sslmode=verify-full&sslrootcert={CA_CERT_PATH}")
+    redis_url = f"redis://{redis_user}:{redis_password}@{redis['address']}:{redis['port']}/0"
+    threads, port = int(v["app_threads"]), int(v["app_port"])
+    lb_hosts = sorted(set(view.addresses(Group.LB)))
+    talks_to = {host["private_address"], *lb_hosts, *view.addresses(Group.DB), *view.addresses(Group.CACHE)}
+    env = {
+        "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": v["app_secret_key"],
+        "DB_POOL_SIZE": int(v["app_db_pool_size"]), "DB_MAX_OVERFLOW": int(v["app_db_max_overflow"]),
+        "DB_POOL_TIMEOUT": int(v["app_db_pool_timeout"]), "DB_POOL_RECYCLE": int(v["app_db_pool_recycle"]),
+        "SLOW_QUERY_THRESHOLD": float(v["app_slow_query_threshold"]), "CACHE_KEY_PREFIX": redis["key_prefix"],
+        "PROXY_COUNT": int(v["app_proxy_count"]), "FLASK_ENV": "production",
+    }
+    return AppContext(
+        port=port,
+        workers=workers(v, host["cpus"]),
+        threads=threads,
+        worker_class=worker_class(threads),
+        python_version=host["python_version"],
+        database_url=database_url,
+        redis_url=redis_url,
+        db_pool_size=int(v["app_db_pool_size"]),
+        db_max_overflow=int(v["app_db_max_overflow"]),
+        db_pool_timeout=int(v["app_db_pool_timeout"]),
+        db_pool_recycle=int(v["app_db_pool_recycle"]),
+        slow_query_threshold=float(v["app_slow_query_threshold"]),
+        secret_key=v["app_secret_key"],
+        cache_key_prefix=redis["key_prefix"],
+        releases_keep=int(v["app_releases_keep"]),
+        user=USER,
+        base_dir=BASE_DIR,
+        releases_dir=f"{BASE_DIR}/releases",
+        artifacts_dir=f"{BASE_DIR}/artifacts",
+        current_dir=f"{BASE_DIR}/current",
+        config_dir=CONFIG_DIR,
+        env_file=f"{CONFIG_DIR}/env",
+        gunicorn_conf=f"{CONFIG_DIR}/gunicorn.conf.py",
+        env={name: env_quote(value) for name, value in env.items()},
+        bind=f"{host['private_address']}:{port}",
+        ready_url=f"http://{host['private_address']}:{port}/health/ready",
+        ready_timeout=int(v["app_ready_timeout"]),
+        forwarded_allow_ips=",".join(lb_hosts) or "127.0.0.1",
+        ip_address_allow=["localhost", *sorted(talks_to)],
+        **{key: int(v[f"app_{key}"]) for key in (
+            "timeout", "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter",
+            "limit_request_line", "limit_request_fields", "limit_request_field_size", "seed_jobs", "seed")},
+    )

@@ -1,0 +1,35 @@
+"""The app tier's demand on PostgreSQL, read from the app hosts' variables (the postgres role sizes from it).
+
+These read variables, not the app's derived context: the app's context itself reads PostgreSQL's, so the
+database's sizing must not depend on it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from roles.registry import Group
+from tsdeploy import tuning
+
+if TYPE_CHECKING:
+    from tsdeploy.topology import Topology
+
+
+def workers(v: dict[str, Any], cpus: int) -> int:
+    """Gunicorn workers: the inventory's app_workers, or 2 x CPUs + 1 when it is 0."""
+    return int(v["app_workers"]) or 2 * cpus + 1
+
+
+def connection_demand(topology: Topology, headroom: int) -> tuning.Topology:
+    """The app tier's connection demand; workers are counted per app host (CPU counts may differ)."""
+    hosts = [topology.vars_of(name) for name in topology.hosts(Group.APP)]
+    return tuning.Topology(app_hosts=max(len(hosts), 1),
+                           workers=max((workers(v, int(v["host_cpus"])) for v in hosts), default=1),
+                           pool_size=max((int(v["app_db_pool_size"]) for v in hosts), default=1),
+                           max_overflow=max((int(v["app_db_max_overflow"]) for v in hosts), default=0),
+                           headroom=headroom)
+
+
+def slow_query_threshold(topology: Topology) -> float | int:
+    """The app's SLOW_QUERY_THRESHOLD (seconds): PostgreSQL logs statements slower than it too."""
+    return topology.vars_of(topology.hosts(Group.APP)[0])["app_slow_query_threshold"]

@@ -1,0 +1,88 @@
+"""The app role's variables: Gunicorn, the SQLAlchemy pool, releases, seeding, and what it reads of its peers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tsdeploy import checks
+from tsdeploy.rolespec import REQUIRED, Variable
+
+from roles.common.variables import TLS_CA_CERT_FILE
+from roles.postgres.variables import POSTGRESQL_APP_PASSWORD, POSTGRESQL_APP_USER, POSTGRESQL_DB_NAME
+from roles.redis.variables import REDIS_APP_PASSWORD, REDIS_APP_USER, REDIS_KEY_PREFIX
+
+if TYPE_CHECKING:
+    from tsdeploy.topology import Topology
+
+APP_PORT = Variable("app_port", 8000,
+                    "Gunicorn listens on the host's private address and this port (nftables: lb hosts only)",
+                    checks.integer(1, 65535))
+
+VARIABLES: tuple[Variable, ...] = (
+    APP_PORT,
+    Variable("app_workers", 0, "Gunicorn worker processes; 0 means 2 x host_cpus + 1 (Gunicorn's recommendation)",
+             checks.integer(0, 256)),
+    # N > 1 runs the gthread worker, which serves other requests while one waits on PostgreSQL or Redis; each
+    # thread may hold one pooled connection, so N <= app_db_pool_size + app_db_max_overflow and PostgreSQL's
+    # max_connections (sized from the pool) does not grow. 1 keeps the sync worker, whose timeout bounds a request.
+    Variable("app_threads", 1, "Gunicorn threads per worker: 1 = sync worker, N > 1 = gthread with N threads",
+             checks.integer(1, 32)),
+    # PostgreSQL's max_connections is sized from these (app hosts x workers x (pool + overflow) + headroom).
+    Variable("app_db_pool_size", 5, "SQLAlchemy pool_size per worker", checks.integer(1, 1000)),
+    Variable("app_db_max_overflow", 5, "SQLAlchemy max_overflow per worker", checks.integer(0, 1000)),
+    Variable("app_db_pool_timeout", 30, "seconds a request waits for a pooled connection", checks.integer(1, 3600)),
+    Variable("app_db_pool_recycle", 1800, "seconds after which a pooled connection is replaced",
+             checks.integer(1, 86400)),
+    Variable("app_slow_query_threshold", 0.5,
+             "statements slower than this (seconds) are logged by the app and by PostgreSQL", checks.number),
+    Variable("app_secret_key", "", "Flask's SECRET_KEY, from the vault (signs tokens); required", checks.secret(32),
+             secret=True),
+    Variable("app_releases_keep", 3, "releases kept under /opt/talentsphere/releases (the current one always is)",
+             checks.integer(1, 100)),
+    Variable("app_seed_jobs", 0, "jobs seeded once while the jobs table is empty (the lab sets 2000); 0 seeds none"),
+    Variable("app_seed", 42, "random seed of the demo data"),
+    Variable("app_timeout", 30, "Gunicorn worker timeout (seconds)"),
+    Variable("app_graceful_timeout", 30, "Gunicorn graceful shutdown (seconds)"),
+    Variable("app_keepalive", 5, "Gunicorn keep-alive (seconds); nginx closes idle upstream connections 1 s sooner"),
+    Variable("app_max_requests", 1000, "requests after which Gunicorn recycles a worker"),
+    Variable("app_max_requests_jitter", 100, "random spread of app_max_requests, so workers do not recycle together"),
+    Variable("app_limit_request_line", 4094, "Gunicorn's request-line limit (bytes); nginx enforces tighter ones"),
+    Variable("app_limit_request_fields", 100, "Gunicorn's header count limit"),
+    Variable("app_limit_request_field_size", 8190, "Gunicorn's header size limit (bytes)"),
+    Variable("app_proxy_count", 1, "trusted proxies in front of Gunicorn (ProxyFix): 1 = the lb's nginx"),
+    Variable("app_ready_timeout", 60, "seconds the deploy waits for /health/ready after (re)starting Gunicorn"),
+    POSTGRESQL_DB_NAME,
+    POSTGRESQL_APP_USER,
+    POSTGRESQL_APP_PASSWORD,
+    REDIS_APP_USER,
+    REDIS_APP_PASSWORD,
+    REDIS_KEY_PREFIX,
+    TLS_CA_CERT_FILE,
+)
+
+
+def threads_problems(topology: Topology) -> list[str]:
+    """app_threads above a worker's pool: each thread may hold one connection, an extra one would wait and fail.
+
+    Only hosts whose three values passed their own checks are compared, so a bad value is reported once.
+    """
+    from tsdeploy.validation import origin, passes  # validation imports the roles: import it when checking
+
+    names = ("app_threads", "app_db_pool_size", "app_db_max_overflow")
+    problems = []
+    for host in topology.hosts("app"):
+        merged = topology.vars_of(host)
+        if not all(passes(name, merged.get(name)) for name in names):
+            continue
+        threads, pool_size, max_overflow = (merged[name] for name in names)
+        if threads <= pool_size + max_overflow:
+            continue
+        where = {name: origin(topology.inventory, host, name) for name in names}
+        problems.append(
+            f"{host}: app_threads = {threads} ({where['app_threads']}) exceeds app_db_pool_size + "
+            f"app_db_max_overflow = {pool_size} ({where['app_db_pool_size']}) + {max_overflow} "
+            f"({where['app_db_max_overflow']}) = {pool_size + max_overflow}: each thread may hold one pooled "
+            "PostgreSQL connection, so a thread beyond the pool waits (up to app_db_pool_timeout, then its "
+            "request fails) for another thread to give one back; fix: set app_threads to at most "
+            f"{pool_size + max_overflow}, or raise app_db_max_overflow (PostgreSQL's max_connections grows with it)")
+    return problems

@@ -1,0 +1,56 @@
+"""The common role's variables: every host's identity, size, access and the TLS material other roles share."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tsdeploy import checks
+from tsdeploy.rolespec import REQUIRED, Variable
+
+if TYPE_CHECKING:
+    from tsdeploy.topology import Topology
+
+#: The inventory's CA certificate: installed on every host that has it; the roles whose clients verify TLS
+#: with it (PostgreSQL, the app, nginx) list it among their own variables, which makes it required there.
+TLS_CA_CERT_FILE = Variable("tls_ca_cert_file", REQUIRED,
+                            "CA certificate (PEM) on the control node; installed as /etc/ssl/tsdeploy/ca.pem",
+                            checks.local_file, files=True)
+#: The host's own certificate and key, for the roles that serve TLS (PostgreSQL on db hosts, nginx on lb hosts).
+TLS_CERT_FILE = Variable("tls_cert_file", REQUIRED,
+                         "the host's TLS certificate (PEM) on the control node, signed by tls_ca_cert_file's CA",
+                         checks.local_file, files=True)
+TLS_KEY_FILE = Variable("tls_key_file", REQUIRED, "the private key of tls_cert_file (PEM) on the control node",
+                        checks.local_file, files=True)
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("private_address", REQUIRED,
+             "the host's address on the private network: services bind to it, peers' firewalls and URLs use it",
+             checks.address),
+    Variable("host_memory", REQUIRED,
+             "RAM to size for (e.g. 16GB): PostgreSQL tuning uses it, never live facts", checks.size),
+    Variable("host_cpus", REQUIRED, "CPUs to size for: PGTune parallelism, Gunicorn workers",
+             checks.integer(1, 1024)),
+    Variable("debian_release", "bookworm",
+             "bookworm or trixie: picks PostgreSQL (15/17) and the app's Python (3.11/3.13)",
+             checks.choice("bookworm", "trixie")),
+    Variable("deploy_user", "deploy",
+             "the sudo user pyinfra connects as; sshd always lets it in (AllowUsers is never narrowed below it)",
+             checks.identifier),
+    Variable("ssh_allow_from", ["0.0.0.0/0", "::/0"],
+             "networks allowed to reach sshd (nftables); narrow this to your bastion or VPN", checks.cidr_list),
+    Variable("ssh_port", 22, "the sshd port opened in nftables"),
+)
+
+
+def address_problems(topology: Topology) -> list[str]:
+    """Two hosts with one private address would receive each other's traffic and firewall rules."""
+    from tsdeploy.validation import origin  # validation imports the roles: import it when checking
+
+    inventory, seen, problems = topology.inventory, {}, []
+    for host in inventory.hosts:
+        address = topology.vars_of(host).get("private_address")
+        if address in seen and seen[address] != host:
+            problems.append(f"{host}: private_address {address!r} ({origin(inventory, host, 'private_address')})"
+                            f" is also {seen[address]}'s; fix: give every host its own private address")
+        seen.setdefault(address, host)
+    return problems

@@ -1,0 +1,42 @@
+"""The nginx role's context: the upstream of every app host, TLS paths, and its own settings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from roles.nginx.variables import VARIABLES
+from roles.registry import Group
+from tsdeploy.rolespec import Inbound
+
+if TYPE_CHECKING:
+    from tsdeploy.topology import HostView
+
+TLS_DIR = "/etc/nginx/tls"
+
+#: `ctx["nginx"]`: server_name, upstream, upstream_keepalive_timeout, the TLS paths, and each nginx_* variable
+#: without its prefix (worker_connections, api_rate, ...): the templates read the variables by those names.
+NginxContext = dict[str, Any]
+
+
+def inbound(view: HostView) -> list[Inbound]:
+    return [Inbound(port, ["0.0.0.0/0", "::/0"], "HTTP(S) from anywhere") for port in (80, 443)]
+
+
+def derive(view: HostView) -> NginxContext:
+    v = view.vars
+    app_hosts = [view.topology.vars_of(name) for name in view.topology.hosts(Group.APP)]
+    settings = {variable.name.removeprefix("nginx_"): v[variable.name] for variable in VARIABLES
+                if variable.name.startswith("nginx_") and variable.name != "nginx_server_name"}
+    return {
+        "server_name": v["nginx_server_name"],
+        "upstream": [f"{app['private_address']}:{int(app['app_port'])}" for app in app_hosts],
+        # nginx must drop an idle upstream connection before Gunicorn does (app_keepalive; gthread workers keep
+        # connections, sync workers close them): a request sent on a connection Gunicorn is closing fails,
+        # and nginx retries only idempotent ones.
+        "upstream_keepalive_timeout": max(1, min((int(app["app_keepalive"]) for app in app_hosts), default=2) - 1),
+        "tls_cert_src": v.get("tls_cert_file"),
+        "tls_key_src": v.get("tls_key_file"),
+        "tls_cert_path": f"{TLS_DIR}/talentsphere.crt",
+        "tls_key_path": f"{TLS_DIR}/talentsphere.key",
+        **settings,
+    }

@@ -1,0 +1,60 @@
+"""The redis role's context: private bind, memory cap and policy, ACL users with hashed passwords."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, TypedDict
+
+from roles.registry import Group
+from tsdeploy.rolespec import Inbound
+from tsdeploy.units import format_size, parse_size
+
+if TYPE_CHECKING:
+    from tsdeploy.topology import HostView
+
+
+class RedisContext(TypedDict):
+    """`ctx["redis"]` on a cache host (the app reads it through `view.service("redis")`)."""
+
+    host: str
+    address: str
+    port: int
+    bind: list[str]
+    maxmemory: str
+    maxmemory_policy: str
+    key_prefix: str
+    app_user: str
+    app_password: str
+    app_password_sha256: str
+    admin_user: str
+    admin_password: str
+    admin_password_sha256: str
+
+
+def password_hash(password: str) -> str:
+    """Redis ACL files accept `#<sha256 hex>` instead of the password, so the file holds no plaintext."""
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def inbound(view: HostView) -> list[Inbound]:
+    return [Inbound(int(view.vars["redis_port"]), view.addresses(Group.APP), "Redis from app hosts")]
+
+
+def derive(view: HostView) -> RedisContext:
+    v = view.vars
+    address = str(v["private_address"])
+    return RedisContext(
+        host=view.name,
+        address=address,
+        port=int(v["redis_port"]),
+        bind=["127.0.0.1", "-::1", address],
+        maxmemory=format_size(parse_size(v["redis_maxmemory"])).lower(),
+        maxmemory_policy=v["redis_maxmemory_policy"],
+        key_prefix=v["redis_key_prefix"],
+        app_user=v["redis_app_user"],
+        app_password=v["redis_app_password"],
+        app_password_sha256=password_hash(v["redis_app_password"]),
+        admin_user=v["redis_admin_user"],
+        admin_password=v["redis_admin_password"],
+        admin_password_sha256=password_hash(v["redis_admin_password"]),
+    )
