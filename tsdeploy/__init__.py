@@ -2,6 +2,8 @@
 
 import pathlib
 
-#: Repository root: templates/, roles/ and inventories/ are found from here.
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+_PACKAGE = pathlib.Path(__file__).resolve().parent
+#: Where deploy.py, templates/, inventories/, tests/infra/ and app/ are: the checkout this package lives in,
+#: or, for a non-editable install, the copy shipped inside the package (see setup.py).
+ROOT = _PACKAGE / "_bundle" if (_PACKAGE / "_bundle" / "deploy.py").is_file() else _PACKAGE.parent
 TEMPLATES_DIR = ROOT / "templates"

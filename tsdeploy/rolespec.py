@@ -135,6 +135,11 @@ class ManagedFile:
         return Placed(dest=self.dest(ctx), user=_resolve(self.user, ctx),
                       group=_resolve(self.group, ctx), mode=self.mode)
 
+    def source_path_unchecked(self, ctx: Context) -> str:
+        """The control-node path a non-template entry copies, whether or not the file is there."""
+        section, key = self.source
+        return ctx[section][key] or ""
+
     def source_path(self, ctx: Context) -> str:
         """The control-node file a non-template entry copies; a clear error when it does not exist."""
         section, key = self.source

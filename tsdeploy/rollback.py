@@ -15,13 +15,14 @@ import sys
 
 import click
 
+import roles.app
 from roles.registry import Group
 from tsdeploy import ROOT, artifacts
 from tsdeploy.topology import Topology
 from tsdeploy.deployment import PYINFRA_INVENTORY, pyinfra_env, run
 from tsdeploy.inventory import Inventory, InventoryError, load
 
-ROLLBACK_FILE = ROOT / "roles" / "app" / "rollback_deploy.py"
+ROLLBACK_FILE = pathlib.Path(roles.app.__file__).parent / "rollback_deploy.py"
 #: The pyinfra fact (module path, as pyinfra's `fact` command takes it) that lists a host's releases.
 RELEASES_FACT = "roles.app.release.AppReleases"
 ROLLBACK_ENV = "TSDEPLOY_ROLLBACK_TO"

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from tsdeploy.context import build_context
+from tsdeploy.topology import Topology
 from tsdeploy.inventory import load as load_inventory
 from tsdeploy.lab import Lab
 
@@ -93,6 +94,10 @@ class BenchLab:
     def context(self, host: str) -> dict[str, Any]:
         """The deploy's template context for `host` (role defaults merged in): what the deploy rendered."""
         return build_context(load_inventory(self.inventory_dir), host)
+
+    def variables(self, host: str) -> dict[str, Any]:
+        """`host`'s variables as the roles read them: their defaults < the inventory."""
+        return Topology(load_inventory(self.inventory_dir)).vars_of(host)
 
     def ssh(self, host: str, command: str, stdin: str | None = None, timeout: float = 600) -> str:
         """Run `command` on `host` as the deploy user; stdout, or RemoteError with stderr."""

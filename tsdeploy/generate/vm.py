@@ -54,6 +54,8 @@ class BundleFile:
     source: str
     trigger: str
     content: str
+    #: The control-node file (a certificate) was not there when the bundle was generated: the operator puts it in.
+    supplied: bool = False
 
     @property
     def sha256(self) -> str:
@@ -66,8 +68,9 @@ class BundleFile:
 
     def record(self) -> dict[str, Any]:
         """The manifest.json entry."""
-        return {"path": self.path, "owner": self.user, "group": self.group, "mode": self.mode,
-                "sha256": self.sha256, "role": self.role, "secret": self.secret, "source": self.source}
+        record = {"path": self.path, "owner": self.user, "group": self.group, "mode": self.mode,
+                  "sha256": self.sha256, "role": self.role, "secret": self.secret, "source": self.source}
+        return record | ({"supplied_by_operator": True} if self.supplied else {})
 
 
 def trigger_of(item: manifest.ManagedFile) -> str:
@@ -100,8 +103,12 @@ def bundle_files(inventory: inventory_module.Inventory, hostname: str, with_secr
     placeholders = {} if with_secrets else _placeholders(inventory, hostname)
     files = []
     for item in manifest.files_for(ctx):
+        supplied = False
         if item.secret and item.template is None and not with_secrets:
             content = _local_placeholder(item)
+        elif item.template is None and not with_secrets and not pathlib.Path(item.source_path_unchecked(ctx)).is_file():
+            # A preview bundle (no secrets) may be generated where the certificates are not: a named placeholder.
+            content, supplied = f"__FILE_{item.variable or item.label}__\n", True
         else:
             try:
                 content = _mask_digests(item.content(ctx), placeholders)
@@ -110,7 +117,7 @@ def bundle_files(inventory: inventory_module.Inventory, hostname: str, with_secr
         placed = item.placed(ctx)
         files.append(BundleFile(role=item.role, path=placed.dest, user=placed.user,
                                 group=placed.group, mode=placed.mode, secret=item.secret, source=item.label,
-                                trigger=trigger_of(item), content=content))
+                                trigger=trigger_of(item), content=content, supplied=supplied))
     return ctx, files
 
 
@@ -153,6 +160,7 @@ def _script_context(ctx: dict[str, Any], files: list[BundleFile], with_secrets: 
         "kernel_sysctls": _sysctl_lines(ctx["common"]["kernel_sysctls"]),
         "with_secrets": with_secrets,
         "secret_files": [item for item in files if item.secret],
+        "supplied_files": [item for item in files if item.supplied],
         "release": release,
     }
 
@@ -206,7 +214,7 @@ def vm_command(inventory_path: pathlib.Path, hostname: str, out: pathlib.Path, w
                with_release: bool) -> None:
     """Write every file the deploy puts on HOST, an install.sh and a README.md, for hosts without pyinfra."""
     try:
-        inventory = inventory_module.load(inventory_path, secrets=with_secrets)
+        inventory = inventory_module.load(inventory_path, secrets=with_secrets, files=with_secrets)
     except inventory_module.InventoryError as error:
         raise BundleError(f"inventory {inventory_path} cannot be used:\n{error}") from None
     files = write_bundle(inventory, hostname, out, with_secrets, with_release)

@@ -57,9 +57,9 @@ def configurations(bench: Bench, deployed: str, version: int) -> dict[str, str]:
     """name -> drop-in text for stock, PGTune and ours, derived from the deployed drop-in."""
     from tsdeploy.tuning import tune  # the deploy tool, imported only when the part runs
 
-    context = bench.lab.context(DB)
+    context, variables = bench.lab.context(DB), bench.lab.variables(DB)
     db = {"memory": context["host"]["memory"], "cpus": int(context["host"]["cpus"]),
-          "storage": context["vars"]["postgresql_storage"], "profile": context["vars"]["postgresql_profile"]}
+          "storage": variables["postgresql_storage"], "profile": variables["postgresql_profile"]}
     tuning_names = set(tune(**db, pg_version=version, connections=1).settings)
     pgtune = tune(**db, pg_version=version)
     kept = "\n".join(line for line in deployed.splitlines()
