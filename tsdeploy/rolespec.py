@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 Context = dict[str, Any]
 #: A value fixed in the table, or computed from the host's context.
 Value = str | Callable[[Context], str]
+#: The key of a host's facts (`RoleSpec.describes_host`) holding its private address: peers, firewalls and
+#: URLs are built from it.
+ADDRESS_FACT = "private_address"
 #: A check returns None when the value is fine, else (what is wrong, how to fix it).
 Check = Callable[[Any], "tuple[str, str] | None"]
 

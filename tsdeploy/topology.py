@@ -14,7 +14,7 @@ from typing import Any
 
 from roles import registry
 from tsdeploy.ansible_inventory import Inventory
-from tsdeploy.rolespec import Context
+from tsdeploy.rolespec import ADDRESS_FACT, Context
 
 
 class Topology:
@@ -45,7 +45,7 @@ class Topology:
 
     def peers(self) -> dict[str, list[dict[str, str]]]:
         """Per group, its hosts' names and private addresses."""
-        return {str(group): [{"name": name, "address": self.facts(name)["private_address"]}
+        return {str(group): [{"name": name, "address": self.facts(name)[ADDRESS_FACT]}
                              for name in self.hosts(group)]
                 for group in registry.GROUPS}
 
@@ -102,7 +102,7 @@ class HostView:
 
     def addresses(self, group: str) -> list[str]:
         """The private addresses of the hosts of `group`."""
-        return [self.topology.facts(name)["private_address"] for name in self.topology.hosts(group)]
+        return [self.topology.facts(name)[ADDRESS_FACT] for name in self.topology.hosts(group)]
 
     def service(self, role: str) -> Mapping[str, Any]:
         """Another role's context on the first host of its group (e.g. the app reading PostgreSQL's address)."""

@@ -67,9 +67,11 @@ def _host_problems(inventory: Inventory, topology: Topology, host: str, check_se
                 continue
             seen.add(variable.name)
             if variable.name not in merged:
-                problems.append(
-                    f"{host}: {variable.name} is not set (the {entry.name} role needs it: {variable.doc}); "
-                    f"fix: define it in group_vars or host vars (see inventories/production.example/)")
+                # The check's own advice for a missing value is the better fix where it has one (a secret's).
+                advice = variable.check(None) if variable.check else None
+                fix = advice[1] if advice else "define it in group_vars or host vars (see inventories/production.example/)"
+                problems.append(f"{host}: {variable.name} is not set (the {entry.name} role needs it: {variable.doc}); "
+                                f"fix: {fix}")
                 continue
             if problem := variable_problem(inventory, host, variable, merged[variable.name]):
                 problems.append(problem)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tsdeploy import checks
 from tsdeploy.rolespec import Variable
 
 from roles.common.variables import TLS_CA_CERT_FILE, TLS_CERT_FILE, TLS_KEY_FILE
 
+def server_name(value: Any) -> tuple[str, str] | None:
+    """A DNS name, or nginx's catch-all "_" (the site answers any Host header)."""
+    return None if value == "_" else checks.hostname(value)
+
+
 VARIABLES: tuple[Variable, ...] = (
-    Variable("nginx_server_name", "_", "server_name of the TLS site (the lab sets the lb's address)",
-             checks.hostname),
+    Variable("nginx_server_name", "_", "server_name of the TLS site, or _ for any (the lab sets the lb's address)",
+             server_name),
     Variable("nginx_worker_connections", 1024, "connections per nginx worker"),
     # The API takes JSON bodies; the app refuses anything above 64 KiB (MAX_CONTENT_LENGTH), nginx at 1 MiB.
     Variable("nginx_client_max_body_size", "1m", "largest request body"),
