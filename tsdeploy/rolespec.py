@@ -213,6 +213,7 @@ class RoleSpec:
     + packages: the Debian packages it installs on a host (from its context)
     + inbound: the ports it opens on its hosts (the common role's firewall collects them)
     + checks: inventory-wide rules beyond single variables (each returns problem sentences)
+    + min_hosts: how many hosts its group needs (0: the role is optional, an inventory may leave it out)
     + max_hosts: how many hosts its group may have (None: any number)
     + max_hosts_why: why not more, for the error
     + describes_host: (the base role only) the host's facts from its name, groups and variables
@@ -226,6 +227,7 @@ class RoleSpec:
     packages: Callable[[Context], Sequence[str]] = lambda ctx: ()
     inbound: Callable[[HostView], list[Inbound]] = lambda view: []
     checks: tuple[Callable[[Topology], list[str]], ...] = ()
+    min_hosts: int = 1
     max_hosts: int | None = None
     max_hosts_why: str = ""
     describes_host: Callable[[str, list[str], dict[str, Any]], dict[str, Any]] | None = None

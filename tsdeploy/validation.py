@@ -43,11 +43,16 @@ def passes(variable_name: str, value: Any) -> bool:
 
 def _topology_problems(inventory: Inventory, hosts_file: str) -> list[str]:
     problems = []
-    for group in registry.GROUPS:
-        if not inventory.hosts_in(group):
-            problems.append(f"group {str(group)!r} has no hosts ({hosts_file}); fix: add at least one host to it")
     for entry in registry.ROLES:
-        limit, count = entry.spec.max_hosts, len(inventory.hosts_in(entry.group)) if entry.group else 0
+        if entry.group is None:
+            continue
+        count = len(inventory.hosts_in(entry.group))
+        if count < entry.spec.min_hosts:
+            needed = "a host" if entry.spec.min_hosts == 1 else f"{entry.spec.min_hosts} hosts"
+            problems.append(f"group {str(entry.group)!r} has {'no hosts' if not count else f'{count} hosts'} "
+                            f"({hosts_file}); the {entry.name} role needs {needed}; fix: add "
+                            f"{'at least one host' if entry.spec.min_hosts == 1 else 'hosts'} to it")
+        limit = entry.spec.max_hosts
         if limit is not None and count > limit:
             problems.append(
                 f"group {str(entry.group)!r} has {count} hosts ({hosts_file}): {entry.spec.max_hosts_why}; "

@@ -46,7 +46,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("app_keepalive", 5, "Gunicorn keep-alive (seconds); nginx closes idle upstream connections 1 s sooner"),
     Variable("app_max_requests", 1000, "requests after which Gunicorn recycles a worker"),
     Variable("app_max_requests_jitter", 100, "random spread of app_max_requests, so workers do not recycle together"),
-    Variable("app_limit_request_line", 4094, "Gunicorn's request-line limit (bytes); nginx enforces tighter ones"),
+    Variable("app_limit_request_line", 4094, "Gunicorn's request-line limit (bytes)"),
     Variable("app_limit_request_fields", 100, "Gunicorn's header count limit"),
     Variable("app_limit_request_field_size", 8190, "Gunicorn's header size limit (bytes)"),
     Variable("app_proxy_count", 1, "trusted proxies in front of Gunicorn (ProxyFix): 1 = the lb's nginx"),

@@ -10,8 +10,9 @@ from tsdeploy.rolespec import REQUIRED, Variable
 if TYPE_CHECKING:
     from tsdeploy.topology import Topology
 
-#: The inventory's CA certificate: installed on every host that has it; the roles whose clients verify TLS
-#: with it (PostgreSQL, the app, nginx) list it among their own variables, which makes it required there.
+#: The inventory's CA certificate: installed on every host that has it. The roles that need it list it among
+#: their own variables, which makes it required on their hosts: the app (its clients verify PostgreSQL's
+#: certificate with it), PostgreSQL and nginx (verify and `tsdeploy smoke` check their certificates against it).
 TLS_CA_CERT_FILE = Variable("tls_ca_cert_file", REQUIRED,
                             "CA certificate (PEM) on the control node; installed as /etc/ssl/tsdeploy/ca.pem",
                             checks.local_file, files=True)

@@ -5,8 +5,9 @@ Run through `tsdeploy verify INVENTORY --report DIR`, or directly:
 
 - Hosts and expected values come from the inventory (tsdeploy.inventory.load) and the deploy's own context
   builder (tsdeploy.context.build_context): the suite never hard-codes what the deploy decides.
-- Each test takes one of the fixtures `db`, `cache`, `app`, `lb` or `any_host`; it is parametrized with the
-  hosts of that group, so every check runs once per host and its id names the host.
+- Each test takes one host fixture: one per group of the roles' registry (`db`, `cache`, `app`, `lb`, ...) or
+  `any_host`; it is parametrized with the hosts of that group, so every check runs once per host and its id
+  names the host.
 - Each test names its controls with `@pytest.mark.control(...)`; they are recorded as JUnit properties for
   summary.md.
 - The suite is read-only: it runs queries and inspections over SSH, never a command that changes a host.
@@ -127,29 +128,18 @@ def _target(request: pytest.FixtureRequest) -> Target:
                           request.getfixturevalue("topology"))
 
 
-@pytest.fixture
-def db(request: pytest.FixtureRequest) -> Target:
-    return _target(request)
+def _host_fixture(name: str):
+    def fixture(request: pytest.FixtureRequest) -> Target:
+        return _target(request)
+
+    fixture.__doc__ = (f"A host of the {name} group, one test per host." if name != "any_host"
+                       else "Every host of the inventory, one test per host.")
+    return pytest.fixture(name=name)(fixture)
 
 
-@pytest.fixture
-def cache(request: pytest.FixtureRequest) -> Target:
-    return _target(request)
-
-
-@pytest.fixture
-def app(request: pytest.FixtureRequest) -> Target:
-    return _target(request)
-
-
-@pytest.fixture
-def lb(request: pytest.FixtureRequest) -> Target:
-    return _target(request)
-
-
-@pytest.fixture
-def any_host(request: pytest.FixtureRequest) -> Target:
-    return _target(request)
+# One fixture per registry group (db, cache, app, lb, ...) and `any_host`: a new role's checks take its group's.
+for _name in GROUP_FIXTURES:
+    globals()[f"_fixture_{_name}"] = _host_fixture(_name)
 
 
 def _has_no_hosts(item: pytest.Item) -> bool:

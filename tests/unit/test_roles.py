@@ -530,3 +530,11 @@ def test_a_new_roles_group_is_a_pyinfra_group_and_a_lab_group(backup_role, tmp_p
         "assert ('backup1', ('backup',)) in hosts_of('split'), hosts_of('split')\n"
         "assert 'backup' in hosts_of('single')[0][1], hosts_of('single')\n")
     assert result.returncode == 0, result.stderr
+
+
+def test_generate_vms_templates_leave_role_specific_steps_to_the_roles() -> None:
+    # install.sh and README.md take each role's steps from roles/<role>/vm.j2: no branch on a group name.
+    for template in (ROOT / "tsdeploy" / "generate" / "vm_templates").glob("*.j2"):
+        text = template.read_text()
+        for group in registry.GROUPS:
+            assert f'"{group}" in groups' not in text, f"{template.name} branches on the group {group}"

@@ -30,6 +30,7 @@ from typing import Any
 import click
 import jinja2
 
+import roles
 from roles import registry
 from roles.registry import Group
 from tsdeploy import artifacts, manifest
@@ -121,11 +122,29 @@ def bundle_files(inventory: inventory_module.Inventory, hostname: str, with_secr
     return ctx, files
 
 
+#: The parts of install.sh and README.md a role may add (macros of `roles/<role>/vm.j2`), in the order used.
+ROLE_HOOKS = ("install_files", "activate", "readme", "validates")
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
-    """Jinja2 for install.sh and README.md (host files are rendered only by tsdeploy.templating)."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    """Jinja2 for install.sh and README.md and the roles' parts of them (host files are rendered only by
+    tsdeploy.templating)."""
+    loader = jinja2.FileSystemLoader([str(TEMPLATES_DIR), str(pathlib.Path(roles.__file__).parent)])
+    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              trim_blocks=True, lstrip_blocks=True, autoescape=False)
+
+
+def _role_hooks(ctx: dict[str, Any], script: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per role of the host, in deploy order: its install.sh and README.md parts (None where it has none)."""
+    hooks = []
+    for entry in registry.roles_for(ctx["host"]["groups"]):
+        try:
+            module = _environment().get_template(f"{entry.name}/vm.j2").make_module(script)
+        except jinja2.TemplateNotFound:
+            continue
+        hooks.append({name: getattr(module, name, None) for name in ROLE_HOOKS})
+    return hooks
 
 
 def _sysctl_lines(settings: dict[str, int]) -> list[str]:
@@ -190,6 +209,8 @@ def write_bundle(inventory: inventory_module.Inventory, hostname: str, out: path
     _write_file(out / "SHA256SUMS", "".join(f"{item.sha256}  .{item.path}\n" for item in files), 0o644)
     release = _copy_release(ctx, out) if with_release and Group.APP in ctx["host"]["groups"] else None
     script = _script_context(ctx, files, with_secrets, release)
+    script["role_hooks"] = _role_hooks(ctx, script)
+    script["roles"] = [entry.name for entry in registry.roles_for(ctx["host"]["groups"])]
     _write_file(out / "install.sh", _environment().get_template("install.sh.j2").render(script), 0o755)
     _write_file(out / "README.md", _environment().get_template("README.md.j2").render(script), 0o644)
     if with_secrets:
