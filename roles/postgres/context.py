@@ -20,6 +20,12 @@ POSTGRESQL_VERSIONS = {"bookworm": 15, "trixie": 17}
 #: keeps PGTune's warning; the deploy, which installs exactly these packages, knows the answer and drops it.
 DEBIAN_POSTGRESQL_BUILD_OPTIONS = ("--with-lz4",)
 
+#: True when the running server differs from its files in a way only a restart fixes: pending_restart (set by
+#: a reload) or, read from the files as they are now, an entry that "could not be applied". That error also
+#: marks an invalid value, so the restart is preceded by a config check (`postgres -C`), like `nginx -t`.
+RESTART_NEEDED_SQL = ("SELECT coalesce((SELECT bool_or(pending_restart) FROM pg_settings), false) OR EXISTS "
+                   "(SELECT 1 FROM pg_file_settings WHERE error = 'setting could not be applied')")
+
 
 class Setting(TypedDict):
     name: str
@@ -48,6 +54,7 @@ class PostgresContext(TypedDict):
     hba_app_hosts: list[str]
     tls_cert_src: str
     tls_key_src: str
+    restart_needed_sql: str
 
 
 def _warnings_debian_does_not_answer(warnings: list[str]) -> list[str]:
@@ -125,4 +132,5 @@ def derive(view: HostView) -> PostgresContext:
         hba_app_hosts=view.addresses(Group.APP),
         tls_cert_src=v["tls_cert_file"],
         tls_key_src=v["tls_key_file"],
+        restart_needed_sql=RESTART_NEEDED_SQL,
     )

@@ -12,6 +12,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, HiddenValue, StringCommand, operation
 from pyinfra.api.exceptions import OperationError
 
+from roles.postgres.context import RESTART_NEEDED_SQL as _RESTART_NEEDED
 from tsdeploy import scram
 
 PSQL = "runuser -u postgres -- psql -X -q -A -t -v ON_ERROR_STOP=1"
@@ -92,13 +93,6 @@ def login_role(user: str, password: HiddenValue, connection_limit: int, temp_dir
         host.noop(f"role {user} has the wanted attributes, limit and password")
         return
     yield from _secret_sql("".join(statements), temp_dir)
-
-
-#: True when the running server differs from its files in a way only a restart fixes: pending_restart (set by
-#: a reload) or, read from the files as they are now, an entry that "could not be applied". That error also
-#: marks an invalid value, so the restart is preceded by a config check (`postgres -C`), like `nginx -t`.
-_RESTART_NEEDED = ("SELECT coalesce((SELECT bool_or(pending_restart) FROM pg_settings), false) OR EXISTS "
-                   "(SELECT 1 FROM pg_file_settings WHERE error = 'setting could not be applied')")
 
 
 @operation()
