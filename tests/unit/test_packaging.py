@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -32,7 +33,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
                                         "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                        check=True, capture_output=True, text=True).stdout.strip())
     (site / "control-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    built = subprocess.run([venv / "bin" / "pip", "install", "--quiet", "--no-deps", str(ROOT)],
+    # pip builds in the source tree (build/, *.egg-info): build from a copy, so the checkout stays clean.
+    source = venv.parent / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                                                "bench", "reports"))
+    built = subprocess.run([venv / "bin" / "pip", "install", "--quiet", "--no-deps", str(source)],
                            capture_output=True, text=True, check=False)
     assert built.returncode == 0, built.stdout + built.stderr
     return venv / "bin"

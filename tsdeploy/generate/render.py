@@ -137,7 +137,7 @@ def _check_threads_fit(threads: int, pool: Pool) -> None:
 
 @functools.cache
 def schema() -> dict[str, Any]:
-    """Render's official Blueprint schema (a copy shipped with the package: the product must not need shared/)."""
+    """Render's official Blueprint schema (a copy shipped with the package, so validation works offline)."""
     return json.loads(SCHEMA_PATH.read_text())
 
 
