@@ -30,6 +30,12 @@ def integer(minimum: int, maximum: int | None = None) -> Check:
     return check
 
 
+def boolean(value: Any) -> tuple[str, str] | None:
+    if not isinstance(value, bool):
+        return "is not true or false", "write true or false (YAML booleans, no quotes)"
+    return None
+
+
 def number(value: Any) -> tuple[str, str] | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         return "is not a non-negative number", "set seconds as a number, e.g. 1.0"

@@ -29,6 +29,8 @@ class RedisContext(TypedDict):
     admin_user: str
     admin_password: str
     admin_password_sha256: str
+    appendonly: bool
+    appendfsync: str
 
 
 def password_hash(password: str) -> str:
@@ -57,4 +59,6 @@ def derive(view: HostView) -> RedisContext:
         admin_user=v["redis_admin_user"],
         admin_password=v["redis_admin_password"],
         admin_password_sha256=password_hash(v["redis_admin_password"]),
+        appendonly=bool(v["redis_appendonly"]),
+        appendfsync=v["redis_appendfsync"],
     )

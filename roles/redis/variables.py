@@ -62,4 +62,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("redis_admin_password", REQUIRED, "its password, from the vault, stored hashed", checks.secret(16),
              secret=True),
     REDIS_KEY_PREFIX,
+    Variable("redis_appendonly", True,
+             "keep an append-only file, so a crash loses at most redis_appendfsync's window of buffered views",
+             checks.boolean),
+    Variable("redis_appendfsync", "everysec", "when the append-only file is synced: always, everysec or no",
+             checks.choice("always", "everysec", "no")),
 )
