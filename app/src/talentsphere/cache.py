@@ -1,4 +1,5 @@
-"""Redis cache with a TTL per namespace, generation-counter invalidation and a circuit breaker.
+"""Redis cache with a TTL per namespace, generation-counter invalidation, a circuit breaker, and invalidations
+that survive Redis faults.
 
 Usage::
 
@@ -6,29 +7,80 @@ Usage::
     invalidate_cache(['jobs_featured', 'job_search'])
     cache.clear_all()
 
-Keys: ``{prefix}cache:{namespace}:{generation}:{digest}`` for entries and ``{prefix}gen:{namespace}`` for
-generation counters. Invalidating a namespace increments its counter (O(1), no KEYS or SCAN on the write
-path); the orphaned entries expire by their TTL. ``clear_all`` also deletes the entries with SCAN + UNLINK.
-Every key carries CACHE_KEY_PREFIX because the app's Redis ACL user may touch nothing else.
+Keys (all under CACHE_KEY_PREFIX, the only keys the app's Redis ACL user may touch):
 
-If Redis fails or is slower than its socket timeout, the breaker opens for a cooldown and every lookup is a
-miss served by PostgreSQL, so a dead Redis costs one timeout per cooldown, not one per request.
+- ``{prefix}cache:{namespace}:{epoch}.{generation}:{digest}``: one entry, written with its namespace's TTL;
+- ``{prefix}gen:{namespace}``: the namespace's generation counter (INCR on invalidation; no TTL);
+- ``{prefix}epoch:cache``: a random token every entry key carries; a new token orphans every entry at once
+  (``clear_all``, and recovery from a Redis that went back in time, below);
+- ``{prefix}witness:cache:{id}``: one per process that invalidated in the last hour, see below.
 
-Entries are written with their TTL; generation counters and the hit/miss totals have none, so Redis must
-evict only keys with a TTL (the deploy's ``volatile-lru``): an evicted counter would fall back to 0 and make
-entries from before an invalidation current again. When nothing with a TTL is left to evict, Redis answers
-writes with ``OOM``. A command Redis answers with an error fails alone: a refused cache write is a miss, a
-refused INCR leaves the generation as it was (no entry is left to be stale: Redis refuses only after
-evicting every key with a TTL), and the breaker stays closed because Redis is reachable and answered fast.
+A lookup is two round trips, as before: MGET of (epoch, generation[, this process's witness]) and GET of the
+entry. If Redis fails or is slower than its socket timeout, the breaker opens for a cooldown and every lookup
+is a miss served by PostgreSQL, so a dead Redis costs one timeout per cooldown, not one per request.
+
+Redis faults: an invalidation is never lost
+-------------------------------------------
+Two faults used to bring invalidated entries back: (1) an INCR that could not reach Redis (timeout, Redis
+down, breaker open) was dropped, so once Redis answered again the entries from before the write were still
+current; (2) a Redis restarted from an older RDB snapshot (or an AOF missing its last second) holds the
+entries AND the generation counters as they were before later invalidations, which makes those entries
+current again. Each process (Gunicorn worker) has its own memory, so the process that made the write has to
+repair Redis for every other process:
+
+- Pending invalidations. An invalidation first goes into this process's pending set, then to Redis. It
+  leaves the set only when Redis has executed it. While a namespace is pending here, this process never
+  reads it from Redis. A background "keeper" thread retries the pending set every KEEPER_INTERVAL (1 s),
+  ignoring the breaker (no request waits for it), and every lookup retries it first. A replay INCRs again:
+  if the lost INCR had in fact been applied (its reply timed out), that costs a miss, never a stale answer.
+- Witness against rollback. Every invalidation runs as one Lua script that also writes this process's
+  sequence number into its witness key, atomically with the INCRs: a snapshot holds both or neither. For
+  WITNESS_WINDOW (the longest TTL + 1 min) after its last invalidation, the process reads its witness with
+  each lookup (one more key in the MGET) and from the keeper every second. A witness missing or below the
+  number this process last wrote means Redis lost writes it had acknowledged: the process replaces the
+  epoch with a new random token, and every process's next lookup misses. Only this process writes its
+  witness, so later INCRs by others cannot mask the loss (a global counter could), and a new random epoch
+  is never reused, so generation numbers handed out again after a rollback cannot resurrect entries either.
+  Redis restarted empty has no epoch: the first lookup creates a new one (SET NX).
+- ``clear_all`` also goes through the pending set (as a new epoch), then deletes the entries with SCAN +
+  UNLINK.
+
+Guarantee (time an answer from before a write can still be served after the write's request returned):
+
+(a) Redis up: none. The INCRs run after the PostgreSQL commit and before the response.
+(b) Redis unreachable or slow for the writing process (outage, blip over the socket timeout, breaker
+    open), Redis keeping its data: that process serves nothing cached for the namespace; the other
+    processes can serve the old answer until the writer reaches Redis again plus at most KEEPER_INTERVAL
+    (1 s) and one socket timeout.
+(c) Redis restarted from an older snapshot: at most KEEPER_INTERVAL plus one socket timeout after Redis
+    answers again (the writer's keeper finds its witness behind and moves the cache to a new epoch).
+In (b) and (c) this assumes the writing process is still running: one that exits leaves its unsent
+invalidations to one last attempt at exit (atexit); if Redis is still unreachable then, or the process was
+killed (host crash taking the app with Redis), the bound is the namespace's TTL (5 min to 1 h), as it is for
+data changed in PostgreSQL without the API. A witness evicted under memory pressure (it has a TTL; the
+process reads it on every lookup, so LRU keeps it) looks like a rollback: a needless new epoch, never a
+stale answer.
+
+Memory: entries and witnesses are written with a TTL; generation counters, the epoch and the hit/miss totals
+have none, so Redis must evict only keys with a TTL (the deploy's ``volatile-lru``): an evicted counter would
+fall back to 0 and make entries from before an invalidation current again. When nothing with a TTL is left
+to evict, Redis answers writes with ``OOM``. A command Redis answers with an error fails alone and the
+breaker stays closed (Redis is reachable and answered fast): a refused cache write is a miss, and a refused
+invalidation is dropped from the pending set, since Redis refuses only after evicting every key with a TTL,
+so no entry is left to be stale.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
+import os
+import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -56,6 +108,35 @@ TTLS: dict[str, int] = {
 }
 # Hit/miss totals are also kept in Redis (for `talentsphere monitor`), written at most this often.
 STATS_FLUSH_SECONDS = 5.0
+# Seconds between two rounds of the keeper thread: retry pending invalidations, check the witness.
+KEEPER_INTERVAL = 1.0
+# How long after its last invalidation a process checks its witness: every entry it invalidated has expired by
+# then, whatever Redis restores. The witness key itself lives a minute longer (clock skew).
+WITNESS_WINDOW = max(TTLS.values()) + 60
+WITNESS_TTL = WITNESS_WINDOW + 60
+
+# Redis statuses of one guarded command.
+OK, REFUSED, UNAVAILABLE = "ok", "refused", "unavailable"
+
+# One invalidation, atomically: check this process's witness (KEYS[1]) against the sequence number it last
+# wrote (ARGV[1]); if Redis lost it, or a new epoch is asked for (ARGV[4] == '1'), or there is no epoch yet,
+# write a new epoch (ARGV[3]) to KEYS[2]; INCR the generation counters KEYS[3..]; write the new sequence
+# number ARGV[2] with a TTL of ARGV[5] seconds. Returns {1 if the epoch was replaced because of a loss, epoch}.
+INVALIDATE_SCRIPT = """
+local seen = tonumber(redis.call('GET', KEYS[1]) or '0')
+local lost = seen < tonumber(ARGV[1])
+local epoch = redis.call('GET', KEYS[2])
+if lost or ARGV[4] == '1' or not epoch then
+  epoch = ARGV[3]
+  redis.call('SET', KEYS[2], epoch)
+end
+for i = 3, #KEYS do
+  redis.call('INCR', KEYS[i])
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[5])
+if lost then return {1, epoch} end
+return {0, epoch}
+"""
 
 
 class CircuitBreaker:
@@ -82,7 +163,8 @@ class CircuitBreaker:
 class Cache:
     """A JSON cache in Redis that never raises: failures become misses."""
 
-    def __init__(self, url: str, prefix: str, socket_timeout: float = 0.25, cooldown: float = 5.0) -> None:
+    def __init__(self, url: str, prefix: str, socket_timeout: float = 0.25, cooldown: float = 5.0,
+                 keeper_interval: float = KEEPER_INTERVAL) -> None:
         self.prefix = prefix
         # No client-side retries: redis-py retries 3 times with backoff by default, which would multiply the
         # cost of a dead Redis; the breaker below is the retry policy.
@@ -91,20 +173,50 @@ class Cache:
             retry=Retry(NoBackoff(), 0), health_check_interval=30,
         )
         self.breaker = CircuitBreaker(cooldown)
+        self.keeper_interval = keeper_interval
+        self._invalidate_script = self.client.register_script(INVALIDATE_SCRIPT)
         self._lock = threading.Lock()
         self._pending = {"hits": 0, "misses": 0}
         self._last_stats_flush = time.monotonic()
         self._last_refusal_log = float("-inf")
+        # Invalidation state, guarded by _state_lock; _write_lock keeps one invalidation script in flight per
+        # process so that witness numbers reach Redis in order.
+        self._state_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._unsent: set[str] = set()
+        self._unsent_epoch = False
+        self._pid = 0
+        self._witness_id = ""
+        self._witness_seq = 0
+        self._witness_until = float("-inf")
+        self._keeper: threading.Thread | None = None
+        self._closed = False
+        self._at_exit = False
 
     # Keys -----------------------------------------------------------------------------------------------
     def gen_key(self, namespace: str) -> str:
         """Key of a namespace's generation counter."""
         return f"{self.prefix}gen:{namespace}"
 
-    def entry_key(self, namespace: str, generation: int, params: Any) -> str:
-        """Key of one cached value: namespace, generation and a digest of the parameters."""
+    def entry_key(self, namespace: str, generation: str, params: Any) -> str:
+        """Key of one cached value: namespace, ``{epoch}.{generation}`` and a digest of the parameters."""
         digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:32]
         return f"{self.prefix}cache:{namespace}:{generation}:{digest}"
+
+    @property
+    def epoch_key(self) -> str:
+        """Key of the random token every entry key carries."""
+        return f"{self.prefix}epoch:cache"
+
+    @property
+    def witness_key(self) -> str:
+        """This process's witness: the sequence number of its last invalidation Redis executed."""
+        with self._state_lock:
+            self._check_fork()
+            return self._witness_key()
+
+    def _witness_key(self) -> str:
+        return f"{self.prefix}witness:cache:{self._witness_id}"
 
     @property
     def stats_key(self) -> str:
@@ -118,22 +230,30 @@ class Cache:
         A failure to reach Redis (connection error, timeout) trips the breaker; an error reply (OOM, NOPERM)
         does not, since Redis answered and its other commands still work.
         """
-        if self.breaker.is_open:
+        return self._run(operation)[1]
+
+    def _run(self, operation: Callable[[redis.Redis], T], gated: bool = True) -> tuple[str, T | None]:
+        """``call`` with the outcome: OK, REFUSED (error reply) or UNAVAILABLE. ``gated=False`` (the keeper)
+        tries even while the breaker is open, and closes it when Redis answers."""
+        if gated and self.breaker.is_open:
             metrics.CACHE_ERRORS.inc()
-            return None
+            return UNAVAILABLE, None
         try:
             result = operation(self.client)
         except redis.ResponseError as exc:
             metrics.CACHE_ERRORS.inc()
             self._log_refusal(exc)
-            return None
+            return REFUSED, None
         except redis.RedisError as exc:
             metrics.CACHE_ERRORS.inc()
+            was_open = self.breaker.is_open
             self.breaker.trip()
-            log.warning("redis unavailable (%s); serving from PostgreSQL for %.0fs", exc, self.breaker.cooldown)
-            return None
+            if not was_open:
+                log.warning("redis unavailable (%s); serving from PostgreSQL for %.0fs", exc,
+                            self.breaker.cooldown)
+            return UNAVAILABLE, None
         self.breaker.reset()
-        return result
+        return OK, result
 
     def _log_refusal(self, exc: redis.ResponseError) -> None:
         # Under OOM every cache write and view is refused; one line per cooldown says so without a flood.
@@ -156,8 +276,27 @@ class Cache:
         one company's or employer's entries can be invalidated alone.
         """
         ttl = TTLS[namespace.split(":", 1)[0]]
-        generation = self.call(lambda r: r.get(self.gen_key(namespace)))
-        key = self.entry_key(namespace, int(generation or 0), params)
+        if self.has_unsent():
+            self._send()
+            if self._is_unsent(namespace):
+                # This process changed the data and Redis does not know yet: what it holds may be stale.
+                self._count(namespace, hit=False)
+                return producer()
+        witness, expected = self._witness_check()
+        keys = [self.epoch_key, self.gen_key(namespace)] + ([witness] if witness else [])
+        status, values = self._run(lambda r: r.mget(keys))
+        if status != OK or values is None:
+            self._count(namespace, hit=False)
+            return producer()
+        epoch, generation = values[0], values[1]
+        if witness and int(values[2] or 0) < expected:
+            epoch = self._send(check=True)  # Redis lost invalidations of ours: a new epoch
+        elif epoch is None:
+            epoch = self._create_epoch()
+        if epoch is None:  # Redis unreachable or refusing writes: no key to read or write under
+            self._count(namespace, hit=False)
+            return producer()
+        key = self.entry_key(namespace, f"{epoch.decode()}.{int(generation or 0)}", params)
         raw = self.call(lambda r: r.get(key))
         if raw is not None:
             self._count(namespace, hit=True)
@@ -167,6 +306,17 @@ class Cache:
         encoded = json.dumps(value, default=str)
         self.call(lambda r: r.set(key, encoded, ex=ttl))
         return value
+
+    def _create_epoch(self) -> bytes | None:
+        """The epoch, created if Redis has none (it restarted empty); None if Redis cannot say."""
+        def create(r: redis.Redis) -> Any:
+            pipe = r.pipeline(transaction=False)
+            pipe.set(self.epoch_key, secrets.token_hex(8), nx=True)
+            pipe.get(self.epoch_key)
+            return pipe.execute(raise_on_error=False)[1]
+
+        epoch = self.call(create)
+        return epoch if isinstance(epoch, bytes) else None
 
     def _count(self, namespace: str, hit: bool) -> None:
         (metrics.CACHE_HITS if hit else metrics.CACHE_MISSES).labels(namespace.split(":", 1)[0]).inc()
@@ -203,30 +353,27 @@ class Cache:
 
     # Invalidation -----------------------------------------------------------------------------------------
     def invalidate(self, namespaces: Iterable[str]) -> None:
-        """Make every cached entry of these namespaces unreachable (one INCR each, pipelined)."""
+        """Make every cached entry of these namespaces unreachable, for every process, even if Redis cannot
+        be reached right now (then this process keeps them and sends them as soon as it can)."""
         names = list(namespaces)
         if not names:
             return
-
-        def bump(r: redis.Redis) -> None:
-            pipe = r.pipeline(transaction=False)
-            for name in names:
-                pipe.incr(self.gen_key(name))
-            pipe.execute()
-
-        self.call(bump)
+        with self._state_lock:
+            self._unsent.update(names)
+        self._send()
 
     def clear_all(self) -> int:
         """Invalidate and delete every cache entry of this app (SCAN + UNLINK; never KEYS or FLUSHDB).
 
-        Generation counters are bumped rather than deleted so that an entry written concurrently under an
-        old generation can never become current again. Returns the number of entries deleted.
+        Entries are orphaned by a new random epoch first, so an entry written concurrently under the old one
+        can never become current again; an epoch that could not be written is sent like any invalidation.
+        Returns the number of entries deleted.
         """
+        with self._state_lock:
+            self._unsent_epoch = True
+        self._send()
 
         def clear(r: redis.Redis) -> int:
-            names = [key.decode()[len(f"{self.prefix}gen:"):]
-                     for key in r.scan_iter(match=f"{self.prefix}gen:*", count=1000)]
-            self.invalidate(names)
             deleted = 0
             batch: list[bytes] = []
             for key in r.scan_iter(match=f"{self.prefix}cache:*", count=1000):
@@ -239,6 +386,128 @@ class Cache:
             return deleted
 
         return self.call(clear) or 0
+
+    def has_unsent(self) -> bool:
+        """True while this process holds invalidations Redis has not executed."""
+        with self._state_lock:
+            return bool(self._unsent) or self._unsent_epoch
+
+    def _is_unsent(self, namespace: str) -> bool:
+        with self._state_lock:
+            return self._unsent_epoch or namespace in self._unsent
+
+    def _check_fork(self) -> None:
+        """(Under _state_lock.) A forked child is another process: its own witness, no keeper yet."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._witness_id = secrets.token_hex(8)
+            self._witness_seq = 0
+            self._witness_until = float("-inf")
+            self._keeper = None
+
+    def _witness_check(self) -> tuple[str | None, int]:
+        """This process's witness key and the number it must hold, or (None, 0) outside the window."""
+        with self._state_lock:
+            self._check_fork()
+            if time.monotonic() >= self._witness_until:
+                return None, 0
+            return self._witness_key(), self._witness_seq
+
+    def _send(self, gated: bool = True, check: bool = False) -> bytes | None:
+        """Run the invalidation script with this process's unsent invalidations (with ``check``, also when
+        there are none, to repair a lost witness). Returns the epoch in effect, or None if not run."""
+        with self._write_lock:
+            with self._state_lock:
+                self._check_fork()
+                names = sorted(self._unsent)
+                new_epoch = self._unsent_epoch
+                expected = self._witness_seq
+                witness = self._witness_key()
+            if not names and not new_epoch and not check:
+                return None
+            keys = [witness, self.epoch_key, *(self.gen_key(name) for name in names)]
+            args = [expected, expected + 1, secrets.token_hex(8), int(new_epoch), WITNESS_TTL]
+            status, result = self._run(lambda r: self._invalidate_script(keys=keys, args=args, client=r), gated)
+            with self._state_lock:
+                if status != UNAVAILABLE:
+                    # Executed, or refused: Redis refuses writes only once every key with a TTL (every entry)
+                    # is evicted, so nothing is left for these invalidations to hide.
+                    self._unsent.difference_update(names)
+                    self._unsent_epoch = self._unsent_epoch and not new_epoch
+                if status == OK:
+                    self._witness_seq = expected + 1
+                    self._witness_until = time.monotonic() + WITNESS_WINDOW
+                elif status == REFUSED:
+                    self._witness_seq = 0  # nothing written: stop checking a witness Redis could not keep
+                    self._witness_until = float("-inf")
+        self._ensure_keeper()
+        if status != OK or result is None:
+            return None
+        lost, epoch = result
+        if lost:
+            log.warning("redis no longer holds invalidations this process made (restarted from an older "
+                        "snapshot?): every cache entry is dropped (new epoch)")
+        return epoch
+
+    # Keeper ---------------------------------------------------------------------------------------------------
+    def _has_work(self) -> bool:
+        """(Under _state_lock.) Unsent invalidations, or a witness to watch."""
+        return bool(self._unsent) or self._unsent_epoch or time.monotonic() < self._witness_until
+
+    def _ensure_keeper(self) -> None:
+        """Start this process's keeper thread if there is work for it and it is not running."""
+        with self._state_lock:
+            self._check_fork()
+            if self._closed or not self._has_work():
+                return
+            if self._keeper is not None and self._keeper.is_alive():
+                return
+            self._keeper = threading.Thread(target=_keep, args=(weakref.ref(self), self.keeper_interval),
+                                            name="talentsphere-cache-keeper", daemon=True)
+            self._keeper.start()
+            if not self._at_exit:
+                self._at_exit = True
+                atexit.register(_close_at_exit, weakref.ref(self))
+
+    def keep_once(self) -> bool:
+        """One keeper round: send unsent invalidations, else check the witness. False when idle."""
+        with self._state_lock:
+            if self._closed or self._keeper is not threading.current_thread() or not self._has_work():
+                if self._keeper is threading.current_thread():
+                    self._keeper = None
+                return False
+            unsent = bool(self._unsent) or self._unsent_epoch
+            witness, expected = self._witness_key(), self._witness_seq
+        if unsent:
+            self._send(gated=False)
+        else:
+            status, seen = self._run(lambda r: r.get(witness), gated=False)
+            if status == OK and int(seen or 0) < expected:
+                self._send(gated=False, check=True)
+        return True
+
+    def close(self) -> None:
+        """Stop the keeper after one last attempt to send unsent invalidations (also run at exit)."""
+        if self.has_unsent():
+            self._send(gated=False)
+        with self._state_lock:
+            self._closed = True
+
+
+def _keep(ref: weakref.ReferenceType[Cache], interval: float) -> None:
+    """The keeper thread: holds the Cache weakly, so that it ends with it."""
+    while True:
+        time.sleep(interval)
+        cache = ref()
+        if cache is None or not cache.keep_once():
+            return
+        del cache
+
+
+def _close_at_exit(ref: weakref.ReferenceType[Cache]) -> None:
+    cache = ref()
+    if cache is not None:
+        cache.close()
 
 
 def current_cache() -> Cache:
