@@ -14,7 +14,7 @@ from . import metrics
 from .cache import Cache
 from .config import load_config
 from .db import Database
-from .errors import register_error_handlers
+from .errors import JSONErrorMiddleware, register_error_handlers
 from .view_counts import ViewCounter
 
 
@@ -42,6 +42,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     register_blueprints(app)
     _install_request_metrics(app)
+    # Outermost: an error raised while a request is torn down is still JSON (errors.JSONErrorMiddleware).
+    app.wsgi_app = JSONErrorMiddleware(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 

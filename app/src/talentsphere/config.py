@@ -27,12 +27,18 @@ DEFAULTS: dict[str, str] = {
     "MAX_CONTENT_LENGTH": "65536",
     "REDIS_SOCKET_TIMEOUT": "0.25",
     "REDIS_BREAKER_COOLDOWN": "5",
+    "DB_CONNECT_TIMEOUT": "2",
+    "DB_STATEMENT_TIMEOUT": "5",
+    "DB_BREAKER_COOLDOWN": "5",
 }
 
 INT_KEYS = ("DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_POOL_RECYCLE", "PROXY_COUNT",
-            "TOKEN_MAX_AGE", "MAX_CONTENT_LENGTH")
-FLOAT_KEYS = ("SLOW_QUERY_THRESHOLD", "REDIS_SOCKET_TIMEOUT", "REDIS_BREAKER_COOLDOWN")
+            "TOKEN_MAX_AGE", "MAX_CONTENT_LENGTH", "DB_CONNECT_TIMEOUT")
+FLOAT_KEYS = ("SLOW_QUERY_THRESHOLD", "REDIS_SOCKET_TIMEOUT", "REDIS_BREAKER_COOLDOWN", "DB_STATEMENT_TIMEOUT",
+              "DB_BREAKER_COOLDOWN")
 BOOL_KEYS = ("SQL_ECHO",)
+# libpq's connect_timeout is whole seconds and at least 2 (it reads 1 as 2, and 0 as "wait forever").
+MIN_DB_CONNECT_TIMEOUT = 2
 # Secret keys shorter than this are brute-forceable for itsdangerous' HMAC signatures.
 MIN_SECRET_KEY_LENGTH = 32
 WEAK_SECRETS = {"dev", "secret", "changeme", "change-me", "development", "password", "test"}
@@ -97,6 +103,22 @@ def _check_production(values: Mapping[str, Any], given: Mapping[str, str]) -> No
                           f"{MIN_SECRET_KEY_LENGTH} characters")
 
 
+def _check_database_timeouts(values: Mapping[str, Any]) -> None:
+    """The outage settings (app/README.md, Database outage): a connect timeout libpq honours as given."""
+    connect = values["DB_CONNECT_TIMEOUT"]
+    if isinstance(connect, bool) or not isinstance(connect, int) or connect < MIN_DB_CONNECT_TIMEOUT:
+        raise ConfigError(f"DB_CONNECT_TIMEOUT={connect!r} must be a whole number of seconds of at least "
+                          f"{MIN_DB_CONNECT_TIMEOUT} (libpq reads 1 as 2 and 0 as 'wait forever'); the default is 2")
+    for name in ("DB_STATEMENT_TIMEOUT", "DB_BREAKER_COOLDOWN"):
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{name}={value!r} must be a number of seconds, 0 or more (0 turns it off)")
+    statement = values["DB_STATEMENT_TIMEOUT"]
+    if 0 < statement < 0.001:
+        raise ConfigError(f"DB_STATEMENT_TIMEOUT={statement!r} is below PostgreSQL's 1 ms resolution; "
+                          "use 0 (off) or seconds such as 5")
+
+
 def load_config(environ: Mapping[str, str] | None = None,
                 overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Build the app configuration: defaults, then the environment, then explicit overrides (tests)."""
@@ -114,6 +136,7 @@ def load_config(environ: Mapping[str, str] | None = None,
     elif not values["SECRET_KEY"]:
         # Development/testing only: a per-process random key, so tokens die with the process.
         values["SECRET_KEY"] = os.urandom(32).hex()
+    _check_database_timeouts(values)
     if not str(values["CACHE_KEY_PREFIX"]):
         raise ConfigError("CACHE_KEY_PREFIX is empty; the Redis ACL limits the app to a prefix such as 'ts:'")
     values["DATABASE_URL"] = normalize_database_url(values["DATABASE_URL"])

@@ -1,28 +1,145 @@
-"""The database resource: a pooled engine, a per-request session, and slow-statement events.
+"""The database resource: a pooled engine, a per-request session, slow-statement events, a circuit breaker.
 
 The pool is sized by DB_POOL_SIZE / DB_MAX_OVERFLOW per process (PostgreSQL's max_connections must cover
 every worker's pool), pre-pings so a connection dropped by a PostgreSQL restart is replaced instead of failing
 a request, and recycles connections after DB_POOL_RECYCLE seconds. Slow statements are logged and counted
 through SQLAlchemy engine events.
+
+A database that is away must cost a fast JSON 503, not a held worker (app/README.md, Database outage):
+
+- connecting gives up after DB_CONNECT_TIMEOUT seconds (libpq ``connect_timeout``), and a connection whose
+  sent data the host stops acknowledging is dropped after as long (``tcp_user_timeout``), so a pre-ping to
+  a host that vanished does not wait for TCP's retransmissions (minutes);
+- the web app's statements are cancelled by PostgreSQL after DB_STATEMENT_TIMEOUT seconds
+  (``statement_timeout``); the console commands (migrations, index builds, seeding) have none;
+- after a connection attempt fails, ``DatabaseBreaker`` answers every request that needs the database with
+  a 503 at once for DB_BREAKER_COOLDOWN seconds, then lets a single request (per process) try again.
+  Requests answered from Redis never open a session, so they keep working meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import metrics
+from .errors import BreakerOpen, DatabaseUnavailable
 
 log = logging.getLogger("talentsphere.sql")
+breaker_log = logging.getLogger("talentsphere.db")
 
 
-def make_engine(config: dict[str, Any]) -> Engine:
-    """Create the engine with the configured pool (size, overflow, timeout, recycle) and pre-ping."""
+class DatabaseBreaker:
+    """Per-process circuit breaker for PostgreSQL connections.
+
+    Closed: everything goes through. A failed connection attempt opens it for ``cooldown`` seconds, during
+    which ``allow()`` is False. After the cooldown the first caller becomes the probe (its thread, until
+    it reports or ``probe_timeout`` passes) and every other caller is still refused; the probe's connection
+    closes the breaker on success or reopens it for another cooldown on failure. ``cooldown`` 0 disables it.
+    """
+
+    def __init__(self, cooldown: float, probe_timeout: float) -> None:
+        self.cooldown = cooldown
+        self.probe_timeout = probe_timeout
+        self._lock = threading.Lock()
+        self._tripped = False
+        self._open_until = 0.0
+        self._probe: tuple[int, float] | None = None  # (thread id, deadline)
+
+    @property
+    def is_open(self) -> bool:
+        """True from a failed connection attempt until a successful one."""
+        return self._tripped
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds left of the current cooldown (0 when closed or when a probe may run)."""
+        return max(0.0, self._open_until - time.monotonic()) if self._tripped else 0.0
+
+    def allow(self) -> bool:
+        """May this thread use the database now? (After the cooldown, claims the single probe.)"""
+        if not self._tripped or self.cooldown <= 0:
+            return True
+        with self._lock:
+            if not self._tripped:
+                return True
+            now = time.monotonic()
+            if now < self._open_until:
+                return False
+            me = threading.get_ident()
+            if self._probe is None or self._probe[0] == me or now >= self._probe[1]:
+                self._probe = (me, now + self.probe_timeout)
+                return True
+            return False
+
+    def check(self) -> None:
+        """Raise the 503 ``DatabaseUnavailable`` unless ``allow()``."""
+        if not self.allow():
+            raise DatabaseUnavailable(self.retry_after or self.cooldown)
+
+    def record_success(self) -> None:
+        """A connection was made or checked out: close the breaker."""
+        if not self._tripped:
+            return
+        with self._lock:
+            was_open, self._tripped, self._open_until, self._probe = self._tripped, False, 0.0, None
+        if was_open:
+            breaker_log.warning("database reachable again; circuit breaker closed")
+
+    def record_failure(self, exc: BaseException) -> None:
+        """A connection attempt failed: refuse the database for a cooldown."""
+        with self._lock:
+            reopened = self._tripped
+            self._tripped, self._open_until, self._probe = True, time.monotonic() + self.cooldown, None
+        if self.cooldown > 0:
+            breaker_log.warning("database unavailable (%s); answering 503 without trying it for %gs%s",
+                                first_line(exc), self.cooldown, " (probe failed)" if reopened else "")
+
+    def release(self) -> None:
+        """End of a request: a probe claimed by this thread that never connected goes to the next caller."""
+        if self._probe is not None and self._probe[0] == threading.get_ident():
+            with self._lock:
+                if self._probe is not None and self._probe[0] == threading.get_ident():
+                    self._probe = None
+
+    def reset(self) -> None:
+        """Close the breaker (tests)."""
+        with self._lock:
+            self._tripped, self._open_until, self._probe = False, 0.0, None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error message (libpq's go on with hints on further lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def connect_args(config: dict[str, Any], statement_timeout: float = 0) -> dict[str, Any]:
+    """libpq parameters: connect timeout, TCP user timeout, application name, statement timeout."""
+    connect_timeout = int(config["DB_CONNECT_TIMEOUT"])
+    args: dict[str, Any] = {"connect_timeout": connect_timeout, "tcp_user_timeout": connect_timeout * 1000,
+                            "application_name": "talentsphere"}
+    if statement_timeout:
+        options = make_url(config["DATABASE_URL"]).query.get("options")
+        options = options[-1] if isinstance(options, tuple) else options
+        own = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+        args["options"] = f"{options} {own}" if options else own
+    return args
+
+
+def make_engine(config: dict[str, Any], statement_timeout: float = 0,
+                breaker: DatabaseBreaker | None = None) -> Engine:
+    """Create the engine with the configured pool (size, overflow, timeout, recycle), pre-ping and timeouts.
+
+    ``statement_timeout`` (seconds, 0 = none) is the web app's; ``breaker`` guards every new connection.
+    """
     engine = create_engine(
         config["DATABASE_URL"],
         pool_size=config["DB_POOL_SIZE"],
@@ -31,9 +148,11 @@ def make_engine(config: dict[str, Any]) -> Engine:
         pool_recycle=config["DB_POOL_RECYCLE"],
         pool_pre_ping=True,
         echo=config["SQL_ECHO"],
-        connect_args={"connect_timeout": 5, "application_name": "talentsphere"},
+        connect_args=connect_args(config, statement_timeout),
     )
     install_statement_events(engine, float(config["SLOW_QUERY_THRESHOLD"]))
+    if breaker is not None:
+        install_breaker(engine, breaker)
     metrics.POOL_SIZE.set(config["DB_POOL_SIZE"])
     return engine
 
@@ -63,37 +182,81 @@ def install_statement_events(engine: Engine, threshold: float) -> None:
         metrics.POOL_CHECKED_OUT.dec()
 
 
+def install_breaker(engine: Engine, breaker: DatabaseBreaker) -> None:
+    """Route every new DBAPI connection through ``breaker``; a checkout (after pre-ping) closes it."""
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect, conn_rec, cargs, cparams):  # noqa: ANN001, ANN202
+        if not breaker.allow():
+            raise BreakerOpen(f"not connecting for {breaker.retry_after:.1f}s more: the database circuit "
+                              "breaker is open after a failed connection attempt")
+        try:
+            connection = dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            breaker.record_failure(exc)
+            raise
+        breaker.record_success()
+        return connection
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checked_out(dbapi_conn, record, proxy):  # noqa: ANN001
+        breaker.record_success()
+
+
 class Database:
     """Owns the engine and hands each request one session, closed at teardown."""
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.sessionmaker: sessionmaker[Session] | None = None
+        self.breaker = DatabaseBreaker(5.0, 5.0)
 
-    def configure(self, config: dict[str, Any]) -> None:
-        """Build the engine and session factory (CLI commands use this without a Flask app)."""
-        self.engine = make_engine(config)
+    def configure(self, config: dict[str, Any], statement_timeout: float = 0) -> None:
+        """Build the engine and session factory (CLI commands use this without a Flask app, and no
+        statement timeout: index builds and seeding may run for minutes)."""
+        self.breaker = DatabaseBreaker(
+            float(config["DB_BREAKER_COOLDOWN"]),
+            # A probe reports within a connect timeout plus, for a pooled connection, a pre-ping.
+            probe_timeout=2.0 * int(config["DB_CONNECT_TIMEOUT"]) + 1.0)
+        self.engine = make_engine(config, statement_timeout, self.breaker)
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
 
     def init_app(self, app: Flask) -> None:
-        """Bind to ``app``: build the engine and register session teardown."""
-        self.configure(app.config)
+        """Bind to ``app``: build the engine (with DB_STATEMENT_TIMEOUT) and register session teardown."""
+        self.configure(app.config, statement_timeout=float(app.config["DB_STATEMENT_TIMEOUT"]))
         app.extensions["talentsphere.db"] = self
         app.teardown_appcontext(self._close_session)
 
     @property
     def session(self) -> Session:
-        """The current request's session, opened on first use."""
+        """The current request's session, opened on first use; a 503 at once while the breaker is open."""
         if "db_session" not in g:
             assert self.sessionmaker is not None, "Database.init_app was not called"
+            self.breaker.check()
             g.db_session = self.sessionmaker()
         return g.db_session
 
-    @staticmethod
-    def _close_session(_exc: BaseException | None) -> None:
+    def _close_session(self, _exc: BaseException | None) -> None:
+        """Teardown: close the request's session; never raise, since nothing turns a teardown error into JSON.
+
+        Closing rolls back on the connection, which fails when PostgreSQL went away after the view ran;
+        the response is already made by then (and a failed commit was already a 503), so the connection
+        is discarded and the error logged.
+        """
         session = g.pop("db_session", None)
-        if session is not None:
-            session.close()
+        try:
+            if session is not None:
+                try:
+                    session.close()
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("closing the request's database session failed (%s); connection discarded",
+                                first_line(exc))
+                    try:
+                        session.invalidate()
+                    except Exception:  # noqa: BLE001 (the connection is gone either way)
+                        log.debug("invalidating the session failed", exc_info=True)
+        finally:
+            self.breaker.release()
 
     def pool_status(self) -> dict[str, int]:
         """Size, checked in/out and overflow of the connection pool."""

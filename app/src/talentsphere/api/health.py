@@ -23,15 +23,23 @@ def health() -> dict[str, Any]:
 
 @bp.get("/health/ready")
 def ready() -> tuple[dict[str, Any], int]:
-    """Ready to serve: PostgreSQL required (503 without), Redis optional (200 "degraded" without)."""
+    """Ready to serve: PostgreSQL required (503 without), Redis optional (200 "degraded" without).
+
+    While the database circuit breaker is open the answer is an immediate 503 without a connection attempt;
+    otherwise the check waits at most DB_CONNECT_TIMEOUT (a new connection) or as long again for the
+    pre-ping of a pooled one.
+    """
     database = "ok"
-    try:
-        engine = current_db().engine
-        assert engine is not None
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except SQLAlchemyError:
+    db = current_db()
+    if not db.breaker.allow():
         database = "unavailable"
+    else:
+        try:
+            assert db.engine is not None
+            with db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            database = "unavailable"
     redis_state = "ok" if current_cache().is_available else "unavailable"
     if database != "ok":
         status, code = "unavailable", 503
