@@ -181,7 +181,7 @@ def timed(client, url: str, **kwargs: Any) -> tuple[Any, float]:  # noqa: ANN001
 # Settings ----------------------------------------------------------------------------------------------------
 def test_outage_settings_have_documented_defaults() -> None:
     config = load_config({"FLASK_ENV": "development"})
-    assert (config["DB_CONNECT_TIMEOUT"], config["DB_STATEMENT_TIMEOUT"], config["DB_BREAKER_COOLDOWN"]) == (2, 5.0, 5.0)
+    assert (config["DB_CONNECT_TIMEOUT"], config["DB_STATEMENT_TIMEOUT"], config["DB_BREAKER_COOLDOWN"]) == (2, 5.0, 0.5)
 
 
 @pytest.mark.parametrize("variable, value", [
@@ -255,48 +255,99 @@ def test_a_silent_database_host_costs_one_connect_timeout_then_immediate_503s(
     assert response.get_json() == {"status": "unavailable", "database": "unavailable", "redis": "ok"}
 
 
-def test_after_the_cooldown_one_request_probes_while_the_others_still_get_503(make_app, blackhole, own_pg) -> None:  # noqa: ANN001
-    application = make_app(DATABASE_URL=with_port(own_pg.url, blackhole), DB_BREAKER_COOLDOWN=0.5)
-    client = application.test_client()
-    assert_json_503(client.get("/api/companies"))  # trips the breaker after 2 s
-    time.sleep(0.6)
+class Switch:
+    """A TCP port that is silent (accepts, never answers: a host dropping packets) until `forward_to(port)`,
+    after which new connections are relayed to that port (the database host is back)."""
 
-    probe: dict[str, Any] = {}
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.target: int | None = None
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
 
-    def run_probe() -> None:
-        probe["response"], probe["elapsed"] = timed(application.test_client(), "/api/companies")
+    def forward_to(self, port: int) -> None:
+        self.target = port
 
-    thread = threading.Thread(target=run_probe)
-    thread.start()
-    time.sleep(0.3)  # the probe is now waiting for its connect timeout
-    others = [timed(client, "/api/jobs/1") for _ in range(5)]
-    thread.join()
-    assert probe["elapsed"] > 1.5  # the probe really tried the database...
-    assert_json_503(probe["response"])
-    for response, elapsed in others:  # ...and nobody else did meanwhile
-        assert_json_503(response)
-        assert elapsed < 0.5
+    def _accept(self) -> None:
+        while True:
+            try:
+                client = self.listener.accept()[0]
+            except OSError:
+                return
+            self.held.append(client)
+            if self.target is not None:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+                self.held.append(upstream)
+                for source, sink in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.held:
+            conn.close()
 
 
-def test_the_breaker_admits_one_probe_thread_after_the_cooldown() -> None:
-    breaker = db_module.DatabaseBreaker(cooldown=0.2, probe_timeout=5)
+def test_while_open_no_request_waits_and_the_background_probe_closes_the_breaker_on_return(
+        make_app, own_pg) -> None:  # noqa: ANN001
+    switch = Switch()
+    try:
+        application = make_app(DATABASE_URL=with_port(own_pg.url, switch.port), DB_BREAKER_COOLDOWN=0.2)
+        client = application.test_client()
+        breaker = application.extensions["talentsphere.db"].breaker
+        assert_json_503(client.get("/api/companies"))  # trips the breaker after the 2 s connect timeout
+        assert breaker.is_open
+        for _ in range(5):  # the background probe waits on the silent host, never a request
+            response, elapsed = timed(client, "/api/jobs/1")
+            assert_json_503(response)
+            assert elapsed < 0.5
+        switch.forward_to(int(own_pg.url.rpartition("@")[2].partition(":")[2].partition("/")[0]))
+        returned = time.monotonic()
+        while breaker.is_open and time.monotonic() - returned < 6:
+            time.sleep(0.05)
+        # Closed by the probe alone (no request was made meanwhile): a silent probe in flight may take its
+        # 2 s connect timeout, then the next one (0.2 s later) connects.
+        assert not breaker.is_open and time.monotonic() - returned < 3
+        assert client.get("/api/companies").status_code == 200
+    finally:
+        switch.close()
+
+
+def test_the_breaker_refuses_every_caller_while_open_and_probes_in_the_background() -> None:
+    attempts: list[float] = []
+    breaker = db_module.DatabaseBreaker(interval=0.1)
+
+    def probe() -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:
+            raise RuntimeError("still refused")
+        breaker.record_success()
+
+    breaker.probe = probe
     assert breaker.allow()
     breaker.record_failure(RuntimeError("refused"))
-    assert not breaker.allow() and breaker.retry_after > 0
-    time.sleep(0.25)
-    assert breaker.allow() and breaker.allow()  # this thread is the probe (asking twice is fine)
-    elsewhere: list[bool] = []
-    worker = threading.Thread(target=lambda: elsewhere.append(breaker.allow()))
+    refused: list[bool] = []
+    worker = threading.Thread(target=lambda: refused.append(breaker.allow()))
     worker.start()
     worker.join()
-    assert elsewhere == [False]
-    breaker.release()  # the probe's request ended without connecting: the next caller probes
-    worker = threading.Thread(target=lambda: elsewhere.append(breaker.allow()))
-    worker.start()
-    worker.join()
-    assert elsewhere == [False, True]
-    breaker.record_success()
+    assert refused == [False] and not breaker.allow() and breaker.retry_after == 0.1
+    deadline = time.monotonic() + 3
+    while breaker.is_open and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert not breaker.is_open and breaker.allow()
+    assert len(attempts) == 3 and all(later - earlier >= 0.09 for earlier, later in zip(attempts, attempts[1:]))
 
 
 # A stopped PostgreSQL ----------------------------------------------------------------------------------------
@@ -314,7 +365,9 @@ def test_stopped_postgres_cached_reads_200_others_json_503_then_recovery(warm_ap
     assert response.status_code == 503 and elapsed < 0.5
     stopped.start()
     try:
-        time.sleep(1.1)  # DB_BREAKER_COOLDOWN of make_app
+        deadline = time.monotonic() + 5  # the background probe (every DB_BREAKER_COOLDOWN) closes the breaker
+        while breaker.is_open and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert client.get("/api/companies").status_code == 200
         assert not breaker.is_open
         assert client.get("/health/ready").get_json()["status"] == "ok"

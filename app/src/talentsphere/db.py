@@ -13,7 +13,9 @@ A database that is away must cost a fast JSON 503, not a held worker (app/README
 - the web app's statements are cancelled by PostgreSQL after DB_STATEMENT_TIMEOUT seconds
   (``statement_timeout``); the console commands (migrations, index builds, seeding) have none;
 - after a connection attempt fails, ``DatabaseBreaker`` answers every request that needs the database with
-  a 503 at once for DB_BREAKER_COOLDOWN seconds, then lets a single request (per process) try again.
+  a 503 at once, while a background thread (per process) tries to connect every DB_BREAKER_COOLDOWN
+  seconds and closes the breaker on its first success: no request waits on an unreachable database, and
+  the first requests after its return are served within that interval.
   Requests answered from Redis never open a session, so they keep working meanwhile.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, g
@@ -39,19 +42,21 @@ breaker_log = logging.getLogger("talentsphere.db")
 class DatabaseBreaker:
     """Per-process circuit breaker for PostgreSQL connections.
 
-    Closed: everything goes through. A failed connection attempt opens it for ``cooldown`` seconds, during
-    which ``allow()`` is False. After the cooldown the first caller becomes the probe (its thread, until
-    it reports or ``probe_timeout`` passes) and every other caller is still refused; the probe's connection
-    closes the breaker on success or reopens it for another cooldown on failure. ``cooldown`` 0 disables it.
+    Closed: everything goes through. A failed connection attempt opens it: from then on every caller is
+    refused at once (a JSON 503), and a background thread of this process tries to connect every
+    ``interval`` seconds; its first success closes the breaker. No request waits on an unreachable database
+    after the attempt that opened the breaker, and the database serves again within ``interval`` plus one
+    connection of its return (a restart costs its own duration plus that, not a fixed cooldown).
+    ``interval`` 0 disables the breaker.
     """
 
-    def __init__(self, cooldown: float, probe_timeout: float) -> None:
-        self.cooldown = cooldown
-        self.probe_timeout = probe_timeout
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
         self._lock = threading.Lock()
         self._tripped = False
-        self._open_until = 0.0
-        self._probe: tuple[int, float] | None = None  # (thread id, deadline)
+        self._prober: threading.Thread | None = None
+        self._probe = threading.local()
+        self.probe: Callable[[], None] | None = None  # set by install_breaker: one connection attempt
 
     @property
     def is_open(self) -> bool:
@@ -60,59 +65,58 @@ class DatabaseBreaker:
 
     @property
     def retry_after(self) -> float:
-        """Seconds left of the current cooldown (0 when closed or when a probe may run)."""
-        return max(0.0, self._open_until - time.monotonic()) if self._tripped else 0.0
+        """Seconds a client should wait before trying again (the probe interval while open)."""
+        return self.interval if self._tripped else 0.0
 
     def allow(self) -> bool:
-        """May this thread use the database now? (After the cooldown, claims the single probe.)"""
-        if not self._tripped or self.cooldown <= 0:
-            return True
-        with self._lock:
-            if not self._tripped:
-                return True
-            now = time.monotonic()
-            if now < self._open_until:
-                return False
-            me = threading.get_ident()
-            if self._probe is None or self._probe[0] == me or now >= self._probe[1]:
-                self._probe = (me, now + self.probe_timeout)
-                return True
-            return False
+        """May this thread use the database now? (Only the prober while the breaker is open.)"""
+        return not self._tripped or self.interval <= 0 or getattr(self._probe, "active", False)
 
     def check(self) -> None:
         """Raise the 503 ``DatabaseUnavailable`` unless ``allow()``."""
         if not self.allow():
-            raise DatabaseUnavailable(self.retry_after or self.cooldown)
+            raise DatabaseUnavailable(self.retry_after or 1.0)
 
     def record_success(self) -> None:
         """A connection was made or checked out: close the breaker."""
         if not self._tripped:
             return
         with self._lock:
-            was_open, self._tripped, self._open_until, self._probe = self._tripped, False, 0.0, None
+            was_open, self._tripped = self._tripped, False
         if was_open:
             breaker_log.warning("database reachable again; circuit breaker closed")
 
     def record_failure(self, exc: BaseException) -> None:
-        """A connection attempt failed: refuse the database for a cooldown."""
+        """A connection attempt failed: refuse the database and probe it in the background until it answers."""
         with self._lock:
-            reopened = self._tripped
-            self._tripped, self._open_until, self._probe = True, time.monotonic() + self.cooldown, None
-        if self.cooldown > 0:
-            breaker_log.warning("database unavailable (%s); answering 503 without trying it for %gs%s",
-                                first_line(exc), self.cooldown, " (probe failed)" if reopened else "")
+            opened = not self._tripped
+            self._tripped = True
+            start = self.interval > 0 and self.probe is not None and (self._prober is None
+                                                                     or not self._prober.is_alive())
+            if start:
+                self._prober = threading.Thread(target=self._probe_until_closed, name="db-breaker-probe",
+                                                daemon=True)
+                self._prober.start()
+        if opened and self.interval > 0:
+            breaker_log.warning("database unavailable (%s); answering 503 and trying it every %gs in the "
+                                "background", first_line(exc), self.interval)
+
+    def _probe_until_closed(self) -> None:
+        self._probe.active = True
+        while self._tripped:
+            time.sleep(self.interval)
+            try:
+                self.probe()  # a success closes the breaker through the connection hooks
+            except Exception as exc:  # noqa: BLE001 (any failure: try again after the interval)
+                breaker_log.debug("database probe failed: %s", first_line(exc))
 
     def release(self) -> None:
-        """End of a request: a probe claimed by this thread that never connected goes to the next caller."""
-        if self._probe is not None and self._probe[0] == threading.get_ident():
-            with self._lock:
-                if self._probe is not None and self._probe[0] == threading.get_ident():
-                    self._probe = None
+        """End of a request (kept for the teardown's contract: nothing is held per request any more)."""
 
     def reset(self) -> None:
         """Close the breaker (tests)."""
         with self._lock:
-            self._tripped, self._open_until, self._probe = False, 0.0, None
+            self._tripped = False
 
 
 def first_line(exc: BaseException) -> str:
@@ -202,6 +206,12 @@ def install_breaker(engine: Engine, breaker: DatabaseBreaker) -> None:
     def _checked_out(dbapi_conn, record, proxy):  # noqa: ANN001
         breaker.record_success()
 
+    def probe() -> None:
+        # A pooled connection, pre-pinged: a success warms the pool for the first requests after it.
+        engine.raw_connection().close()
+
+    breaker.probe = probe
+
 
 class Database:
     """Owns the engine and hands each request one session, closed at teardown."""
@@ -209,15 +219,12 @@ class Database:
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.sessionmaker: sessionmaker[Session] | None = None
-        self.breaker = DatabaseBreaker(5.0, 5.0)
+        self.breaker = DatabaseBreaker(0.5)
 
     def configure(self, config: dict[str, Any], statement_timeout: float = 0) -> None:
         """Build the engine and session factory (CLI commands use this without a Flask app, and no
         statement timeout: index builds and seeding may run for minutes)."""
-        self.breaker = DatabaseBreaker(
-            float(config["DB_BREAKER_COOLDOWN"]),
-            # A probe reports within a connect timeout plus, for a pooled connection, a pre-ping.
-            probe_timeout=2.0 * int(config["DB_CONNECT_TIMEOUT"]) + 1.0)
+        self.breaker = DatabaseBreaker(float(config["DB_BREAKER_COOLDOWN"]))
         self.engine = make_engine(config, statement_timeout, self.breaker)
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
 

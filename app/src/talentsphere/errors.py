@@ -88,7 +88,7 @@ def _retry_after(exc: BaseException) -> int:
         breaker = None
     if breaker is None:
         return 1
-    return max(1, math.ceil(breaker.retry_after or breaker.cooldown))
+    return max(1, math.ceil(breaker.retry_after or breaker.interval))
 
 
 def not_found(what: str) -> APIError:
