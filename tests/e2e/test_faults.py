@@ -1,0 +1,246 @@
+"""Faults under traffic on the split lab: Redis stopped or killed, the database host lost, PostgreSQL restarted.
+
+Traffic runs through the lb over HTTPS while a fault is injected on a lab host over SSH; every response is
+recorded (tests/e2e/traffic.py). The checks are what users see: no stale answer beyond the cache's stated
+bound after Redis returns, view counts exact after a Redis crash and with two flushers, cached endpoints
+keep serving and every error is a JSON 503 while the database is away, a short error window on a restart.
+The measured figures are printed (pytest -s, or the junit log) for the issue notes.
+
+The lab's nginx limits /api to 20 requests/s per client address; all test traffic comes from one address,
+so the module raises that limit for its own run (a group_vars file it adds and removes, with a deploy each).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tsdeploy.inventory import load
+from traffic import Traffic
+
+if TYPE_CHECKING:
+    from conftest import Deployment
+
+pytestmark = pytest.mark.e2e
+
+#: The cache's stated bound (app/README.md): after Redis answers again, no answer older than a write.
+STALE_BOUND_SECONDS = 5.0
+#: How long the database may take to serve again once it is back (connect retry + breaker cooldown).
+DB_RECOVERY_SECONDS = 2.0
+#: Longest error window a PostgreSQL restart may cause.
+RESTART_WINDOW_SECONDS = 2.0
+CACHED_PATHS = ("/api/jobs/featured", "/api/categories", "/api/jobs?q=developer")
+TRAFFIC_OVERRIDE = "zz-e2e-traffic.yml"
+
+
+class Lab:
+    """The deployed split lab as these tests use it: HTTPS to the lb, SSH to hosts."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.lab = deployment.lab
+        self.lb = self.lab.hosts["lb1"]
+        self.cafile = load(self.lab.inventory_dir).hostvars["lb1"]["tls_ca_cert_file"]
+        self.context = ssl.create_default_context(cafile=self.cafile)
+
+    def ssh(self, host: str, command: str, check: bool = True) -> str:
+        result = subprocess.run(["ssh", "-F", str(self.lab.ssh_config), host, command], capture_output=True,
+                                text=True, timeout=180, check=False)
+        assert not check or result.returncode == 0, f"{host}: {command}: {result.stderr}"
+        return result.stdout
+
+    def request(self, method: str, path: str, body: dict | None = None, token: str | None = None,
+                ) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"https://{self.lb}{path}", data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, context=self.context, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def traffic(self, paths: tuple[str, ...], workers: int = 8) -> Traffic:
+        return Traffic(self.lb, self.cafile, paths, workers=workers)
+
+    def employer(self) -> str:
+        """A new employer with a company; returns its token."""
+        tag = uuid.uuid4().hex[:10]
+        status, body = self.request("POST", "/api/auth/register", {
+            "email": f"e2e-{tag}@example.com", "password": f"pw-{uuid.uuid4().hex}", "full_name": "E2E Employer",
+            "role": "employer"})
+        assert status == 201, body
+        token = body["token"]
+        status, body = self.request("POST", "/api/companies", {"name": f"E2E {tag}", "slug": f"e2e-{tag}",
+                                                              "industry": "Software", "location": "Berlin"}, token)
+        assert status == 201, body
+        return token
+
+    def post_job(self, token: str, title: str) -> int:
+        status, body = self.request("POST", "/api/jobs", {
+            "title": title, "description": "A job posted by the fault tests.", "location": "Berlin",
+            "employment_type": "full_time", "experience_level": "mid", "is_featured": True,
+            "status": "published"}, token)
+        assert status == 201, body
+        return body["job"]["id"]
+
+
+def _deploy(deployment: Deployment) -> None:
+    process = subprocess.run([str(pathlib.Path(sys.executable).parent / "tsdeploy"), "deploy",
+                              str(deployment.lab.inventory_dir)], capture_output=True, text=True, check=False)
+    assert process.returncode == 0, process.stderr[-4000:]
+
+
+@pytest.fixture(scope="module")
+def lab(deployed_split: Deployment) -> Iterator[Lab]:
+    """The split lab with nginx's per-address API limit raised for this module (restored afterwards)."""
+    override = pathlib.Path(deployed_split.lab.inventory_dir) / "group_vars" / "all" / TRAFFIC_OVERRIDE
+    override.write_text("# Written by tests/e2e/test_faults.py for its run: all its traffic comes from one address.\n"
+                        "nginx_api_rate: 2000r/s\nnginx_api_burst: 4000\n")
+    try:
+        _deploy(deployed_split)
+        yield Lab(deployed_split)
+    finally:
+        override.unlink(missing_ok=True)
+        _deploy(deployed_split)
+
+
+def _ids(lab: Lab, path: str) -> set[int]:
+    status, body = lab.request("GET", path)
+    assert status == 200, body
+    return {item["id"] for item in body["items"]}
+
+
+def _wait_active(lab: Lab, host: str, unit: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if lab.ssh(host, f"systemctl is-active {unit}", check=False).strip() == "active":
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{host}: {unit} is not active after {timeout} s")
+
+
+def test_after_a_redis_outage_no_answer_is_staler_than_the_stated_bound(lab: Lab) -> None:
+    token = lab.employer()
+    word = f"zx{uuid.uuid4().hex[:8]}"
+    closed = lab.post_job(token, f"Closing soon {word}")
+    search = f"/api/jobs?q={word}"
+    assert closed in _ids(lab, "/api/jobs/featured") and closed in _ids(lab, search)  # now cached
+    with lab.traffic(CACHED_PATHS) as traffic:
+        lab.ssh("cache1", "sudo systemctl stop redis-server")
+        stopped = time.monotonic()
+        status, body = lab.request("POST", f"/api/jobs/{closed}/close", token=token)
+        assert status == 200, body
+        posted = lab.post_job(token, f"Posted during the outage {word}")
+        time.sleep(max(0.0, 30 - (time.monotonic() - stopped)))
+        lab.ssh("cache1", "sudo systemctl start redis-server")
+        back = time.monotonic()
+        stale_for = None
+        while time.monotonic() - back < 60:
+            featured, found = _ids(lab, "/api/jobs/featured"), _ids(lab, search)
+            if closed not in featured and closed not in found and posted in featured and posted in found:
+                stale_for = time.monotonic() - back
+                break
+            time.sleep(0.25)
+        traffic.stop()
+    print(f"\nredis stopped 30 s: {traffic.summary()}; stale answers for {stale_for} s after Redis returned")
+    assert stale_for is not None and stale_for <= STALE_BOUND_SECONDS, f"stale for {stale_for} s"
+    assert traffic.errors() == [], traffic.summary()
+
+
+def _flush_everywhere(lab: Lab) -> None:
+    """Start the flush job on both app hosts at the same moment and wait for both to finish."""
+    for host in ("app1", "app2"):
+        lab.ssh(host, "sudo systemctl start --no-block talentsphere-flush-views.service")
+    for host in ("app1", "app2"):
+        deadline = time.monotonic() + 60
+        while lab.ssh(host, "systemctl is-active talentsphere-flush-views.service", check=False).strip() in (
+                "active", "activating") and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def _view_count(lab: Lab, job: int) -> int:
+    status, body = lab.request("GET", f"/api/jobs/{job}")  # counts a view itself (buffered)
+    assert status == 200, body
+    return body["job"]["view_count"]
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["two-flushers", "redis-killed-then-two-flushers"])
+def test_buffered_views_are_counted_exactly_once(lab: Lab, crash: bool) -> None:
+    job = next(iter(_ids(lab, "/api/jobs?per_page=1")))
+    _flush_everywhere(lab)
+    before = _view_count(lab, job)  # +1 buffered
+    for _ in range(200):
+        status, _ = lab.request("GET", f"/api/jobs/{job}")
+        assert status == 200
+    if crash:
+        time.sleep(1.5)  # appendfsync everysec: what a crash may lose is the last second
+        lab.ssh("cache1", "sudo systemctl kill --signal=SIGKILL redis-server")
+        time.sleep(1)
+        _wait_active(lab, "cache1", "redis-server")
+    _flush_everywhere(lab)
+    after = _view_count(lab, job)
+    print(f"\nviews: {before} before, {after} after 201 views ({'Redis killed, ' if crash else ''}two flushers)")
+    assert after - before == 201
+
+
+def test_without_the_database_cached_endpoints_keep_serving_and_errors_are_json_503(lab: Lab) -> None:
+    job = next(iter(_ids(lab, "/api/jobs?per_page=1")))
+    for path in CACHED_PATHS:
+        assert lab.request("GET", path)[0] == 200  # warm
+    paths = (*CACHED_PATHS, f"/api/jobs/{job}")
+    drop = ("sudo nft add table inet e2e_fault && sudo nft add chain inet e2e_fault input "
+            "'{ type filter hook input priority -10; }' && sudo nft add rule inet e2e_fault input tcp dport 5432 drop")
+    with lab.traffic(paths) as traffic:
+        time.sleep(10)
+        lost = time.monotonic()
+        lab.ssh("db1", drop)
+        time.sleep(15)
+        lab.ssh("db1", "sudo nft delete table inet e2e_fault")
+        back = time.monotonic()
+        time.sleep(8)
+        traffic.stop()
+    before = traffic.rate(lost - 10, lost, CACHED_PATHS)
+    during = traffic.rate(lost, back, CACHED_PATHS)
+    detail_ok = [r.at for r in traffic.snapshot() if r.path == f"/api/jobs/{job}" and r.status == 200 and r.at > back]
+    recovered = (detail_ok[0] - back) if detail_ok else None
+    errors = traffic.errors(lost)
+    print(f"\ndb1 unreachable 15 s: cached {before:.0f} -> {during:.0f} req/s ({during / before:.0%}); "
+          f"{traffic.summary(lost)}; database answers again {recovered} s after its return")
+    assert during >= 0.5 * before
+    assert all(r.status == 503 and r.is_json for r in errors), sorted({(r.status, r.is_json) for r in errors})
+    assert recovered is not None and recovered <= DB_RECOVERY_SECONDS
+
+
+def test_a_postgresql_restart_costs_a_short_error_window_of_json_503s(lab: Lab) -> None:
+    job = next(iter(_ids(lab, "/api/jobs?per_page=1")))
+    with lab.traffic((f"/api/jobs/{job}", *CACHED_PATHS)) as traffic:
+        time.sleep(3)
+        restart = time.monotonic()
+        lab.ssh("db1", "sudo systemctl restart postgresql@15-main")
+        time.sleep(6)
+        traffic.stop()
+    errors = traffic.errors(restart)
+    print(f"\nPostgreSQL restart: {traffic.summary(restart)}")
+    assert traffic.error_window(restart) <= RESTART_WINDOW_SECONDS
+    assert all(r.status == 503 and r.is_json for r in errors), sorted({(r.status, r.is_json) for r in errors})
+
+
+@pytest.mark.parametrize("host", ["app1", "app2"])
+def test_gunicorn_workers_boot_without_a_control_server_error(lab: Lab, host: str) -> None:
+    lab.ssh(host, "sudo systemctl restart talentsphere.service")
+    _wait_active(lab, host, "talentsphere.service")
+    time.sleep(3)
+    log = lab.ssh(host, "sudo journalctl -u talentsphere.service --since '-60s' --no-pager")
+    assert "Control server error" not in log, log[-2000:]

@@ -1,0 +1,130 @@
+"""Continuous HTTPS traffic through the lab's lb, recorded request by request, for tests that inject faults.
+
+`Traffic(base_url, cafile, paths)` runs `workers` threads, each with its own keep-alive connection, that
+request the paths in turn until stopped; every response is recorded with its time, path, status and whether
+the body is JSON. Tests read the recording: errors (5xx, timeouts, connection failures), responses that are
+not JSON, the window in which errors happened, and the throughput of a path in a time window. Requests go
+only to the lab's own lb address, bounded by `max_seconds`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import json
+import ssl
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+
+
+@dataclasses.dataclass(frozen=True)
+class Response:
+    """One request: when it finished (monotonic), its path, status (0: no HTTP answer), JSON body or not."""
+
+    at: float
+    path: str
+    status: int
+    is_json: bool
+    seconds: float
+
+
+class Traffic:
+    """Threads requesting `paths` round-robin over HTTPS until `stop()` (or `max_seconds`)."""
+
+    def __init__(self, host: str, cafile: str, paths: Iterable[str], workers: int = 8, timeout: float = 10.0,
+                 max_seconds: float = 300.0) -> None:
+        self.host, self.paths, self.workers, self.timeout = host, list(paths), workers, timeout
+        self.context = ssl.create_default_context(cafile=cafile)
+        self.max_seconds = max_seconds
+        self.responses: list[Response] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Traffic:
+        self.started = time.monotonic()
+        for index in range(self.workers):
+            thread = threading.Thread(target=self._run, args=(index,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=self.timeout + 5)
+        self._threads.clear()
+
+    def _connect(self) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection(self.host, 443, timeout=self.timeout, context=self.context)
+
+    def _run(self, index: int) -> None:
+        connection, turn = self._connect(), index
+        deadline = self.started + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            path = self.paths[turn % len(self.paths)]
+            turn += 1
+            began = time.monotonic()
+            status, is_json = 0, False
+            try:
+                connection.request("GET", path)
+                reply = connection.getresponse()
+                body = reply.read()
+                status = reply.status
+                try:
+                    json.loads(body)
+                    is_json = True
+                except ValueError:
+                    is_json = False
+                if reply.getheader("Connection", "").lower() == "close":
+                    connection.close()
+                    connection = self._connect()
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                connection = self._connect()
+            finished = time.monotonic()
+            with self._lock:
+                self.responses.append(Response(finished, path, status, is_json, finished - began))
+        connection.close()
+
+    # --- reading the recording -------------------------------------------------------------------------
+
+    def snapshot(self) -> list[Response]:
+        with self._lock:
+            return list(self.responses)
+
+    def statuses(self) -> Counter[int]:
+        return Counter(response.status for response in self.snapshot())
+
+    def errors(self, since: float = 0.0) -> list[Response]:
+        """Responses that are not an answer the client can use: no HTTP answer, or a 5xx."""
+        return [r for r in self.snapshot() if r.at >= since and (r.status == 0 or r.status >= 500)]
+
+    def not_json(self, since: float = 0.0) -> list[Response]:
+        """HTTP answers whose body is not JSON (an HTML error page, an empty body)."""
+        return [r for r in self.snapshot() if r.at >= since and r.status != 0 and not r.is_json]
+
+    def rate(self, start: float, end: float, paths: Iterable[str] | None = None, ok_only: bool = True) -> float:
+        """Answers per second of `paths` (default: all) finished between start and end (200s only by default)."""
+        wanted = set(paths) if paths is not None else None
+        count = sum(1 for r in self.snapshot() if start <= r.at < end and (wanted is None or r.path in wanted)
+                    and (r.status == 200 or not ok_only))
+        return count / max(end - start, 1e-9)
+
+    def error_window(self, since: float = 0.0) -> float:
+        """Seconds from the first to the last error since `since` (0 when there was at most one)."""
+        errors = self.errors(since)
+        return errors[-1].at - errors[0].at if len(errors) > 1 else 0.0
+
+    def summary(self, since: float = 0.0) -> str:
+        """One line for the test report and the issue notes."""
+        responses = [r for r in self.snapshot() if r.at >= since]
+        counts = Counter(r.status for r in responses)
+        return (f"{len(responses)} requests, statuses {dict(sorted(counts.items()))}, "
+                f"{len(self.errors(since))} errors in {self.error_window(since):.2f} s, "
+                f"{len(self.not_json(since))} not JSON")
