@@ -33,6 +33,9 @@ class AppContext(TypedDict):
     db_max_overflow: int
     db_pool_timeout: int
     db_pool_recycle: int
+    db_connect_timeout: int
+    db_statement_timeout: float
+    db_breaker_cooldown: float
     slow_query_threshold: float
     secret_key: str
     cache_key_prefix: str
@@ -100,6 +103,9 @@ def derive(view: HostView) -> AppContext:
         "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": v["app_secret_key"],
         "DB_POOL_SIZE": int(v["app_db_pool_size"]), "DB_MAX_OVERFLOW": int(v["app_db_max_overflow"]),
         "DB_POOL_TIMEOUT": int(v["app_db_pool_timeout"]), "DB_POOL_RECYCLE": int(v["app_db_pool_recycle"]),
+        "DB_CONNECT_TIMEOUT": int(v["app_db_connect_timeout"]),
+        "DB_STATEMENT_TIMEOUT": float(v["app_db_statement_timeout"]),
+        "DB_BREAKER_COOLDOWN": float(v["app_db_breaker_cooldown"]),
         "SLOW_QUERY_THRESHOLD": float(v["app_slow_query_threshold"]), "CACHE_KEY_PREFIX": redis["key_prefix"],
         "PROXY_COUNT": int(v["app_proxy_count"]), "FLASK_ENV": "production",
     }
@@ -115,6 +121,9 @@ def derive(view: HostView) -> AppContext:
         db_max_overflow=int(v["app_db_max_overflow"]),
         db_pool_timeout=int(v["app_db_pool_timeout"]),
         db_pool_recycle=int(v["app_db_pool_recycle"]),
+        db_connect_timeout=int(v["app_db_connect_timeout"]),
+        db_statement_timeout=float(v["app_db_statement_timeout"]),
+        db_breaker_cooldown=float(v["app_db_breaker_cooldown"]),
         slow_query_threshold=float(v["app_slow_query_threshold"]),
         secret_key=v["app_secret_key"],
         cache_key_prefix=redis["key_prefix"],

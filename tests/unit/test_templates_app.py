@@ -220,3 +220,20 @@ def test_service_unit_allows_ip_traffic_only_with_its_peers(ctx):
 
 def test_flush_views_timer_fires_every_minute(ctx):
     assert unit_directives(render("app/talentsphere-flush-views.timer.j2", ctx))["OnCalendar"] == ["*-*-* *:*:00"]
+
+
+def test_the_database_outage_settings_reach_the_apps_environment(tmp_path):
+    inventory = load(write_inventory(tmp_path, {"app1": "198.18.9.20"}, {
+        "app_db_connect_timeout": 3, "app_db_statement_timeout": 7.5, "app_db_breaker_cooldown": 0.25}))
+    env = render("app/env.j2", build_context(inventory, "app1"))
+    for line in ('DB_CONNECT_TIMEOUT="3"', 'DB_STATEMENT_TIMEOUT="7.5"', 'DB_BREAKER_COOLDOWN="0.25"'):
+        assert f"\n{line}\n" in env
+
+
+def test_a_connect_timeout_libpq_would_not_honour_is_refused_before_any_connection(tmp_path):
+    from tsdeploy.inventory import InventoryError
+
+    with pytest.raises(InventoryError) as raised:
+        load(write_inventory(tmp_path, {"app1": "198.18.9.20"}, {"app_db_connect_timeout": 1}))
+    assert any(problem.startswith("app1: app_db_connect_timeout = 1 (") and "between 2 and 60" in problem
+               for problem in raised.value.problems), raised.value.problems

@@ -210,6 +210,8 @@ def blueprint(topology: Topology) -> tuple[dict[str, Any], Pool, dict[str, Any]]
     ]
     settings = {
         "DB_POOL_TIMEOUT": app["db_pool_timeout"], "DB_POOL_RECYCLE": app["db_pool_recycle"],
+        "DB_CONNECT_TIMEOUT": app["db_connect_timeout"], "DB_STATEMENT_TIMEOUT": app["db_statement_timeout"],
+        "DB_BREAKER_COOLDOWN": app["db_breaker_cooldown"],
         "SLOW_QUERY_THRESHOLD": app["slow_query_threshold"], "CACHE_KEY_PREFIX": app["cache_key_prefix"],
         "FLASK_ENV": "production",
     }
