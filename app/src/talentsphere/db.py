@@ -110,9 +110,6 @@ class DatabaseBreaker:
             except Exception as exc:  # noqa: BLE001 (any failure: try again after the interval)
                 breaker_log.debug("database probe failed: %s", first_line(exc))
 
-    def release(self) -> None:
-        """End of a request (kept for the teardown's contract: nothing is held per request any more)."""
-
     def reset(self) -> None:
         """Close the breaker (tests)."""
         with self._lock:
@@ -251,19 +248,17 @@ class Database:
         is discarded and the error logged.
         """
         session = g.pop("db_session", None)
+        if session is None:
+            return
         try:
-            if session is not None:
-                try:
-                    session.close()
-                except Exception as exc:  # noqa: BLE001
-                    log.warning("closing the request's database session failed (%s); connection discarded",
-                                first_line(exc))
-                    try:
-                        session.invalidate()
-                    except Exception:  # noqa: BLE001 (the connection is gone either way)
-                        log.debug("invalidating the session failed", exc_info=True)
-        finally:
-            self.breaker.release()
+            session.close()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("closing the request's database session failed (%s); connection discarded",
+                        first_line(exc))
+            try:
+                session.invalidate()
+            except Exception:  # noqa: BLE001 (the connection is gone either way)
+                log.debug("invalidating the session failed", exc_info=True)
 
     def pool_status(self) -> dict[str, int]:
         """Size, checked in/out and overflow of the connection pool."""
