@@ -1,9 +1,9 @@
 """The cluster's configuration: TLS files, tuned conf.d drop-in, pg_hba, file modes; reload or restart.
 
 Reload when a file changed, and wait until the postmaster has re-read its files (a reload is only a SIGHUP).
-Restart when a setting in the files needs one, checked on every deploy from PostgreSQL's own views (see
-`sql.restart_if_settings_need_it`), so no timing decides it and a restart missed once is caught next time;
-the files are checked with `postgres -C` before the restart.
+When a setting in the files needs a restart (checked on every deploy from PostgreSQL's own views, see
+`sql.restart_if_settings_need_it`), restart only when allowed (TSDEPLOY_ALLOW_RESTART or `postgres_restart:
+allow`, after `postgres -C` checked the files); else warn and record it (roles/common/restarts.py).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
+from roles.common import restarts
 from roles.common.files import put_managed, put_path
 from roles.postgres import manifest, sql
 from tsdeploy.rolespec import Context
@@ -40,6 +41,11 @@ def apply(ctx: Context) -> None:
                       name="Allow only local peer and hostssl scram-sha-256 from app hosts in pg_hba.conf")
     server.shell(name="Reload PostgreSQL because its configuration changed (and wait until it has)",
                  commands=[_reload_and_wait(service)], _if=any_changed(cert, key, tuned, hba))
-    sql.restart_if_settings_need_it(name="Restart PostgreSQL if a setting in its files needs a restart",
-                                    service=service, postgres_bin=f"/usr/lib/postgresql/{pg['version']}/bin/postgres",
-                                    config_file=f"{conf_dir}/postgresql.conf")
+    # A restart only by an explicit choice (TSDEPLOY_ALLOW_RESTART / postgres_restart: allow); else recorded.
+    allowed = restarts.allowed("postgres", restarts.policy("postgres_restart"))
+    sql.restart_if_settings_need_it(
+        name=("Restart PostgreSQL if a setting in its files needs a restart (allowed)" if allowed else
+              "Restart PostgreSQL if a setting needs it: not allowed, so record it as pending instead"),
+        service=service, postgres_bin=f"/usr/lib/postgresql/{pg['version']}/bin/postgres",
+        config_file=f"{conf_dir}/postgresql.conf", allowed=allowed,
+        reasons={item["name"]: item["reason"] for item in pg["settings"]})

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, HiddenValue, StringCommand, operation
 from pyinfra.api.exceptions import OperationError
 
-from roles.postgres.context import RESTART_NEEDED_SQL as _RESTART_NEEDED
+from roles.common import restarts
 from tsdeploy import scram
 
 PSQL = "runuser -u postgres -- psql -X -q -A -t -v ON_ERROR_STOP=1"
@@ -95,24 +95,100 @@ def login_role(user: str, password: HiddenValue, connection_limit: int, temp_dir
     yield from _secret_sql("".join(statements), temp_dir)
 
 
+#: The settings the running server applies only at a restart, with their running and new values: those with
+#: `pending_restart` (set by the reload) and, read from the files as they are now (so no timing decides it),
+#: postmaster-context entries of pg_file_settings that "could not be applied". One row per setting:
+#: name|running value|value in the files.
+PENDING_RESTART_SQL = (
+    "SELECT s.name, current_setting(s.name), coalesce((SELECT f.setting FROM pg_file_settings f "
+    "WHERE f.name = s.name ORDER BY f.seqno DESC LIMIT 1), '?') FROM pg_settings s WHERE s.pending_restart "
+    "OR (s.context = 'postmaster' AND EXISTS (SELECT 1 FROM pg_file_settings f WHERE f.name = s.name "
+    "AND f.error = 'setting could not be applied')) ORDER BY s.name")
+#: The service's name in the pending-restart marker and in `PendingRestarts`, and the role that restarts it.
+MARKER_SERVICE, ROLE_NAME = "postgresql", "postgres"
+#: After a restart: how long to wait for the server to answer, then nothing may be pending.
+RESTART_VERIFY_SECONDS = 60
+
+
+class PendingRestartSettings(FactBase):
+    """Settings waiting for a restart: [(name, running value, new value)]; None when the server cannot be asked."""
+
+    def command(self) -> str:
+        return (f"{PSQL} -F '|' -d postgres -c {_shell_quote(PENDING_RESTART_SQL)} 2>/dev/null "
+                "&& echo tsdeploy-ok || true")
+
+    def process(self, output: list[str]) -> list[tuple[str, str, str]] | None:
+        lines = [line for line in output if line.strip()]
+        if not lines or lines[-1].strip() != "tsdeploy-ok":
+            return None
+        rows = []
+        for line in lines[:-1]:
+            name, _, rest = line.partition("|")
+            running, _, new = rest.partition("|")
+            rows.append((name, running, new))
+        return rows
+
+    def default(self) -> None:
+        return None
+
+
+def pending_lines(rows: list[tuple[str, str, str]], reasons: dict[str, str] | None = None) -> list[str]:
+    """One line per setting: `name: running -> new (why)`, with the deploy's reason for the value when known.
+
+    >>> pending_lines([("shared_buffers", "128MB", "256MB")])
+    ['shared_buffers: 128MB -> 256MB (needs a restart)']
+    """
+    reasons = reasons or {}
+    return [f"{name}: {running} -> {new} (needs a restart"
+            + (f"; {reasons[name]})" if reasons.get(name) else ")") for name, running, new in rows]
+
+
+def _verify_nothing_pending(service: str) -> StringCommand:
+    count = f"{PSQL} -d postgres -c 'SELECT count(*) FROM pg_settings WHERE pending_restart'"
+    script = (f"for _ in $(seq {RESTART_VERIFY_SECONDS * 2}); do n=$({count} 2>/dev/null) && break; sleep 0.5; "
+              f"done; [ \"$n\" = 0 ] && exit 0; echo \"{service} still has settings pending a restart after it: "
+              "$n\" >&2; exit 1")
+    return StringCommand("sh", "-c", _shell_quote(script))
+
+
 @operation()
-def restart_if_settings_need_it(service: str, postgres_bin: str, config_file: str):
-    """Restart the cluster when a setting in its configuration files cannot take effect without a restart.
+def restart_if_settings_need_it(service: str, postgres_bin: str, config_file: str, allowed: bool,
+                                reasons: dict[str, str] | None = None):
+    """Restart the cluster when a setting in its files needs it and a restart is allowed; else record it.
 
     + service: the cluster's systemd unit (postgresql@15-main)
     + postgres_bin: the server binary (/usr/lib/postgresql/15/bin/postgres), used to check the files first
     + config_file: the cluster's postgresql.conf
+    + allowed: `roles.common.restarts.allowed("postgres", postgres_restart)`: TSDEPLOY_ALLOW_RESTART or policy
+    + reasons: setting name -> why the deploy wants its value (named in the warning and the marker)
 
-    Updates: nothing when every file setting is in effect. `pg_file_settings` parses the files at query time,
-    so the answer does not depend on whether a reload has been processed yet. Before restarting, `postgres -C`
-    parses the files as a start would: an invalid value fails the deploy and the running server stays up.
+    Asks PostgreSQL after the reload which settings have `pending_restart` (or could not be applied from the
+    files as they are now), with their running and new values. Nothing pending: no change (a stale marker,
+    left by a restart made outside the deploy, is removed). Pending and allowed: `postgres -C` parses the files
+    as a start would (an invalid value fails the deploy; the running server stays up), restart, then nothing
+    may be pending; the marker is removed. Pending and not allowed: a warning names the settings and the
+    marker /var/lib/tsdeploy/pending-restart/postgresql records them (root 0644); the operation succeeds, and
+    a next deploy with the same settings pending reports no change (the marker is compared first).
     """
-    rows = host.get_fact(PsqlQuery, database="postgres", query=_RESTART_NEEDED)
-    if rows == ["t"]:
+    rows = host.get_fact(PendingRestartSettings)
+    if rows is None:
+        raise OperationError(f"could not ask {service} which settings need a restart (is it running?)")
+    current = host.get_fact(restarts.Marker, service=MARKER_SERVICE)
+    if not rows:
+        if current is not None:
+            yield restarts.clear(MARKER_SERVICE)
+        else:
+            host.noop("every setting in the configuration files is in effect")
+        return
+    lines = pending_lines(rows, reasons)
+    if allowed:
+        if host.state.is_executing:
+            logger.info(f"{host.print_prefix}restarting {service} (allowed): {'; '.join(lines)}")
         yield StringCommand("runuser", "-u", "postgres", "--", postgres_bin, "-C", "max_connections",
                             "-c", f"config_file={config_file}", ">", "/dev/null")
         yield StringCommand("systemctl", "restart", service)
-    elif rows == ["f"]:
-        host.noop("every setting in the configuration files is in effect")
-    else:
-        raise OperationError(f"could not ask {service} whether a restart is needed (is it running?): {rows}")
+        yield _verify_nothing_pending(service)
+        yield restarts.clear(MARKER_SERVICE)
+        return
+    restarts.warn_deferred(MARKER_SERVICE, ROLE_NAME, lines)
+    yield from restarts.record(MARKER_SERVICE, restarts.marker_text(service, ROLE_NAME, lines), current)

@@ -35,4 +35,7 @@ VARIABLES: tuple[Variable, ...] = (
     TLS_CA_CERT_FILE,
     TLS_CERT_FILE,
     TLS_KEY_FILE,
+    Variable("postgres_restart", "defer",
+             "a setting that needs a restart: defer (warn, record it as pending) or allow (restart the cluster)",
+             checks.choice("defer", "allow")),
 )

@@ -31,6 +31,7 @@ class RedisContext(TypedDict):
     admin_password_sha256: str
     appendonly: bool
     appendfsync: str
+    restart: str
 
 
 def password_hash(password: str) -> str:
@@ -61,4 +62,5 @@ def derive(view: HostView) -> RedisContext:
         admin_password_sha256=password_hash(v["redis_admin_password"]),
         appendonly=bool(v["redis_appendonly"]),
         appendfsync=v["redis_appendfsync"],
+        restart=v["redis_restart"],
     )

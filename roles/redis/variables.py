@@ -67,4 +67,7 @@ VARIABLES: tuple[Variable, ...] = (
              checks.boolean),
     Variable("redis_appendfsync", "everysec", "when the append-only file is synced: always, everysec or no",
              checks.choice("always", "everysec", "no")),
+    Variable("redis_restart", "defer",
+             "a directive that needs a restart: defer (warn, record it as pending) or allow (restart Redis)",
+             checks.choice("defer", "allow")),
 )

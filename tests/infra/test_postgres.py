@@ -283,3 +283,20 @@ def test_the_apps_indexes_exist_and_are_valid(db: Target) -> None:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _pending_marker(target: Target, service: str) -> str:
+    """The deferred-restart marker the deploy wrote (roles/common/restarts.py), "" when there is none."""
+    from roles.common.restarts import marker_path
+
+    return target.sudo("cat %s", marker_path(service)).stdout.strip()
+
+
+@pytest.mark.control("ts-restart-pending")
+def test_no_restart_pending(db: Target) -> None:
+    rows = db.psql_json("SELECT name, current_setting(name) AS running, (SELECT f.setting FROM pg_file_settings f "
+                        "WHERE f.name = s.name ORDER BY f.seqno DESC LIMIT 1) AS new FROM pg_settings s "
+                        "WHERE pending_restart ORDER BY name")
+    pending = "; ".join(f"{row['name']}: {row['running']} -> {row['new']}" for row in rows)
+    assert not rows, (f"{db}: PostgreSQL needs a restart to apply {pending} (deferred by the deploy); fix: "
+                      f"tsdeploy deploy INVENTORY --allow-restart postgres")

@@ -146,3 +146,15 @@ def test_data_directory_is_not_writable_by_others(cache: Target) -> None:
     data_dir = _config(cache).get("dir", ["/var/lib/redis"])[0].strip('"')
     owner, _, mode = _stat(cache, data_dir)
     assert owner == "redis" and int(mode[-1]) & 2 == 0, f"{cache}: {data_dir} owner {owner} mode {mode}"
+
+
+@pytest.mark.control("ts-restart-pending")
+def test_no_restart_pending(cache: Target) -> None:
+    # The deploy records a directive it could not apply without a restart (roles/common/restarts.py); a marker
+    # older than redis-server's last start is stale (the restart happened) and does not count.
+    from roles.common.restarts import PendingRestarts
+
+    result = cache.sudo("sh -c %s", PendingRestarts().command())
+    pending = PendingRestarts().process(result.stdout.splitlines()).get("redis")
+    assert not pending, (f"{cache}: Redis needs a restart to apply {pending} (deferred by the deploy); fix: "
+                         f"tsdeploy deploy INVENTORY --allow-restart redis")
