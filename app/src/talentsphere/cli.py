@@ -42,10 +42,23 @@ def main() -> None:
 
 @main.command()
 def migrate() -> None:
-    """Apply the database migrations (Alembic) up to the newest."""
-    from .migrate import upgrade
+    """Apply the database migrations (Alembic) up to the newest.
 
-    upgrade(_config()["DATABASE_URL"])
+    Each migration runs in its own transaction with lock_timeout = MIGRATION_LOCK_TIMEOUT (5s) and
+    statement_timeout = MIGRATION_STATEMENT_TIMEOUT (15min); hitting one rolls that migration back.
+    """
+    from .config import migration_timeouts
+    from .migrate import MigrationError, upgrade
+
+    config = _config()
+    try:
+        timeouts = migration_timeouts()  # before any connection
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        upgrade(config["DATABASE_URL"], timeouts=timeouts)
+    except MigrationError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo("migrations applied")
 
 

@@ -7,8 +7,11 @@ converts types, and in production refuses to start on a missing or weak required
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
+
+from .release import release_id
 
 DEFAULTS: dict[str, str] = {
     "DATABASE_URL": "postgresql+psycopg2://localhost/talentsphere",
@@ -42,6 +45,17 @@ MIN_DB_CONNECT_TIMEOUT = 2
 # Secret keys shorter than this are brute-forceable for itsdangerous' HMAC signatures.
 MIN_SECRET_KEY_LENGTH = 32
 WEAK_SECRETS = {"dev", "secret", "changeme", "change-me", "development", "password", "test"}
+
+
+# `talentsphere migrate` only (app/README.md, Migrations): PostgreSQL durations for its own connection.
+MIGRATION_DEFAULTS: dict[str, str] = {
+    "MIGRATION_LOCK_TIMEOUT": "5s",
+    "MIGRATION_STATEMENT_TIMEOUT": "15min",
+}
+# A whole number with one of PostgreSQL's time units (no unit = milliseconds); 0 turns the timeout off.
+_DURATION = re.compile(r"(0|[1-9][0-9]{0,9})(ms|s|min|h|d)?")
+_UNIT_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+_MAX_TIMEOUT_MS = 2**31 - 1  # PostgreSQL's limit for lock_timeout and statement_timeout
 
 
 class ConfigError(ValueError):
@@ -119,6 +133,21 @@ def _check_database_timeouts(values: Mapping[str, Any]) -> None:
                           "use 0 (off) or seconds such as 5")
 
 
+def migration_timeouts(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``lock_timeout`` and ``statement_timeout`` for the migration connection, validated (ConfigError)."""
+    source = os.environ if environ is None else environ
+    settings: dict[str, str] = {}
+    for name, default in MIGRATION_DEFAULTS.items():
+        raw = source.get(name, "")
+        value = raw.strip() or default  # unset or empty: the default
+        match = _DURATION.fullmatch(value)
+        if not match or int(match[1]) * _UNIT_MS[match[2] or "ms"] > _MAX_TIMEOUT_MS:
+            raise ConfigError(f"{name}={raw!r} is not a PostgreSQL duration; set a whole number with a unit "
+                              f"(ms, s, min, h, d) up to 24d, e.g. {default} (the default), or 0 for no limit")
+        settings[name.removeprefix("MIGRATION_").lower()] = value
+    return settings
+
+
 def load_config(environ: Mapping[str, str] | None = None,
                 overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Build the app configuration: defaults, then the environment, then explicit overrides (tests)."""
@@ -141,4 +170,6 @@ def load_config(environ: Mapping[str, str] | None = None,
         raise ConfigError("CACHE_KEY_PREFIX is empty; the Redis ACL limits the app to a prefix such as 'ts:'")
     values["DATABASE_URL"] = normalize_database_url(values["DATABASE_URL"])
     values["TESTING"] = values["FLASK_ENV"] == "testing"
+    if "RELEASE_ID" not in values:  # read once, when the app is created (tests override it)
+        values["RELEASE_ID"] = release_id(environ=source)
     return values

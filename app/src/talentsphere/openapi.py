@@ -38,6 +38,8 @@ NUMBER = {"type": "number"}
 DATETIME = {"type": "string", "format": "date-time"}
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 MONEY = {"type": "number", "minimum": 0, "maximum": 9999999999}
+# The release the answering process serves (its RELEASE file, else RENDER_GIT_COMMIT); null when unknown.
+RELEASE = {"type": "string", "nullable": True, "description": "Release id the process serves; null when unknown"}
 
 ERROR_STATUSES = {
     "400": "Malformed request (body is not a JSON object)",
@@ -164,7 +166,7 @@ SCHEMAS: dict[str, Any] = {
     "CompanyProfile": _obj({"company": _ref("Company"), "open_jobs_count": INTEGER,
                             "jobs": {"type": "array", "items": _ref("Job")}}),
     "Ready": _obj({"status": _enum(["ok", "degraded", "unavailable"]), "database": _enum(["ok", "unavailable"]),
-                   "redis": _enum(["ok", "unavailable"])}),
+                   "redis": _enum(["ok", "unavailable"]), "release": RELEASE}),
 }
 
 JOB_FILTERS = [
@@ -201,7 +203,8 @@ READ_ERRORS = ["422", "503"]
 WRITE_ERRORS = ["400", "401", "403", "404", "409", "413", "415", "422", "503"]
 
 PATHS: dict[str, Any] = {
-    "/health": {"get": _op("Liveness", {"200": _json(_obj({"status": _enum(["ok"])}), "Process is up")},
+    "/health": {"get": _op("Liveness", {"200": _json(_obj({"status": _enum(["ok"]), "release": RELEASE}),
+                                                        "Process is up")},
                            tag="health")},
     "/health/ready": {"get": _op("Readiness: database required, Redis optional", {
         "200": _json(_ref("Ready"), "Ready (status ok, or degraded without Redis)"),

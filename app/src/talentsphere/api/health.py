@@ -17,8 +17,8 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/health")
 def health() -> dict[str, Any]:
-    """The process is up (no dependency checked)."""
-    return {"status": "ok"}
+    """The process is up (no dependency checked); ``release`` is the release it serves (null when unknown)."""
+    return {"status": "ok", "release": current_app.config["RELEASE_ID"]}
 
 
 @bp.get("/health/ready")
@@ -27,7 +27,8 @@ def ready() -> tuple[dict[str, Any], int]:
 
     While the database circuit breaker is open the answer is an immediate 503 without a connection attempt;
     otherwise the check waits at most DB_CONNECT_TIMEOUT (a new connection) or as long again for the
-    pre-ping of a pooled one.
+    pre-ping of a pooled one. ``release`` is the release whose code this process runs (app/README.md,
+    Releases), read once when the app was created: a rolling deploy waits for the new id here.
     """
     database = "ok"
     db = current_db()
@@ -47,7 +48,8 @@ def ready() -> tuple[dict[str, Any], int]:
         status, code = "degraded", 200
     else:
         status, code = "ok", 200
-    return {"status": status, "database": database, "redis": redis_state}, code
+    return {"status": status, "database": database, "redis": redis_state,
+            "release": current_app.config["RELEASE_ID"]}, code
 
 
 @bp.get("/metrics")
