@@ -1,14 +1,18 @@
 """pyinfra entry point: run each role of the registry on the hosts of its inventory group, nothing else.
 
     TSDEPLOY_INVENTORY=inventories/lab .venv/bin/pyinfra inventories/ansible.py deploy.py
-    (or: tsdeploy deploy inventories/lab)
+    (or: tsdeploy deploy inventories/lab, which then activates the app hosts one at a time)
+
+On app hosts this is the first phase: the release is installed and checked and the database migrated, but
+what a host serves changes only in the second phase (roles/app/roll_deploy.py), driven by `tsdeploy deploy`.
 """
 
-from pyinfra import config, host
+from pyinfra import host
 
 from roles.registry import ROLES
+from roles.runtime import start_run
 
-config.SUDO = True
+start_run()
 
 for role in ROLES:
     if role.runs_on(host.groups):

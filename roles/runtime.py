@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 
-from pyinfra import host
+from pyinfra import config, host
+
+from tsdeploy import runlog
 
 from tsdeploy.inventory import load
 from tsdeploy.rolespec import Context
@@ -20,3 +22,14 @@ def _topology(path: str) -> Topology:
 def host_context() -> Context:
     """The template context of the host pyinfra is currently preparing operations for."""
     return _topology(host.data.tsdeploy_inventory).host_context(host.name)
+
+
+def start_run() -> None:
+    """Settings of every pyinfra entry file: sudo, fail-stop, and the per-host run log for the summary.
+
+    A failure on any host stops the run before the next operation on every host (fail percent 0): no host
+    goes on to switch or restart while another failed.
+    """
+    config.SUDO = True
+    config.FAIL_PERCENT = 0
+    runlog.record()

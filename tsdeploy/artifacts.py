@@ -273,6 +273,15 @@ def build_all(debian_releases: set[str], app_dir: pathlib.Path | None = None) ->
         return {debian_release: _build_frozen(frozen, rid, debian_release) for debian_release in debian_releases}
 
 
+def requirements_digest(artifact: Artifact) -> str:
+    """sha256 of the pinned requirements.txt inside the artifact's wheelhouse (installed with the release)."""
+    with tarfile.open(artifact.tarball) as tar:
+        member = next(m for m in tar.getmembers() if m.name.rsplit("/", 1)[-1] == "requirements.txt")
+        extracted = tar.extractfile(member)
+        assert extracted is not None
+        return hashlib.sha256(extracted.read()).hexdigest()
+
+
 def build(debian_release: str, app_dir: pathlib.Path | None = None) -> Artifact:
     """The release artifact of the app tree as it is now, for one Debian release's Python (see build_all)."""
     return build_all({debian_release}, app_dir)[debian_release]

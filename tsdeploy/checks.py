@@ -87,6 +87,17 @@ def identifier(value: Any) -> tuple[str, str] | None:
     return None
 
 
+_PG_DURATION = re.compile(r"^[0-9]+(ms|s|min|h|d)?$")
+
+
+def pg_duration(value: Any) -> tuple[str, str] | None:
+    """A PostgreSQL duration setting: a whole number with an optional unit (ms, s, min, h, d); 0 = no limit."""
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or not _PG_DURATION.match(str(value)):
+        return ("is not a PostgreSQL duration",
+                "write a whole number with a unit, e.g. 500ms, 5s, 15min, 1h (0 = no limit)")
+    return None
+
+
 def choice(*options: str) -> Check:
     def check(value: Any) -> tuple[str, str] | None:
         if value not in options:

@@ -1,72 +1,60 @@
-"""`tsdeploy deploy INVENTORY`: validate the inventory, run pyinfra on deploy.py, count what changed.
+"""`tsdeploy deploy INVENTORY`: validate, then deploy in two phases that never drop a request or half-apply.
 
-pyinfra runs as a subprocess of this virtualenv's `pyinfra` with `-y --json`: its progress goes to stderr
-(passed through), its machine-readable results to stdout, from which the last line is computed:
-`changed: N operations on M hosts` (N = operation runs that changed something, M = hosts they ran on).
+1. One pyinfra run of deploy.py on every host: each role converges its host; on app hosts the release is
+   installed, changed config files are staged as candidates, the release is checked with them and the
+   database is migrated once. Nothing an app host serves changes yet. pyinfra runs with a fail percent of
+   0: a failure on any host stops every host before its next operation.
+2. The app hosts whose live state differs from the target (another release, changed files, Gunicorn not
+   running, or workers serving a release other than `current`) are activated one at a time, or
+   `app_serial` at a time (tsdeploy.rolling): out of the lb's rotation, switched, started/HUPed/restarted,
+   ready on the new release, back in rotation. A host that does not get ready is put back on its
+   previous release and the deploy stops.
 
 The app release is built (or found in the cache) BEFORE pyinfra starts, from one snapshot of the app tree,
-and its id is pinned for the run: every app host gets the same release, and the release a deploy ships is
-named on stderr, so a "second deploy" that changes the app hosts says which new release it brought.
+and its id is pinned for the run. Every pyinfra run writes a per-host log of its operations
+(tsdeploy.runlog): the summary says, per host, what changed, what failed and why, and what was not run.
+PostgreSQL and Redis are restarted only when `--allow-restart` (or the inventory's policy) allows it; a
+restart that waits is reported at the end.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 import time
 
 import click
 
 from roles import registry
 from roles.registry import Group
-from tsdeploy import ROOT, artifacts
-from tsdeploy.topology import Topology
+from tsdeploy import ROOT, artifacts, runlog
 from tsdeploy.inventory import Inventory, InventoryError, load
+from tsdeploy.topology import Topology
 
 DEPLOY_FILE = ROOT / "deploy.py"
 PYINFRA_INVENTORY = ROOT / "inventories" / "ansible.py"
+#: The roles whose service a deploy restarts only when allowed (`--allow-restart`).
+RESTARTABLE = ("postgres", "redis")
+ALLOW_RESTART_ENV = "TSDEPLOY_ALLOW_RESTART"
+PENDING_RESTARTS_FACT = "roles.common.restarts.PendingRestarts"
 
 
-@dataclasses.dataclass(frozen=True)
-class DeployResult:
-    """What one pyinfra run did, from its `--json` results."""
+class DeployFailed(click.ClickException):
+    """A pyinfra run failed: the message names each failed operation's host and reason."""
 
-    changed_operations: int
-    changed_hosts: list[str]
-    #: "host: operation name" for every operation run that changed something.
-    changes: list[str]
-    failed: list[str]
-    hosts: list[str]
-    seconds: float
-
-    @property
-    def summary(self) -> str:
-        return f"changed: {self.changed_operations} operations on {len(self.changed_hosts)} hosts"
-
-
-def parse_results(payload: dict, seconds: float = 0.0) -> DeployResult:
-    """Count changed operation runs and the hosts they ran on from pyinfra's `--json` payload."""
-    results = payload.get("results") or {"operations": []}
-    changed_hosts: set[str] = set()
-    all_hosts: set[str] = set()
-    failed: list[str] = []
-    changes: list[str] = []
-    for operation in results["operations"]:
-        changes.extend(f"{host}: {operation['name']}" for host in operation["success"])
-        changed_hosts.update(operation["success"])
-        all_hosts.update(operation["success"] + operation["no_change"] + operation["error"])
-        failed.extend(f"{host}: {operation['name']}" for host in operation["error"])
-    return DeployResult(len(changes), sorted(changed_hosts), changes, failed, sorted(all_hosts), seconds)
+    def __init__(self, message: str, log: runlog.RunLog) -> None:
+        super().__init__(message)
+        self.log = log
 
 
 def pyinfra_command(limit: tuple[str, ...], diff: bool, deploy_file: pathlib.Path = DEPLOY_FILE) -> list[str]:
     """The pyinfra command line (no secrets in it: they come from the inventory's vault)."""
     command = [str(pathlib.Path(sys.executable).parent / "pyinfra"), str(PYINFRA_INVENTORY), str(deploy_file),
-               "-y", "--json"]
+               "-y", "--fail-percent", "0"]
     for name in limit:
         command += ["--limit", name]
     if diff:
@@ -98,30 +86,44 @@ def pyinfra_env(inventory: Inventory) -> dict[str, str]:
 
 
 def run(inventory: Inventory, limit: tuple[str, ...] = (), diff: bool = False, *,
-        deploy_file: pathlib.Path = DEPLOY_FILE, extra_env: dict[str, str] | None = None) -> DeployResult:
-    """Run pyinfra with `deploy_file` against a loaded (validated) inventory and return what changed.
+        deploy_file: pathlib.Path = DEPLOY_FILE, extra_env: dict[str, str] | None = None,
+        what: str = "pyinfra") -> runlog.RunLog:
+    """Run pyinfra with `deploy_file` against a loaded (validated) inventory; what it did on each host.
 
-    deploy.py ships the app release pinned by `pin_release`; other entry points (rollback) bring their
-    own settings in `extra_env`.
+    pyinfra's own output goes to stderr. Raises DeployFailed, naming each failed operation with its host
+    and reason and what was not run, when an operation failed or pyinfra stopped.
     """
-    env = pyinfra_env(inventory) | (extra_env or {})
-    if deploy_file == DEPLOY_FILE:
-        env.update(pin_release(inventory))
-    started = time.monotonic()
-    process = subprocess.run(pyinfra_command(limit, diff, deploy_file), cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                             stderr=None, text=True, check=False)
-    seconds = time.monotonic() - started
+    with tempfile.TemporaryDirectory(prefix="tsdeploy-run-") as scratch:
+        log_path = pathlib.Path(scratch) / "runlog.json"
+        env = pyinfra_env(inventory) | (extra_env or {}) | {runlog.RUNLOG_ENV: str(log_path)}
+        process = subprocess.run(pyinfra_command(limit, diff, deploy_file), cwd=ROOT, env=env, stdout=sys.stderr,
+                                 stderr=None, check=False)
+        log = runlog.read(log_path)
+    if process.returncode == 0 and not log.failed:
+        return log
+    if not log.operations:
+        raise DeployFailed(f"{what}: pyinfra exited with {process.returncode} before running any operation "
+                           "(a host unreachable or the inventory unreadable: see its messages above)", log)
+    lines = [f"{what} failed; the deploy stopped there:", *log.failures(), "per host:", *log.table()]
+    raise DeployFailed("\n".join(lines), log)
+
+
+def read_fact(inventory: Inventory, fact: str, arguments: tuple[str, ...] = (),
+              limit: tuple[str, ...] = ()) -> dict[str, object]:
+    """A pyinfra fact of every (limited) host, read with `pyinfra INVENTORY fact` (read-only): host -> data."""
+    command = [str(pathlib.Path(sys.executable).parent / "pyinfra"), str(PYINFRA_INVENTORY), "fact", fact,
+               *arguments, "--json", "-y"]
+    for name in limit:
+        command += ["--limit", name]
+    process = subprocess.run(command, cwd=ROOT, env=pyinfra_env(inventory), capture_output=True, text=True,
+                             check=False)
     try:
         payload = json.loads(process.stdout)
     except json.JSONDecodeError:
-        raise click.ClickException(
-            f"pyinfra exited with {process.returncode} without JSON results (see its messages above)") from None
-    result = parse_results(payload, seconds)
-    if process.returncode != 0 or result.failed:
-        failures = "\n".join(f"  - {failure}" for failure in result.failed) or "  (no operation named)"
-        click.echo(result.summary, err=True)
-        raise click.ClickException(f"pyinfra exited with {process.returncode}; failed operations:\n{failures}")
-    return result
+        raise click.ClickException(f"reading {fact} failed (pyinfra exit {process.returncode}):"
+                                   f"\n{process.stderr[-3000:]}") from None
+    # pyinfra's JSON: {"<fact> (<arguments>)": {host: fact data}}, one entry for the one fact asked.
+    return next(iter(payload.values()), {}) if len(payload) == 1 else {}
 
 
 def _print_warnings(inventory: Inventory) -> None:
@@ -133,23 +135,60 @@ def _print_warnings(inventory: Inventory) -> None:
                 click.echo(f"warning: {hostname}: {warning}", err=True)
 
 
+def _allow_restart(value: str | None) -> str:
+    names = [name.strip() for name in (value or "").split(",") if name.strip()]
+    unknown = [name for name in names if name not in RESTARTABLE]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)} cannot be restarted by choice; use a comma-separated list "
+                                 f"of: {', '.join(RESTARTABLE)}", param_hint="--allow-restart")
+    return ",".join(names)
+
+
+def pending_restarts(inventory: Inventory) -> list[str]:
+    """"host service: reason" for every restart a deploy deferred (db and cache hosts)."""
+    hosts = tuple(str(group) for group in (Group.DB, Group.CACHE) if inventory.hosts_in(group))
+    if not hosts:
+        return []
+    states = read_fact(inventory, PENDING_RESTARTS_FACT, limit=hosts)
+    return [f"{host} {service}: {reason}" for host, pending in sorted(states.items())
+            for service, reason in sorted((pending or {}).items())]
+
+
 @click.command("deploy")
 @click.argument("inventory", type=click.Path(exists=True, path_type=pathlib.Path))
-@click.option("--limit", multiple=True, metavar="HOST|GROUP", help="Only deploy these hosts or groups.")
+@click.option("--limit", multiple=True, metavar="HOST|GROUP",
+              help="Only deploy these hosts or groups (a rolling app deploy still drains on every lb host).")
+@click.option("--allow-restart", metavar="postgres,redis", default="",
+              help="Restart these stateful services if a changed setting needs it (default: report and wait).")
 @click.option("--vault-password-file", type=click.Path(exists=True, dir_okay=False),
               envvar="ANSIBLE_VAULT_PASSWORD_FILE", metavar="FILE",
               help="The ansible-vault password file (default: the inventory's ansible.cfg).")
 @click.option("--diff", is_flag=True, help="Show changes to files (files holding secrets stay hidden).")
-def deploy(inventory: pathlib.Path, limit: tuple[str, ...], vault_password_file: str | None, diff: bool) -> None:
-    """Validate INVENTORY, deploy it with pyinfra and print `changed: N operations on M hosts`."""
+def deploy(inventory: pathlib.Path, limit: tuple[str, ...], allow_restart: str, vault_password_file: str | None,
+           diff: bool) -> None:
+    """Validate INVENTORY, deploy it (app hosts one at a time) and print `changed: N operations on M hosts`."""
+    from tsdeploy import rolling
+
+    allowed = _allow_restart(allow_restart)
     try:
         loaded = load(inventory, vault_password_file=vault_password_file)
     except InventoryError as error:
         raise click.ClickException(f"the inventory {inventory} is not valid:\n{error}") from None
     click.echo(f"==> inventory {inventory}: {len(loaded.hosts)} hosts valid; deploying with pyinfra", err=True)
     _print_warnings(loaded)
-    result = run(loaded, limit, diff)
-    click.echo(f"==> pyinfra finished in {result.seconds:.0f} s on {len(result.hosts)} hosts", err=True)
-    for change in result.changes:
+    started = time.monotonic()
+    env = pin_release(loaded) | {ALLOW_RESTART_ENV: allowed}
+    with tempfile.TemporaryDirectory(prefix="tsdeploy-plan-") as scratch:
+        plan_file = pathlib.Path(scratch) / "plans.json"
+        log = run(loaded, limit, diff, extra_env=env | {rolling.PLAN_ENV: str(plan_file)},
+                  what="the first phase (every role; app hosts: install, stage, check, migrate)")
+        click.echo(f"==> first phase done in {time.monotonic() - started:.0f} s", err=True)
+        log = log + rolling.activate(loaded, rolling.read_plans(plan_file), plan_file, env, prior=log)
+    click.echo(f"==> deployed in {time.monotonic() - started:.0f} s; per host:", err=True)
+    for line in log.table():
+        click.echo(line, err=True)
+    for change in log.changes:
         click.echo(f"  changed  {change}", err=True)
-    click.echo(result.summary)
+    for pending in pending_restarts(loaded):
+        click.echo(f"pending restart: {pending}", err=True)
+    click.echo(log.summary)

@@ -21,8 +21,10 @@ _COUNT_JOBS = (
 )
 
 
-def as_app(app: dict[str, Any], program: str, *args: str) -> str:
+def as_app(app: dict[str, Any], program: str, *args: str, env: dict[str, str] | None = None) -> str:
     """The shell command that runs `program` (a path) with `args` as the app user in a transient unit.
+
+    `env` adds non-secret variables on the command line (secrets come only from the EnvironmentFile).
 
     >>> as_app({"user": "talentsphere", "env_file": "/etc/talentsphere/env"}, "/x/bin/talentsphere", "migrate")
     'systemd-run --quiet --wait --pipe --collect --uid=talentsphere --gid=talentsphere --property=EnvironmentFile=/etc/talentsphere/env --property=WorkingDirectory=/ --property=PrivateTmp=yes --property=NoNewPrivileges=yes /x/bin/talentsphere migrate'
@@ -32,19 +34,20 @@ def as_app(app: dict[str, Any], program: str, *args: str) -> str:
         f"--uid={app['user']}", f"--gid={app['user']}",
         f"--property=EnvironmentFile={app['env_file']}", "--property=WorkingDirectory=/",
         "--property=PrivateTmp=yes", "--property=NoNewPrivileges=yes",
+        *(f"--setenv={name}={value}" for name, value in (env or {}).items()),
         program, *args,
     ])
 
 
 class SeededJobs(FactBase):
-    """How many rows the app's jobs table holds, read through the live release.
+    """How many rows the app's jobs table holds, read through a release.
 
-    Returns an int, ``None`` when no release is live yet (nothing was ever seeded), or ``"unknown"`` when
+    Returns an int, ``None`` when the release is not installed yet (a first deploy), or ``"unknown"`` when
     the query failed (database unreachable, schema missing).
     """
 
-    def command(self, user: str, env_file: str, current_dir: str) -> str:
-        python = f"{current_dir}/bin/python"
+    def command(self, user: str, env_file: str, release_dir: str) -> str:
+        python = f"{release_dir}/bin/python"
         query = as_app({"user": user, "env_file": env_file}, python, "-c", _COUNT_JOBS)
         return f"if [ -x {shlex.quote(python)} ]; then {query} 2>/dev/null || echo unknown; else echo none; fi"
 
@@ -55,6 +58,6 @@ class SeededJobs(FactBase):
         return int(value) if value.isdigit() else "unknown"
 
 
-def seeded_jobs(app: dict[str, Any]) -> int | str | None:
-    """The SeededJobs fact for the current host."""
-    return host.get_fact(SeededJobs, user=app["user"], env_file=app["env_file"], current_dir=app["current_dir"])
+def seeded_jobs(app: dict[str, Any], release: str) -> int | str | None:
+    """The SeededJobs fact for the current host, read through the release directory `release`."""
+    return host.get_fact(SeededJobs, user=app["user"], env_file=app["env_file"], release_dir=release)

@@ -1,32 +1,43 @@
-"""Configure: the env file (secrets), gunicorn.conf.py and the systemd units, all rendered from templates/app."""
+"""Stage the app's configuration: changed files are uploaded as candidates next to the live ones.
+
+The env file (secrets), gunicorn.conf.py and the systemd units are rendered from templates/app. A file whose
+live content already matches is left alone; a changed one is uploaded to `<path>.tsdeploy-candidate`
+(owner and mode set before the content, contents hidden) and lands only during the host's activation
+(roles/app/roll.py), when the host is out of the lb's rotation and its release is checked with it.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+from typing import Any
 
-from pyinfra.api.operation import OperationMeta
-from pyinfra.operations import systemd
+from pyinfra.api import HiddenValue
+from pyinfra.operations import files
 
 from roles.app import manifest
-from roles.common.files import put_managed, put_path
+from roles.app.roll import CANDIDATE
+from roles.common.files import private_temp_dir, put_path, secret_file
 from tsdeploy.rolespec import Context
 
 
-@dataclasses.dataclass(frozen=True)
-class Configured:
-    """The configuration operations whose changes decide between reload and restart."""
-
-    env: OperationMeta
-    gunicorn: OperationMeta
-    units: tuple[OperationMeta, ...]
+def wanted(ctx: Context) -> dict[str, str]:
+    """Each managed app file's live path -> its wanted content."""
+    return {item.dest(ctx): item.content(ctx) for item in manifest.FILES}
 
 
-def apply(ctx: Context) -> Configured:
+def stage(ctx: Context, changed: tuple[str, ...]) -> None:
+    """Upload the changed files as candidates; remove candidates left for files that no longer change."""
     put_path(ctx, manifest.CONFIG)
-    env = put_managed(ctx, manifest.ENV, name="Write the app's environment file (secrets; root:talentsphere 0640)")
-    gunicorn = put_managed(ctx, manifest.GUNICORN, name="Write gunicorn.conf.py")
-    units = tuple(put_managed(ctx, unit, name=f"Install the {unit.dest(ctx).rsplit('/', 1)[-1]} unit")
-                  for unit in manifest.UNITS)
-    systemd.daemon_reload(name="Reload systemd because an app unit changed",
-                          _if=lambda: any(unit.did_change() for unit in units))
-    return Configured(env=env, gunicorn=gunicorn, units=units)
+    for item in manifest.FILES:
+        placed = item.placed(ctx)
+        candidate = placed.dest + CANDIDATE
+        if placed.dest not in changed:
+            files.file(name=f"No staged copy of {placed.dest} (it is up to date)", path=candidate, present=False)
+            continue
+        secret_file(name=f"Stage {placed.dest} as {candidate} (contents hidden; lands at activation)",
+                    dest=candidate, content=HiddenValue(item.content(ctx)), user=placed.user, group=placed.group,
+                    mode=placed.mode, temp_dir=private_temp_dir(ctx["host"]["deploy_user"]))
+
+
+def describe(ctx: Context) -> dict[str, Any]:
+    """The paths of the managed files, for the live-state fact."""
+    return {"files": [item.dest(ctx) for item in manifest.FILES]}

@@ -52,6 +52,9 @@ class AppContext(TypedDict):
     bind: str
     ready_url: str
     ready_timeout: int
+    serial: int
+    migration_lock_timeout: str
+    migration_statement_timeout: str
     forwarded_allow_ips: str
     ip_address_allow: list[str]
     timeout: int
@@ -140,6 +143,9 @@ def derive(view: HostView) -> AppContext:
         bind=f"{host['private_address']}:{port}",
         ready_url=f"http://{host['private_address']}:{port}/health/ready",
         ready_timeout=int(v["app_ready_timeout"]),
+        serial=int(v["app_serial"]),
+        migration_lock_timeout=str(v["app_migration_lock_timeout"]),
+        migration_statement_timeout=str(v["app_migration_statement_timeout"]),
         forwarded_allow_ips=",".join(lb_hosts) or "127.0.0.1",
         ip_address_allow=["localhost", *sorted(talks_to)],
         **{key: int(v[f"app_{key}"]) for key in (

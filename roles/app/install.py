@@ -12,8 +12,8 @@ from tsdeploy import artifacts
 from tsdeploy.rolespec import Context
 
 
-def apply(ctx: Context) -> str:
-    """Install the release this deploy ships and return its release id."""
+def apply(ctx: Context) -> tuple[str, str]:
+    """Install the release this deploy ships; its id and the sha256 of its pinned requirements."""
     app = ctx["app"]
     packages.install(name="Install python3-venv from Debian (release venvs)", packages=manifest.packages(ctx))
     for user in manifest.USERS:
@@ -36,4 +36,4 @@ def apply(ctx: Context) -> str:
         releases_dir=app["releases_dir"], current=app["current_dir"], release_id=artifact.release_id,
         tarball=tarball, wheel_name=artifact.wheel_name,
     )
-    return artifact.release_id
+    return artifact.release_id, artifacts.requirements_digest(artifact)

@@ -33,6 +33,8 @@ USERS = (USER,)
 
 SERVICE = "talentsphere.service"
 FLUSH_TIMER = "talentsphere-flush-views.timer"
+#: Units that change without touching Gunicorn.
+FLUSH_UNITS = ("talentsphere-flush-views.service", FLUSH_TIMER)
 
 
 def packages(ctx: Context) -> list[str]:

@@ -94,6 +94,10 @@ def install_release(releases_dir: str, current: str, release_id: str, tarball: s
         f"python3 -m venv {target}",
         f"PIP_DISABLE_PIP_VERSION_CHECK=1 {target}/bin/pip install --quiet --no-index --find-links {wheelhouse} "
         f"-r {wheelhouse}/requirements.txt {wheelhouse}/{shlex.quote(wheel_name)}",
+        # The app reports RELEASE in /health/ready; requirements.txt tells the next deploy whether a HUP can
+        # load the next release (same dependencies) or Gunicorn's master must restart.
+        f"cp {wheelhouse}/requirements.txt {target}/requirements.txt",
+        f"echo {shlex.quote(release_id)} > {target}/RELEASE",
         f"rm -rf {wheelhouse}",
         f"touch {target}/{COMPLETE_MARKER}",
     ])

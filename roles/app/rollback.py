@@ -14,7 +14,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import server, systemd
 
 from roles.app import ROLE, manifest
-from roles.app.activate import wait_ready_command
+from roles.app.roll import wait_ready_command
 from roles.app.commands import as_app
 from roles.app.release import release_dir, switch_current
 from roles.runtime import host_context
@@ -36,5 +36,6 @@ def apply(ctx: dict[str, Any], release_id: str) -> None:
                               current=app["current_dir"], target=target)
     reloaded = systemd.service(name=f"Reload Gunicorn (HUP) to serve release {release_id}",
                                service=manifest.SERVICE, reloaded=True, _if=switched.did_change)
-    server.shell(name=f"Wait until {app['ready_url']} answers 200", commands=[wait_ready_command(app)],
+    server.shell(name=f"Wait until {app['ready_url']} serves release {release_id}",
+                 commands=[wait_ready_command(app, release_id)],
                  _if=reloaded.did_change)

@@ -7,12 +7,13 @@
 
 import os
 
-from pyinfra import config, host
+from pyinfra import host
 
 from roles.app.rollback import rollback
 from roles.registry import role
+from roles.runtime import start_run
 
-config.SUDO = True
+start_run()
 
 if role("app").runs_on(host.groups):
     rollback(os.environ["TSDEPLOY_ROLLBACK_TO"])

@@ -59,6 +59,14 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("app_limit_request_field_size", 8190, "Gunicorn's header size limit (bytes)"),
     Variable("app_proxy_count", 1, "trusted proxies in front of Gunicorn (ProxyFix): 1 = the lb's nginx"),
     Variable("app_ready_timeout", 60, "seconds the deploy waits for /health/ready after (re)starting Gunicorn"),
+    # A rolling deploy takes this many app hosts out of the lb's rotation at a time (never all of them).
+    Variable("app_serial", 1, "app hosts activated at a time by a rolling deploy (capped at the app hosts - 1)",
+             checks.integer(1, 100)),
+    # A migration waiting for a lock queues every query behind it: it gives up instead, and nothing changes.
+    Variable("app_migration_lock_timeout", "5s", "how long a migration waits for a table lock (PostgreSQL duration)",
+             checks.pg_duration),
+    Variable("app_migration_statement_timeout", "15min", "how long one migration statement may run (0 = no limit)",
+             checks.pg_duration),
     POSTGRESQL_DB_NAME,
     POSTGRESQL_APP_USER,
     POSTGRESQL_APP_PASSWORD,

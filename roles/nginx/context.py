@@ -30,6 +30,8 @@ def derive(view: HostView) -> NginxContext:
     return {
         "server_name": v["nginx_server_name"],
         "upstream": [f"{app['private_address']}:{int(app['app_port'])}" for app in app_hosts],
+        # Upstream servers a rolling deploy has taken out of rotation (roles/nginx/drain.py); none otherwise.
+        "drained": [],
         # nginx must drop an idle upstream connection before Gunicorn does (app_keepalive; gthread workers keep
         # connections, sync workers close them): a request sent on a connection Gunicorn is closing fails,
         # and nginx retries only idempotent ones.

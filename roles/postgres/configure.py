@@ -8,6 +8,7 @@ allow`, after `postgres -C` checked the files); else warn and record it (roles/c
 
 from __future__ import annotations
 
+from pyinfra import host
 from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
@@ -42,9 +43,14 @@ def apply(ctx: Context) -> None:
     server.shell(name="Reload PostgreSQL because its configuration changed (and wait until it has)",
                  commands=[_reload_and_wait(service)], _if=any_changed(cert, key, tuned, hba))
     # A restart only by an explicit choice (TSDEPLOY_ALLOW_RESTART / postgres_restart: allow); else recorded.
-    allowed = restarts.allowed("postgres", restarts.policy("postgres_restart"))
+    # A cluster without the app's database serves nobody yet (a first install on Debian's defaults): its
+    # first configuration needs a restart (listen_addresses, ssl, shared_buffers) and costs no request.
+    first = not host.get_fact(sql.PsqlQuery, database="postgres",
+                              query=f"SELECT 1 FROM pg_database WHERE datname = '{pg['db_name']}'")
+    allowed = first or restarts.allowed("postgres", restarts.policy("postgres_restart"))
     sql.restart_if_settings_need_it(
-        name=("Restart PostgreSQL if a setting in its files needs a restart (allowed)" if allowed else
+        name=("Restart PostgreSQL for its first configuration (no app database yet)" if first else
+              "Restart PostgreSQL if a setting in its files needs a restart (allowed)" if allowed else
               "Restart PostgreSQL if a setting needs it: not allowed, so record it as pending instead"),
         service=service, postgres_bin=f"/usr/lib/postgresql/{pg['version']}/bin/postgres",
         config_file=f"{conf_dir}/postgresql.conf", allowed=allowed,

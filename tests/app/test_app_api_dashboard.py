@@ -33,13 +33,14 @@ def test_dashboard_is_for_employers_with_a_company(client, seeker) -> None:  # n
 
 
 def test_health_is_ok(client) -> None:  # noqa: ANN001
-    assert client.get("/health").get_json() == {"status": "ok"}
+    assert client.get("/health").get_json() == {"status": "ok", "release": client.application.config["RELEASE_ID"]}
 
 
 def test_ready_reports_database_and_redis(client) -> None:  # noqa: ANN001
     response = client.get("/health/ready")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    assert response.get_json() == {"status": "ok", "database": "ok", "redis": "ok",
+                                   "release": client.application.config["RELEASE_ID"]}
 
 
 def test_metrics_expose_requests_cache_pool_and_slow_queries(client) -> None:  # noqa: ANN001
@@ -63,7 +64,8 @@ def app_without_database(app_env):  # noqa: ANN001, ANN201
 def test_ready_is_503_without_the_database(app_without_database) -> None:  # noqa: ANN001
     response = app_without_database.test_client().get("/health/ready")
     assert response.status_code == 503
-    assert response.get_json() == {"status": "unavailable", "database": "unavailable", "redis": "ok"}
+    assert response.get_json() == {"status": "unavailable", "database": "unavailable", "redis": "ok",
+                                   "release": app_without_database.config["RELEASE_ID"]}
 
 
 def test_api_reads_without_the_database_are_json_503(app_without_database) -> None:  # noqa: ANN001

@@ -252,7 +252,8 @@ def test_a_silent_database_host_costs_one_connect_timeout_then_immediate_503s(
 
     response, elapsed = timed(client, "/health/ready")
     assert response.status_code == 503 and elapsed < 0.5
-    assert response.get_json() == {"status": "unavailable", "database": "unavailable", "redis": "ok"}
+    assert response.get_json() == {"status": "unavailable", "database": "unavailable", "redis": "ok",
+                                   "release": client.application.config["RELEASE_ID"]}
 
 
 class Switch:

@@ -19,6 +19,7 @@ from app_services import free_port
 from openapi_spec_validator import validate
 
 from talentsphere.openapi import document
+from talentsphere.release import release_id
 
 VENV_BIN = Path(sys.executable).parent
 # Bounded for the CI budget (about a minute on 2 cores); raise these locally for a deeper run.
@@ -75,8 +76,10 @@ def served(prepared, app_env: dict[str, str]) -> Iterator[str]:  # noqa: ANN001
         process.wait(timeout=15)
 
 
-def test_gunicorn_serves_the_app_in_production_mode(served: str) -> None:
-    assert _http("GET", f"{served}/health/ready") == {"status": "ok", "database": "ok", "redis": "ok"}
+def test_gunicorn_serves_the_app_in_production_mode(served: str, app_env: dict[str, str]) -> None:
+    # Gunicorn runs from this venv: its release is this venv's RELEASE file, else RENDER_GIT_COMMIT, else null.
+    assert _http("GET", f"{served}/health/ready") == {"status": "ok", "database": "ok", "redis": "ok",
+                                                      "release": release_id(environ=app_env)}
 
 
 def test_schemathesis_finds_no_server_error_and_no_contradiction(served: str) -> None:

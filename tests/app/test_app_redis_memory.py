@@ -143,4 +143,5 @@ def test_a_refused_write_does_not_take_redis_out_of_service(small_app, admin: re
 
     # Redis answered (it is reachable and fast): the breaker stays closed and readiness still reports it ok.
     assert not small_app.extensions["talentsphere.cache"].breaker.is_open
-    assert client.get("/health/ready").get_json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    assert client.get("/health/ready").get_json() == {"status": "ok", "database": "ok", "redis": "ok",
+                                                      "release": small_app.config["RELEASE_ID"]}

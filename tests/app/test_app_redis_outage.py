@@ -46,7 +46,8 @@ def test_writes_work_with_redis_stopped(client, employer, redis_down) -> None:  
 def test_ready_is_degraded_not_down_without_redis(client, redis_down) -> None:  # noqa: ANN001
     response = client.get("/health/ready")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "degraded", "database": "ok", "redis": "unavailable"}
+    assert response.get_json() == {"status": "degraded", "database": "ok", "redis": "unavailable",
+                                   "release": client.application.config["RELEASE_ID"]}
 
 
 def test_views_fall_back_to_a_direct_update_without_redis(client, employer, engine, redis_server, app) -> None:  # noqa: ANN001

@@ -6,28 +6,19 @@ bound after Redis returns, view counts exact after a Redis crash and with two fl
 keep serving and every error is a JSON 503 while the database is away, a short error window on a restart.
 The measured figures are printed (pytest -s, or the junit log) for the issue notes.
 
-The lab's nginx limits /api to 20 requests/s per client address; all test traffic comes from one address,
-so the module raises that limit for its own run (a group_vars file it adds and removes, with a deploy each).
+The module raises nginx's per-address API limit for its run (tests/e2e/site_client.py).
 """
 
 from __future__ import annotations
 
-import json
-import pathlib
-import ssl
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tsdeploy.inventory import load
-from traffic import Traffic
+from site_client import Lab, raised_api_limit
 
 if TYPE_CHECKING:
     from conftest import Deployment
@@ -41,79 +32,13 @@ DB_RECOVERY_SECONDS = 2.0
 #: Longest error window a PostgreSQL restart may cause.
 RESTART_WINDOW_SECONDS = 2.0
 CACHED_PATHS = ("/api/jobs/featured", "/api/categories", "/api/jobs?q=developer")
-TRAFFIC_OVERRIDE = "zz-e2e-traffic.yml"
-
-
-class Lab:
-    """The deployed split lab as these tests use it: HTTPS to the lb, SSH to hosts."""
-
-    def __init__(self, deployment: Deployment) -> None:
-        self.deployment = deployment
-        self.lab = deployment.lab
-        self.lb = self.lab.hosts["lb1"]
-        self.cafile = load(self.lab.inventory_dir).hostvars["lb1"]["tls_ca_cert_file"]
-        self.context = ssl.create_default_context(cafile=self.cafile)
-
-    def ssh(self, host: str, command: str, check: bool = True) -> str:
-        result = subprocess.run(["ssh", "-F", str(self.lab.ssh_config), host, command], capture_output=True,
-                                text=True, timeout=180, check=False)
-        assert not check or result.returncode == 0, f"{host}: {command}: {result.stderr}"
-        return result.stdout
-
-    def request(self, method: str, path: str, body: dict | None = None, token: str | None = None,
-                ) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"https://{self.lb}{path}", data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, context=self.context, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
-
-    def traffic(self, paths: tuple[str, ...], workers: int = 8) -> Traffic:
-        return Traffic(self.lb, self.cafile, paths, workers=workers)
-
-    def employer(self) -> str:
-        """A new employer with a company; returns its token."""
-        tag = uuid.uuid4().hex[:10]
-        status, body = self.request("POST", "/api/auth/register", {
-            "email": f"e2e-{tag}@example.com", "password": f"pw-{uuid.uuid4().hex}", "full_name": "E2E Employer",
-            "role": "employer"})
-        assert status == 201, body
-        token = body["token"]
-        status, body = self.request("POST", "/api/companies", {"name": f"E2E {tag}", "slug": f"e2e-{tag}",
-                                                              "industry": "Software", "location": "Berlin"}, token)
-        assert status == 201, body
-        return token
-
-    def post_job(self, token: str, title: str) -> int:
-        status, body = self.request("POST", "/api/jobs", {
-            "title": title, "description": "A job posted by the fault tests.", "location": "Berlin",
-            "employment_type": "full_time", "experience_level": "mid", "is_featured": True,
-            "status": "published"}, token)
-        assert status == 201, body
-        return body["job"]["id"]
-
-
-def _deploy(deployment: Deployment) -> None:
-    process = subprocess.run([str(pathlib.Path(sys.executable).parent / "tsdeploy"), "deploy",
-                              str(deployment.lab.inventory_dir)], capture_output=True, text=True, check=False)
-    assert process.returncode == 0, process.stderr[-4000:]
 
 
 @pytest.fixture(scope="module")
 def lab(deployed_split: Deployment) -> Iterator[Lab]:
     """The split lab with nginx's per-address API limit raised for this module (restored afterwards)."""
-    override = pathlib.Path(deployed_split.lab.inventory_dir) / "group_vars" / "all" / TRAFFIC_OVERRIDE
-    override.write_text("# Written by tests/e2e/test_faults.py for its run: all its traffic comes from one address.\n"
-                        "nginx_api_rate: 2000r/s\nnginx_api_burst: 4000\n")
-    try:
-        _deploy(deployed_split)
-        yield Lab(deployed_split)
-    finally:
-        override.unlink(missing_ok=True)
-        _deploy(deployed_split)
+    with raised_api_limit(deployed_split) as site:
+        yield site
 
 
 def _ids(lab: Lab, path: str) -> set[int]:

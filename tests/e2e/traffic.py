@@ -16,7 +16,7 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,14 +28,32 @@ class Response:
     status: int
     is_json: bool
     seconds: float
+    method: str = "GET"
+    #: For a write answered 201: the id of what it created (the test checks it was not lost).
+    created: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Write:
+    """A write the traffic sends every `every` requests: POST `path` with `body()` as the bearer of `token`.
+
+    `created(body)` returns the id the answer names, so that lost writes can be counted afterwards.
+    """
+
+    path: str
+    token: str
+    body: Callable[[], dict]
+    created: Callable[[dict], int]
+    every: int = 5
 
 
 class Traffic:
     """Threads requesting `paths` round-robin over HTTPS until `stop()` (or `max_seconds`)."""
 
     def __init__(self, host: str, cafile: str, paths: Iterable[str], workers: int = 8, timeout: float = 10.0,
-                 max_seconds: float = 300.0) -> None:
+                 max_seconds: float = 300.0, write: Write | None = None) -> None:
         self.host, self.paths, self.workers, self.timeout = host, list(paths), workers, timeout
+        self.write = write
         self.context = ssl.create_default_context(cafile=cafile)
         self.max_seconds = max_seconds
         self.responses: list[Response] = []
@@ -67,18 +85,24 @@ class Traffic:
         connection, turn = self._connect(), index
         deadline = self.started + self.max_seconds
         while not self._stop.is_set() and time.monotonic() < deadline:
-            path = self.paths[turn % len(self.paths)]
+            path, method, payload, headers = self.paths[turn % len(self.paths)], "GET", None, {}
+            if self.write is not None and turn % self.write.every == 0:
+                path, method = self.write.path, "POST"
+                payload = json.dumps(self.write.body()).encode()
+                headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.write.token}"}
             turn += 1
             began = time.monotonic()
-            status, is_json = 0, False
+            status, is_json, created = 0, False, None
             try:
-                connection.request("GET", path)
+                connection.request(method, path, body=payload, headers=headers)
                 reply = connection.getresponse()
                 body = reply.read()
                 status = reply.status
                 try:
-                    json.loads(body)
+                    document = json.loads(body)
                     is_json = True
+                    if method == "POST" and status == 201 and self.write is not None:
+                        created = self.write.created(document)
                 except ValueError:
                     is_json = False
                 if reply.getheader("Connection", "").lower() == "close":
@@ -89,10 +113,17 @@ class Traffic:
                 connection = self._connect()
             finished = time.monotonic()
             with self._lock:
-                self.responses.append(Response(finished, path, status, is_json, finished - began))
+                self.responses.append(Response(finished, path, status, is_json, finished - began, method, created))
         connection.close()
 
     # --- reading the recording -------------------------------------------------------------------------
+
+    def created(self) -> list[int]:
+        """Ids of everything the writes created (answered 201)."""
+        return [r.created for r in self.snapshot() if r.created is not None]
+
+    def writes(self) -> list[Response]:
+        return [r for r in self.snapshot() if r.method != "GET"]
 
     def snapshot(self) -> list[Response]:
         with self._lock:
@@ -125,6 +156,9 @@ class Traffic:
         """One line for the test report and the issue notes."""
         responses = [r for r in self.snapshot() if r.at >= since]
         counts = Counter(r.status for r in responses)
-        return (f"{len(responses)} requests, statuses {dict(sorted(counts.items()))}, "
+        writes = sum(1 for r in responses if r.method != "GET")
+        seconds = (responses[-1].at - responses[0].at) if len(responses) > 1 else 0.0
+        return (f"{len(responses)} requests ({writes} writes) in {seconds:.1f} s "
+                f"({len(responses) / max(seconds, 1e-9):.0f} req/s), statuses {dict(sorted(counts.items()))}, "
                 f"{len(self.errors(since))} errors in {self.error_window(since):.2f} s, "
                 f"{len(self.not_json(since))} not JSON")
