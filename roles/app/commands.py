@@ -42,14 +42,16 @@ def as_app(app: dict[str, Any], program: str, *args: str, env: dict[str, str] | 
 class SeededJobs(FactBase):
     """How many rows the app's jobs table holds, read through a release.
 
-    Returns an int, ``None`` when the release is not installed yet (a first deploy), or ``"unknown"`` when
+    Returns an int, ``None`` when no release is installed yet (a first deploy), or ``"unknown"`` when
     the query failed (database unreachable, schema missing).
     """
 
-    def command(self, user: str, env_file: str, release_dir: str) -> str:
-        python = f"{release_dir}/bin/python"
-        query = as_app({"user": user, "env_file": env_file}, python, "-c", _COUNT_JOBS)
-        return f"if [ -x {shlex.quote(python)} ]; then {query} 2>/dev/null || echo unknown; else echo none; fi"
+    def command(self, user: str, env_file: str, release_dirs: list[str]) -> str:
+        # The first release directory that is installed: the one being deployed, else the live one.
+        tries = " ".join(shlex.quote(f"{path}/bin/python") for path in release_dirs)
+        query = as_app({"user": user, "env_file": env_file}, "$python", "-c", _COUNT_JOBS).replace("'$python'", '"$python"')
+        return (f"for python in {tries}; do if [ -x \"$python\" ]; then {query} 2>/dev/null || echo unknown; "
+                f"exit 0; fi; done; echo none")
 
     def process(self, output: list[str]) -> int | str | None:
         value = output[-1].strip() if output else "unknown"
@@ -59,5 +61,6 @@ class SeededJobs(FactBase):
 
 
 def seeded_jobs(app: dict[str, Any], release: str) -> int | str | None:
-    """The SeededJobs fact for the current host, read through the release directory `release`."""
-    return host.get_fact(SeededJobs, user=app["user"], env_file=app["env_file"], release_dir=release)
+    """The SeededJobs fact for the current host, read through `release` if installed, else the live release."""
+    return host.get_fact(SeededJobs, user=app["user"], env_file=app["env_file"],
+                         release_dirs=[release, app["current_dir"]])

@@ -132,7 +132,9 @@ def decide(host: str, live: dict[str, Any], wanted: dict[str, str], target: str,
     reload_because = []
     if previous != target:
         reload_because.append(f"release {previous or '(none)'} -> {target}")
-    stale = sorted({str(release) for release in live["serving"] if release != target})
+    # An answer naming no release (not answering, or a release installed before releases named themselves)
+    # proves nothing either way; a named other release proves an interrupted deploy.
+    stale = sorted({release for release in live["serving"] if release is not None and release != target})
     if live["active"] and stale and previous == target:
         reload_because.append(f"workers serve {', '.join(stale)} although {target} is current "
                               "(an interrupted deploy)")

@@ -23,7 +23,7 @@ from pyinfra.api import StringCommand, deploy, operation
 
 from roles.app import ROLE, manifest
 from roles.app.commands import as_app
-from roles.app.live import CONFIGURE, RELOAD, RESTART, START, Plan
+from roles.app.live import RELOAD, RESTART, START, Plan
 from roles.app.release import LIVE_MARKER, release_dir
 from roles.runtime import host_context
 
@@ -73,8 +73,12 @@ def check_command(app: dict[str, Any], release: str, staged: set[str]) -> str:
 def _switch(app: dict[str, Any], release: str) -> str:
     target = shlex.quote(release_dir(app["releases_dir"], release))
     current = shlex.quote(app["current_dir"])
-    return (f"ln -sfn {target} {current}.tsdeploy-new && mv -T {current}.tsdeploy-new {current} && "
-            f"touch {target}/{LIVE_MARKER}")
+    return f"ln -sfn {target} {current}.tsdeploy-new && mv -T {current}.tsdeploy-new {current}"
+
+
+def _went_live(app: dict[str, Any], release: str) -> str:
+    """Mark the release as having served (rollback picks the newest such release before the live one)."""
+    return f"touch {shlex.quote(release_dir(app['releases_dir'], release))}/{LIVE_MARKER}"
 
 
 def script(app: dict[str, Any], plan: Plan, host_name: str) -> str:
@@ -116,6 +120,7 @@ def script(app: dict[str, Any], plan: Plan, host_name: str) -> str:
     lines += [
         f"{gunicorn} || echo {q(f'{host_name}: {gunicorn} failed')} >&2",
         f"if {wait_ready_command(app, plan.target)}; then",
+        f"  {_went_live(app, plan.target)}",
         *(f"  rm -f {q(path + PREVIOUS)}" for path in sorted(staged)),
         "  exit 0",
         "fi",

@@ -5,6 +5,11 @@ request the paths in turn until stopped; every response is recorded with its tim
 the body is JSON. Tests read the recording: errors (5xx, timeouts, connection failures), responses that are
 not JSON, the window in which errors happened, and the throughput of a path in a time window. Requests go
 only to the lab's own lb address, bounded by `max_seconds`.
+
+With a `Write`, every n-th request is a POST whose answer names what it created, so that tests can count
+lost writes. Like browsers, a request that fails on a reused keep-alive connection before any byte of an
+answer (the server had closed the idle connection: nginx does on every reload) is sent once more on a new
+connection; those are counted in `resent` and named in the summary, never hidden in the error count.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ class Response:
     created: int | None = None
 
 
+#: How a reused keep-alive connection that the server had closed fails before any byte of an answer.
+_CLOSED_BEFORE_ANSWER = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
 @dataclasses.dataclass(frozen=True)
 class Write:
     """A write the traffic sends every `every` requests: POST `path` with `body()` as the bearer of `token`.
@@ -57,6 +66,8 @@ class Traffic:
         self.context = ssl.create_default_context(cafile=cafile)
         self.max_seconds = max_seconds
         self.responses: list[Response] = []
+        #: Requests sent again because an idle keep-alive connection was closed before answering them.
+        self.resent: list[tuple[float, str, str, str]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -82,7 +93,7 @@ class Traffic:
         return http.client.HTTPSConnection(self.host, 443, timeout=self.timeout, context=self.context)
 
     def _run(self, index: int) -> None:
-        connection, turn = self._connect(), index
+        connection, turn, used = self._connect(), index, False
         deadline = self.started + self.max_seconds
         while not self._stop.is_set() and time.monotonic() < deadline:
             path, method, payload, headers = self.paths[turn % len(self.paths)], "GET", None, {}
@@ -93,24 +104,35 @@ class Traffic:
             turn += 1
             began = time.monotonic()
             status, is_json, created = 0, False, None
-            try:
-                connection.request(method, path, body=payload, headers=headers)
-                reply = connection.getresponse()
-                body = reply.read()
-                status = reply.status
+            for attempt in (1, 2):
+                reused = used
                 try:
-                    document = json.loads(body)
-                    is_json = True
-                    if method == "POST" and status == 201 and self.write is not None:
-                        created = self.write.created(document)
-                except ValueError:
-                    is_json = False
-                if reply.getheader("Connection", "").lower() == "close":
+                    connection.request(method, path, body=payload, headers=headers)
+                    reply = connection.getresponse()
+                    body = reply.read()
+                    status = reply.status
+                    used = True
+                    try:
+                        document = json.loads(body)
+                        is_json = True
+                        if method == "POST" and status == 201 and self.write is not None:
+                            created = self.write.created(document)
+                    except ValueError:
+                        is_json = False
+                    if reply.getheader("Connection", "").lower() == "close":
+                        connection.close()
+                        connection, used = self._connect(), False
+                    break
+                except (OSError, http.client.HTTPException) as error:
                     connection.close()
-                    connection = self._connect()
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                connection = self._connect()
+                    connection, used = self._connect(), False
+                    # A keep-alive connection the server closed while idle (nginx does on every reload) fails
+                    # before any answer: browsers send the request again on a new connection, once.
+                    if attempt == 1 and reused and isinstance(error, _CLOSED_BEFORE_ANSWER):
+                        with self._lock:
+                            self.resent.append((time.monotonic(), method, path, type(error).__name__))
+                        continue
+                    break
             finished = time.monotonic()
             with self._lock:
                 self.responses.append(Response(finished, path, status, is_json, finished - began, method, created))
@@ -161,4 +183,6 @@ class Traffic:
         return (f"{len(responses)} requests ({writes} writes) in {seconds:.1f} s "
                 f"({len(responses) / max(seconds, 1e-9):.0f} req/s), statuses {dict(sorted(counts.items()))}, "
                 f"{len(self.errors(since))} errors in {self.error_window(since):.2f} s, "
-                f"{len(self.not_json(since))} not JSON")
+                f"{len(self.not_json(since))} not JSON, "
+                f"{sum(1 for entry in self.resent if entry[0] >= since)} sent again after an idle keep-alive "
+                "connection closed")
