@@ -1,52 +1,40 @@
 """`tsdeploy rollback INVENTORY [--to RELEASE]`: serve an older installed release on every app host.
 
-Two pyinfra runs: one reads every app host's releases (the AppReleases fact, read-only), the control node
-picks the release (`tsdeploy.artifacts.rollback_target`, which refuses with the reason when there is none
-or the hosts disagree), then `roles/app/rollback_deploy.py` validates it, switches `current` atomically,
-HUPs Gunicorn and waits for /health/ready on each app host.
+One pyinfra run reads every app host's releases (the AppReleases fact, read-only); the control node picks
+the release (`tsdeploy.artifacts.rollback_target`, which refuses with the reason when there is none or the
+hosts disagree); then the app hosts are activated on it one at a time like a deploy's second phase
+(tsdeploy.rolling): out of the lb's rotation, checked, switched, restarted, ready on that release id, back in
+rotation, and put back on the release they served if it does not get ready.
 """
 
 from __future__ import annotations
 
 import json
 import pathlib
-import subprocess
-import sys
+import tempfile
 
 import click
 
-import roles.app
+from roles.app.live import NONE, RELOAD, RESTART, Plan
 from roles.registry import Group
-from tsdeploy import ROOT, artifacts
-from tsdeploy.topology import Topology
-from tsdeploy.deployment import PYINFRA_INVENTORY, pyinfra_env, run
+from tsdeploy import artifacts, rolling
+from tsdeploy.deployment import read_fact
 from tsdeploy.inventory import Inventory, InventoryError, load
+from tsdeploy.topology import Topology
 
-ROLLBACK_FILE = pathlib.Path(roles.app.__file__).parent / "rollback_deploy.py"
 #: The pyinfra fact (module path, as pyinfra's `fact` command takes it) that lists a host's releases.
 RELEASES_FACT = "roles.app.release.AppReleases"
-ROLLBACK_ENV = "TSDEPLOY_ROLLBACK_TO"
 
 
 def read_releases(inventory: Inventory) -> dict[str, dict]:
     """Every app host's installed releases and live release (AppReleases), read with `pyinfra ... fact`."""
     app = Topology(inventory).service("app")
-    command = [str(pathlib.Path(sys.executable).parent / "pyinfra"), str(PYINFRA_INVENTORY), "fact",
-               RELEASES_FACT, f"releases_dir={app['releases_dir']}", f"current={app['current_dir']}",
-               "--limit", str(Group.APP), "--json", "-y"]
-    process = subprocess.run(command, cwd=ROOT, env=pyinfra_env(inventory), capture_output=True, text=True,
-                             check=False)
-    try:
-        payload = json.loads(process.stdout)
-    except json.JSONDecodeError:
-        raise click.ClickException(f"reading the app hosts' releases failed (pyinfra exit {process.returncode}):"
-                                   f"\n{process.stderr[-3000:]}") from None
-    # pyinfra's JSON: {"<fact> (<arguments>)": {host: fact data}}, one entry for the one fact asked.
-    states = next(iter(payload.values()), {}) if len(payload) == 1 else {}
+    states = read_fact(inventory, RELEASES_FACT, (f"releases_dir={app['releases_dir']}",
+                                                  f"current={app['current_dir']}"), (str(Group.APP),))
     unread = sorted(name for name, state in states.items() if not state)
     if unread or set(states) != set(inventory.hosts_in(Group.APP)):
         missing = unread or sorted(set(inventory.hosts_in(Group.APP)) - set(states))
-        raise click.ClickException(f"could not read the releases of {', '.join(missing)}:\n{process.stderr[-3000:]}")
+        raise click.ClickException(f"could not read the releases of {', '.join(missing)} (unreachable, or its releases directory unreadable)")
     return states
 
 
@@ -61,8 +49,9 @@ def rollback(inventory: pathlib.Path, to: str | None, vault_password_file: str |
     """Switch every app host of INVENTORY back to the previous release (or --to RELEASE).
 
     Each app host keeps its last `app_releases_keep` releases. The rollback checks the release with
-    `gunicorn --check-config`, switches /opt/talentsphere/current atomically, HUPs Gunicorn and waits for
-    /health/ready; it refuses when an app host has no older release or the hosts disagree.
+    `gunicorn --check-config`, switches /opt/talentsphere/current atomically and restarts Gunicorn one host at
+    a time out of the lb's rotation, waiting for /health/ready to name the release; it refuses when an app
+    host has no older release or the hosts disagree.
 
     Migrations are NOT run backwards: the database keeps the newer schema, so every schema change must stay
     backward compatible for one release (add first, remove in a later release). The next
@@ -86,8 +75,24 @@ def rollback(inventory: pathlib.Path, to: str | None, vault_password_file: str |
         return
     hosts = ", ".join(f"{name} {rid}" for name, rid in sorted(live.items()))
     click.echo(f"==> rolling back to release {target} (live: {hosts}); migrations are not reversed", err=True)
-    result = run(loaded, (str(Group.APP),), deploy_file=ROLLBACK_FILE, extra_env={ROLLBACK_ENV: target})
+    plans = rollback_plans(loaded, live, target)
+    with tempfile.TemporaryDirectory(prefix="tsdeploy-rollback-") as scratch:
+        plan_file = pathlib.Path(scratch) / "plans.json"
+        plan_file.write_text(json.dumps({name: plan.as_json() for name, plan in plans.items()}))
+        result = rolling.activate(loaded, plans, plan_file, {})
     for change in result.changes:
         click.echo(f"  changed  {change}", err=True)
-    click.echo(f"==> release {target} serves on {len(result.hosts)} app hosts", err=True)
+    click.echo(f"==> release {target} serves on {len(plans)} app hosts", err=True)
     click.echo(result.summary)
+
+
+def rollback_plans(inventory: Inventory, live: dict[str, str], target: str) -> dict[str, Plan]:
+    """One activation per app host: the older release, its configuration unchanged, host by host.
+
+    With a second app host to serve meanwhile, Gunicorn restarts (the older release may pin other
+    dependencies than the master loaded); alone, a HUP serves it without dropping a request.
+    """
+    action = RESTART if len(inventory.hosts_in(Group.APP)) > 1 else RELOAD
+    return {name: Plan(name, action if live[name] != target else NONE, (f"rollback: release {live[name]} -> {target}",),
+                       target, live[name] or None, ())
+            for name in inventory.hosts_in(Group.APP)}

@@ -36,10 +36,14 @@ class Response:
     method: str = "GET"
     #: For a write answered 201: the id of what it created (the test checks it was not lost).
     created: int | None = None
+    #: Why there was no HTTP answer (the exception), for the test's report.
+    error: str = ""
 
 
 #: How a reused keep-alive connection that the server had closed fails before any byte of an answer.
-_CLOSED_BEFORE_ANSWER = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+#: (RemoteDisconnected when reading the status line; SSLEOFError when sending on a closed TLS connection.)
+_CLOSED_BEFORE_ANSWER = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError,
+                         ssl.SSLZeroReturnError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,14 +107,15 @@ class Traffic:
                 headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.write.token}"}
             turn += 1
             began = time.monotonic()
-            status, is_json, created = 0, False, None
+            status, is_json, created, failure = 0, False, None, ""
             for attempt in (1, 2):
-                reused = used
+                reused, answered = used, False
                 try:
                     connection.request(method, path, body=payload, headers=headers)
                     reply = connection.getresponse()
+                    answered = True
                     body = reply.read()
-                    status = reply.status
+                    status, failure = reply.status, ""
                     used = True
                     try:
                         document = json.loads(body)
@@ -124,18 +129,20 @@ class Traffic:
                         connection, used = self._connect(), False
                     break
                 except (OSError, http.client.HTTPException) as error:
+                    failure = f"{type(error).__name__}: {error} ({'reused' if reused else 'new'} connection)"
                     connection.close()
                     connection, used = self._connect(), False
                     # A keep-alive connection the server closed while idle (nginx does on every reload) fails
                     # before any answer: browsers send the request again on a new connection, once.
-                    if attempt == 1 and reused and isinstance(error, _CLOSED_BEFORE_ANSWER):
+                    if attempt == 1 and reused and not answered and isinstance(error, _CLOSED_BEFORE_ANSWER):
                         with self._lock:
                             self.resent.append((time.monotonic(), method, path, type(error).__name__))
                         continue
                     break
             finished = time.monotonic()
             with self._lock:
-                self.responses.append(Response(finished, path, status, is_json, finished - began, method, created))
+                self.responses.append(Response(finished, path, status, is_json, finished - began, method, created,
+                                               failure))
         connection.close()
 
     # --- reading the recording -------------------------------------------------------------------------

@@ -48,7 +48,7 @@ READS = ("/api/jobs/featured", "/api/categories", "/api/jobs?q=developer", "/api
 #: The rate the traffic must reach for a proof to count (the issue asks for at least 50 requests/s).
 MIN_RATE = 50.0
 SUMMARY = re.compile(r"^changed: (\d+) operations on (\d+) hosts$")
-ENV_OVERRIDE = "zz-e2e-deploy-safety.yml"
+ENV_OVERRIDE = "zz-e2e-rolling-deploys.yml"
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ def test_an_environment_change_restarts_gunicorn_host_by_host_without_a_client_e
         lab: Lab, employer: str) -> None:
     override = pathlib.Path(lab.lab.inventory_dir) / "group_vars" / "all" / ENV_OVERRIDE
     pids = {host: lab.ssh(host, "systemctl show --property=MainPID --value talentsphere").strip() for host in APP_HOSTS}
-    override.write_text("# Written by tests/e2e/test_deploy_safety.py: one app environment change.\n"
+    override.write_text("# Written by tests/e2e/test_rolling_deploys.py: one app environment change.\n"
                         "app_slow_query_threshold: 0.75\n")
     try:
         traffic, process, seconds = under_traffic(lab, employer, lambda: deploy(lab.deployment))
@@ -194,7 +194,7 @@ def test_a_failing_migration_stops_the_deploy_and_leaves_the_schema_unchanged(
     head = lab.ssh("db1", "sudo runuser -u postgres -- psql -XAt -d talentsphere -c "
                           "'SELECT version_num FROM alembic_version'").strip()
     (versions / "9999_e2e_fails.py").write_text(
-        '"""A migration that fails half-way (tests/e2e/test_deploy_safety.py)."""\n'
+        '"""A migration that fails half-way (tests/e2e/test_rolling_deploys.py)."""\n'
         "import sqlalchemy as sa\nfrom alembic import op\n\n"
         f"revision = '9999_e2e_fails'\ndown_revision = '{head}'\nbranch_labels = None\ndepends_on = None\n\n\n"
         "def upgrade() -> None:\n"
@@ -220,7 +220,7 @@ def _postmaster_started(lab: Lab) -> str:
 def test_a_setting_that_needs_a_postgresql_restart_waits_for_an_explicit_choice(lab: Lab, employer: str) -> None:
     override = pathlib.Path(lab.lab.inventory_dir) / "group_vars" / "all" / ENV_OVERRIDE
     started = _postmaster_started(lab)
-    override.write_text("# Written by tests/e2e/test_deploy_safety.py: more connection headroom (max_connections).\n"
+    override.write_text("# Written by tests/e2e/test_rolling_deploys.py: more connection headroom (max_connections).\n"
                         "postgresql_connection_headroom: 25\n")
     try:
         waited = deploy(lab.deployment)
