@@ -10,7 +10,11 @@ group of the roles' registry (db, cache, app, lb, ...).
 
 import os as _os
 
-from tsdeploy.inventory import load as _load
-from tsdeploy.pyinfra_inventory import groups as _groups
+from tsdeploy import ansible_import as _ansible_import
+
+_ansible_import.quietly()
+
+from tsdeploy.inventory import load as _load  # noqa: E402  (after the quiet import of ansible-core)
+from tsdeploy.pyinfra_inventory import groups as _groups  # noqa: E402
 
 globals().update(_groups(_load(_os.environ.get("TSDEPLOY_INVENTORY", "inventories/lab"))))
