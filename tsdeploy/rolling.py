@@ -21,18 +21,21 @@ import pathlib
 
 import click
 
+import roles.app
+import roles.nginx
 from roles.app.live import DRAINING_ACTIONS, NONE, Plan
 from roles.app.prepare import PLAN_ENV
 from roles.app.roll import NOT_REVERTED
 from roles.registry import Group
-from tsdeploy import ROOT, runlog
+from tsdeploy import runlog
 from tsdeploy.inventory import Inventory
 from tsdeploy.topology import Topology
 
 __all__ = ["PLAN_ENV", "activate", "batches", "read_plans"]
 
-ROLL_FILE = ROOT / "roles" / "app" / "roll_deploy.py"
-DRAIN_FILE = ROOT / "roles" / "nginx" / "drain_deploy.py"
+# The entry files live in the roles package (installed beside tsdeploy, not in its bundle).
+ROLL_FILE = pathlib.Path(roles.app.__file__).parent / "roll_deploy.py"
+DRAIN_FILE = pathlib.Path(roles.nginx.__file__).parent / "drain_deploy.py"
 ROLL_ENV = "TSDEPLOY_ROLL"
 DRAIN_ENV = "TSDEPLOY_DRAIN"
 
