@@ -10,50 +10,24 @@ from __future__ import annotations
 import pathlib
 import shlex
 import shutil
-import socket
 import subprocess
-import time
 
 import pytest
 
 from roles.redis import live
+from redis_server import RedisServer
 
 ADMIN_PASSWORD = "aof-switch-admin-password-0123456789"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Redis:
+class Redis(RedisServer):
     def __init__(self, directory: pathlib.Path) -> None:
-        self.directory, self.port, self.process = directory, _free_port(), None
+        super().__init__(directory, ADMIN_PASSWORD)
 
     def start(self, appendonly: bool) -> None:
-        config = self.directory / "redis.conf"
-        config.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\ndbfilename dump.rdb\n"
-                          f"appendonly {'yes' if appendonly else 'no'}\nappendfsync everysec\nsave 3600 1\n"
-                          f"user default off\nuser admin on >{ADMIN_PASSWORD} ~* &* +@all\n")
-        self.process = subprocess.Popen([shutil.which("redis-server") or "redis-server", str(config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            if self.cli("PING") == "PONG":
-                return
-            time.sleep(0.1)
-        raise AssertionError("redis-server did not start")
-
-    def cli(self, *args: str) -> str:
-        result = subprocess.run(["redis-cli", "--no-auth-warning", "--user", "admin", "--pass", ADMIN_PASSWORD,
-                                 "-p", str(self.port), *args], capture_output=True, text=True, check=False)
-        return result.stdout.strip()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()  # SIGTERM: Redis saves its RDB snapshot on the way out, as under systemd
-            self.process.wait(timeout=30)
-            self.process = None
+        self.start_with(f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\ndbfilename dump.rdb\n"
+                        f"appendonly {'yes' if appendonly else 'no'}\nappendfsync everysec\nsave 3600 1\n"
+                        f"user default off\nuser admin on >{ADMIN_PASSWORD} ~* &* +@all\n")
 
 
 @pytest.fixture

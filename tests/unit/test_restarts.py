@@ -9,15 +9,14 @@ from __future__ import annotations
 import pathlib
 import shlex
 import shutil
-import socket
 import subprocess
-import time
 
 import pytest
 
 from roles.common import restarts
 from roles.postgres import sql
 from roles.redis import directives, live
+from redis_server import RedisServer
 
 ADMIN_PASSWORD = "restart-test-admin-password-0123456789"
 
@@ -155,15 +154,9 @@ def test_diff_splits_runtime_changes_from_restart_changes() -> None:
 
 # --- Redis: the live scripts against a real redis-server -----------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Redis:
+class Redis(RedisServer):
     def __init__(self, directory: pathlib.Path) -> None:
-        self.directory, self.port, self.process = directory, _free_port(), None
+        super().__init__(directory, ADMIN_PASSWORD)
         self.acl = directory / "users.acl"
 
     def conf_text(self, **overrides: str) -> str:
@@ -176,26 +169,7 @@ class Redis:
 
     def start(self, conf_text: str, acl: str | None = None) -> None:
         self.acl.write_text(acl if acl is not None else f"user default off\nuser admin on >{ADMIN_PASSWORD} ~* &* +@all\n")
-        config = self.directory / "redis.conf"
-        config.write_text(conf_text)
-        self.process = subprocess.Popen([shutil.which("redis-server") or "redis-server", str(config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            if self.cli("PING") == "PONG":
-                return
-            time.sleep(0.1)
-        raise AssertionError("redis-server did not start")
-
-    def cli(self, *args: str) -> str:
-        result = subprocess.run(["redis-cli", "--no-auth-warning", "--user", "admin", "--pass", ADMIN_PASSWORD,
-                                 "-p", str(self.port), *args], capture_output=True, text=True, check=False)
-        return result.stdout.strip()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-            self.process = None
+        self.start_with(conf_text)
 
 
 @pytest.fixture
