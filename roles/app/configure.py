@@ -1,7 +1,7 @@
 """Stage the app's configuration: changed files are uploaded as candidates next to the live ones.
 
 The env file (secrets), gunicorn.conf.py and the systemd units are rendered from templates/app. A file whose
-live content already matches is left alone; a changed one is uploaded to `<path>.tsdeploy-candidate`
+live content already matches keeps it (only its owner and mode are enforced); a changed one is uploaded to `<path>.tsdeploy-candidate`
 (owner and mode set before the content, contents hidden) and lands only during the host's activation
 (roles/app/roll.py), when the host is out of the lb's rotation and its release is checked with it.
 """
@@ -31,6 +31,9 @@ def stage(ctx: Context, changed: tuple[str, ...]) -> None:
         placed = item.placed(ctx)
         candidate = placed.dest + CANDIDATE
         if placed.dest not in changed:
+            # Same content: only its owner and mode may have drifted, and fixing them disturbs nothing.
+            files.file(name=f"Keep {placed.dest} {placed.user}:{placed.group} {placed.mode}", path=placed.dest,
+                       user=placed.user, group=placed.group, mode=placed.mode)
             files.file(name=f"No staged copy of {placed.dest} (it is up to date)", path=candidate, present=False)
             continue
         secret_file(name=f"Stage {placed.dest} as {candidate} (contents hidden; lands at activation)",

@@ -75,7 +75,7 @@ def dry_run_changes(lab) -> list[str]:
     loaded = inventory.load(lab.inventory_dir)
     env = dict(os.environ, TSDEPLOY_INVENTORY=str(loaded.path.resolve()), PYINFRA_PROGRESS="off",
                ANSIBLE_VAULT_PASSWORD_FILE=str(loaded.vault_password_file))
-    process = subprocess.run(deployment.pyinfra_command((), False) + ["--dry"], cwd=ROOT, env=env,
+    process = subprocess.run(deployment.pyinfra_command((), False) + ["--dry", "--json"], cwd=ROOT, env=env,
                              capture_output=True, text=True, check=False)
     assert process.returncode == 0, process.stderr[-3000:]
     plan = json.loads(process.stdout)["plan"]
