@@ -26,6 +26,7 @@ import roles.nginx
 from roles.app.live import DRAINING_ACTIONS, NONE, Plan
 from roles.app.prepare import PLAN_ENV
 from roles.app.roll import NOT_REVERTED
+from roles.nginx.context import upstream_entry
 from roles.registry import Group
 from tsdeploy import runlog
 from tsdeploy.inventory import Inventory
@@ -58,9 +59,7 @@ def batches(plans: list[Plan], serial: int, app_hosts: int) -> list[list[Plan]]:
 
 
 def _upstream(topology: Topology, host: str) -> str:
-    """The host's entry in nginx's upstream (the same address:port the nginx role renders)."""
-    v = topology.vars_of(host)
-    return f"{topology.facts(host)['private_address']}:{int(v['app_port'])}"
+    return upstream_entry(topology.vars_of(host))
 
 
 def activate(inventory: Inventory, plans: dict[str, Plan], plan_file: pathlib.Path, env: dict[str, str], *,

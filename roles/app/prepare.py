@@ -27,7 +27,7 @@ from roles.app import configure, manifest
 from roles.app.commands import as_app, seeded_jobs
 from roles.app.live import NONE, AppLive, Plan, decide, sha256
 from roles.app.release import prune_releases, release_dir
-from roles.app.roll import CANDIDATE
+from roles.app.roll import CANDIDATE, check_command
 from tsdeploy.rolespec import Context
 
 #: Where `tsdeploy deploy` wants the activation plans written (JSON: host -> Plan).
@@ -72,8 +72,6 @@ def apply(ctx: Context, release_id: str, requirements: str) -> Plan:
     target = release_dir(app["releases_dir"], release_id)
     runs_with = _staged(app, plan)
     if plan.action != NONE:
-        from roles.app.roll import check_command
-
         server.shell(name=f"Check release {release_id} with the configuration it will run with "
                           "(gunicorn --check-config imports the app)",
                      commands=[check_command(app, release_id, set(plan.changed_files))])

@@ -22,6 +22,11 @@ def inbound(view: HostView) -> list[Inbound]:
     return [Inbound(port, ["0.0.0.0/0", "::/0"], "HTTP(S) from anywhere") for port in (80, 443)]
 
 
+def upstream_entry(app_vars: dict[str, Any]) -> str:
+    """An app host's server in the upstream ("address:port"); a rolling deploy drains hosts by this entry."""
+    return f"{app_vars['private_address']}:{int(app_vars['app_port'])}"
+
+
 def derive(view: HostView) -> NginxContext:
     v = view.vars
     app_hosts = [view.topology.vars_of(name) for name in view.topology.hosts(Group.APP)]
@@ -29,7 +34,7 @@ def derive(view: HostView) -> NginxContext:
                 if variable.name.startswith("nginx_") and variable.name != "nginx_server_name"}
     return {
         "server_name": v["nginx_server_name"],
-        "upstream": [f"{app['private_address']}:{int(app['app_port'])}" for app in app_hosts],
+        "upstream": [upstream_entry(app) for app in app_hosts],
         # Upstream servers a rolling deploy has taken out of rotation (roles/nginx/drain.py); none otherwise.
         "drained": [],
         # nginx must drop an idle upstream connection before Gunicorn does (app_keepalive; gthread workers keep

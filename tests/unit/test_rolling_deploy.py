@@ -25,6 +25,7 @@ from test_inventory import write_inventory
 from tsdeploy import ROOT, deployment, rolling, runlog
 from tsdeploy.context import build_context
 from tsdeploy.inventory import load
+from tsdeploy.topology import Topology
 
 ENV = "/etc/talentsphere/env"
 CONF = "/etc/talentsphere/gunicorn.conf.py"
@@ -385,3 +386,11 @@ def test_a_run_that_died_before_writing_its_log_reads_as_empty(tmp_path: pathlib
     (tmp_path / "torn.json").write_text('{"hosts": {"app1": [')
     assert runlog.read(tmp_path / "torn.json").operations == ()
 
+
+
+def test_the_server_a_rolling_deploy_drains_is_the_one_the_lb_site_lists_for_that_app_host(
+        tmp_path: pathlib.Path) -> None:
+    inventory = load(write_inventory(tmp_path))
+    upstream = build_context(inventory, inventory.hosts_in("lb")[0])["nginx"]["upstream"]
+    drained = [rolling._upstream(Topology(inventory), host) for host in inventory.hosts_in("app")]
+    assert drained == upstream and len(set(drained)) == len(drained) == 2
