@@ -52,6 +52,31 @@ def test_certificates_are_reused_until_the_address_changes(tmp_path):
     assert pki.ensure_host_cert(tmp_path, ca, "db1", "198.18.9.20")[0].read_bytes() != first
 
 
+def test_host_certificates_serve_and_authenticate_clients(tmp_path):
+    # pgBackRest's TLS transport authenticates the db host and the backup host to each other with these
+    # certificates, and refuses a client certificate that is not for clientAuth.
+    ca = pki.ensure_ca(tmp_path, "unit")
+    cert, _ = pki.ensure_host_cert(tmp_path, ca, "backup1", "198.18.9.11")
+    usage = subprocess.run(["openssl", "x509", "-noout", "-ext", "extendedKeyUsage", "-subject", "-in", cert],
+                           capture_output=True, text=True, check=True).stdout
+    assert "TLS Web Server Authentication" in usage and "TLS Web Client Authentication" in usage
+    assert "CN = backup1" in usage or "CN=backup1" in usage
+
+
+def test_a_certificate_without_client_authentication_is_reissued(tmp_path):
+    ca = pki.ensure_ca(tmp_path, "unit")
+    cert, _ = pki.ensure_host_cert(tmp_path, ca, "db1", "198.18.9.10")
+    ext = tmp_path / "server-only.ext"
+    ext.write_text(pki.san_extension("db1", "198.18.9.10").replace("serverAuth,clientAuth", "serverAuth"))
+    csr = tmp_path / "db1.csr"
+    subprocess.run(["openssl", "req", "-new", "-key", tmp_path / "db1.key", "-subj", "/CN=db1", "-out", csr],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial",
+                    "-days", "30", "-extfile", ext, "-out", cert], check=True, capture_output=True)
+    older = cert.read_bytes()
+    assert pki.ensure_host_cert(tmp_path, ca, "db1", "198.18.9.10")[0].read_bytes() != older
+
+
 def test_secrets_are_generated_once_and_kept_private(tmp_path):
     first = ensure_secrets(tmp_path)
     assert set(first) == set(SECRET_NAMES)

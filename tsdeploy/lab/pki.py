@@ -37,22 +37,27 @@ def ensure_ca(directory: Path, lab_name: str) -> tuple[Path, Path]:
 
 
 def san_extension(hostname: str, address: str) -> str:
-    """The extensions of a server certificate valid for the host's name and private address."""
+    """The extensions of a host certificate valid for the host's name and private address.
+
+    serverAuth and clientAuth: pgBackRest's TLS transport authenticates both ends with their host
+    certificates (the db host's and the backup host's, each accepted by its CN) and refuses a client
+    certificate without clientAuth.
+    """
     return (
         "basicConstraints=critical,CA:FALSE\n"
         "keyUsage=critical,digitalSignature\n"
-        "extendedKeyUsage=serverAuth\n"
+        "extendedKeyUsage=serverAuth,clientAuth\n"
         f"subjectAltName=DNS:{hostname},IP:{address}\n"
     )
 
 
 def ensure_host_cert(directory: Path, ca: tuple[Path, Path], hostname: str, address: str) -> tuple[Path, Path]:
-    """Issue the host's certificate once (re-issued when its address changed); return (certificate, key)."""
+    """Issue the host's certificate once (re-issued when its address or usages changed); return (cert, key)."""
     cert, key = directory / f"{hostname}.crt", directory / f"{hostname}.key"
-    if cert.is_file() and key.is_file() and f"IP Address:{address}" in run(
-        ["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", cert]
-    ).stdout:
-        return cert, key
+    if cert.is_file() and key.is_file():
+        extensions = run(["openssl", "x509", "-noout", "-ext", "subjectAltName,extendedKeyUsage", "-in", cert]).stdout
+        if f"IP Address:{address}" in extensions and "TLS Web Client Authentication" in extensions:
+            return cert, key
     _new_key(key)
     csr, ext = directory / f"{hostname}.csr", directory / f"{hostname}.ext"
     ext.write_text(san_extension(hostname, address))
