@@ -8,7 +8,7 @@ import click
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """TalentSphere Deploy: build lab hosts, deploy, verify, tune and generate configs."""
+    """TalentSphere Deploy: build lab hosts, deploy, verify, back up and restore, tune and generate configs."""
 
 
 def _register() -> None:
@@ -28,6 +28,10 @@ def _register() -> None:
     from tsdeploy import rollback
 
     cli.add_command(rollback.rollback)
+    from tsdeploy import backup_cli
+
+    for command in (backup_cli.backup, backup_cli.backups_command, backup_cli.restore, backup_cli.drill):
+        cli.add_command(command)
     from tsdeploy import verify
 
     cli.add_command(verify.verify)
