@@ -1,11 +1,23 @@
-"""The postgres role's variables: the database, its app login role, PGTune's inputs, extensions."""
+"""The postgres role's variables: the database, its app login role, PGTune's inputs, extensions, archiving.
+
+With a backup host in the inventory the db host archives its WAL with pgBackRest: it reads the backup role's
+archiving variables (`ARCHIVING_VARIABLES`: stanza, archive timeout, queue limit, TLS port, S3), listed here
+so that validation checks them on db hosts too. Its inventory-wide checks refuse what breaks archiving.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from tsdeploy import checks
 from tsdeploy.rolespec import REQUIRED, Variable
 
+from roles.backup.variables import ARCHIVING_VARIABLES
 from roles.common.variables import TLS_CA_CERT_FILE, TLS_CERT_FILE, TLS_KEY_FILE
+from roles.registry import Group
+
+if TYPE_CHECKING:
+    from tsdeploy.topology import Topology
 
 POSTGRESQL_PORT = Variable("postgresql_port", 5432, "the port PostgreSQL listens on; nftables opens it to app hosts",
                            checks.integer(1, 65535))
@@ -38,4 +50,62 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("postgres_restart", "defer",
              "a setting that needs a restart: defer (warn, record it as pending) or allow (restart the cluster)",
              checks.choice("defer", "allow")),
+    *ARCHIVING_VARIABLES,
 )
+
+#: pgBackRest's version in each Debian release: the db host and the backup host must run the same one (its
+#: protocol greeting compares them exactly: "expected value '2.45' for greeting key 'version'").
+PGBACKREST_VERSIONS = {"bookworm": "2.45", "trixie": "2.55.1"}
+
+
+def archiving_profile_problems(topology: Topology) -> list[str]:
+    """The desktop profile sets wal_level = minimal, and PostgreSQL refuses archive_mode = on with it.
+
+    With a backup host the cluster must archive its WAL, so a db host on the desktop profile cannot be
+    deployed: the start would fail ('WAL archival cannot be enabled when wal_level is "minimal"').
+    """
+    from tsdeploy.validation import origin, passes  # validation imports the roles: import it when checking
+
+    backup_hosts = topology.hosts(Group.BACKUP)
+    if not backup_hosts:
+        return []
+    problems = []
+    for host in topology.hosts(Group.DB):
+        profile = topology.vars_of(host).get("postgresql_profile")
+        if profile != "desktop" or not passes("postgresql_profile", profile):
+            continue
+        problems.append(
+            f"{host}: postgresql_profile = 'desktop' ({origin(topology.inventory, host, 'postgresql_profile')}) "
+            f"sets wal_level = minimal, which cannot archive WAL, but the inventory's group "
+            f"{str(Group.BACKUP)!r} has {', '.join(backup_hosts)}, so backups are on and pgBackRest needs "
+            "archive_mode = on with wal_level = replica; fix: set postgresql_profile to web, oltp, dw or mixed, "
+            f"or take {', '.join(backup_hosts)} out of the {str(Group.BACKUP)!r} group (no backups)")
+    return problems
+
+
+def archiving_release_problems(topology: Topology) -> list[str]:
+    """The db host and the backup host must run the same pgBackRest, hence the same Debian release.
+
+    Versions differ between releases (2.45 on bookworm, 2.55.1 on trixie) and pgBackRest refuses a peer of
+    another version; the backup host's restore drill also needs the db host's PostgreSQL major version.
+    """
+    from tsdeploy.validation import origin, passes  # validation imports the roles: import it when checking
+
+    problems = []
+    for backup in topology.hosts(Group.BACKUP):
+        backup_release = topology.vars_of(backup).get("debian_release")
+        if not passes("debian_release", backup_release):
+            continue
+        for db in topology.hosts(Group.DB):
+            db_release = topology.vars_of(db).get("debian_release")
+            if db == backup or db_release == backup_release or not passes("debian_release", db_release):
+                continue
+            where = {host: origin(topology.inventory, host, "debian_release") for host in (backup, db)}
+            problems.append(
+                f"{backup}: debian_release = {backup_release!r} ({where[backup]}) differs from db host {db}'s "
+                f"debian_release = {db_release!r} ({where[db]}): pgBackRest only talks to the same version "
+                f"({PGBACKREST_VERSIONS[backup_release]} on {backup_release}, {PGBACKREST_VERSIONS[db_release]} on "
+                f"{db_release}) and the backup host's restore drill runs the db host's PostgreSQL major version; "
+                f"fix: set debian_release to the same release on {db} and {backup} (group_vars/all sets it for every "
+                "host)")
+    return problems
