@@ -1,4 +1,9 @@
-"""The postgres role's context: PGTune's settings sized for the host and the app tier's demand, TLS, logging."""
+"""The postgres role's context: PGTune's settings sized for the host and the app tier's demand, TLS, logging,
+and WAL archiving with pgBackRest when the inventory has a backup host.
+
+Archiving reads the backup role's variables and the backup group's hosts, never the backup role's context:
+the backup role reads this one (the cluster's path, port, version), so the reverse would be a cycle.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,8 @@ from typing import TYPE_CHECKING, TypedDict
 from roles.app import demand
 from roles.registry import Group
 from tsdeploy import tuning
-from tsdeploy.rolespec import Inbound
-from tsdeploy.units import parse_size
+from tsdeploy.rolespec import ADDRESS_FACT, Inbound
+from tsdeploy.units import format_size, parse_size
 
 if TYPE_CHECKING:
     from tsdeploy.topology import HostView
@@ -27,10 +32,65 @@ RESTART_NEEDED_SQL = ("SELECT coalesce((SELECT bool_or(pending_restart) FROM pg_
                    "(SELECT 1 FROM pg_file_settings WHERE error = 'setting could not be applied')")
 
 
+#: pgBackRest on a db host: Debian's package, paths and TLS server unit. The backup role uses the same paths on
+#: the backup host; pgBackRest reads /etc/pgbackrest/pgbackrest.conf before Debian's sample /etc/pgbackrest.conf.
+PGBACKREST_PACKAGE = "pgbackrest"
+PGBACKREST_DIR = "/etc/pgbackrest"
+PGBACKREST_CONF = f"{PGBACKREST_DIR}/pgbackrest.conf"
+PGBACKREST_TLS_DIR = f"{PGBACKREST_DIR}/tls"
+PGBACKREST_SPOOL_DIR = "/var/spool/pgbackrest"
+PGBACKREST_LOG_DIR = "/var/log/pgbackrest"
+#: Debian's unit of `pgbackrest server` (User=postgres): the TLS server the backup host connects to.
+PGBACKREST_SERVICE = "pgbackrest.service"
+#: Where Debian's PostgreSQL puts its Unix socket (pgBackRest connects there as postgres).
+SOCKET_DIR = "/var/run/postgresql"
+
+
 class Setting(TypedDict):
     name: str
     value: str
     reason: str
+
+
+class S3Repository(TypedDict):
+    """The optional second repository: the db host pushes its WAL to S3 itself (pgBackRest's repo2)."""
+
+    bucket: str
+    endpoint: str
+    region: str
+    path: str
+    uri_style: str
+    key: str
+    key_secret: str
+    cipher_pass: str
+
+
+class Archiving(TypedDict):
+    """`ctx["postgres"]["archiving"]`: how this db host archives its WAL (None without a backup host)."""
+
+    stanza: str
+    #: The backup host (its inventory name is the CN of its certificate) and its private address.
+    repo_host: str
+    repo_address: str
+    #: This db host is the backup host too: the backup role writes the one local pgbackrest.conf, no TLS server.
+    local: bool
+    archive_timeout: int
+    archive_command: str
+    conf_path: str
+    #: Where the inventory's CA and this host's certificate and key go (`tls_ca_src`, `tls_cert_src` and
+    #: `tls_key_src` of the context): pgBackRest's TLS server and client use them, mutually authenticated.
+    tls_dir: str
+    tls_port: int
+    #: tls-server-auth: the client certificate CN allowed in, and the stanza it may use.
+    tls_server_auth: str
+    queue_max: str
+    process_max: int
+    compress_type: str
+    spool_path: str
+    log_path: str
+    socket_path: str
+    service: str
+    s3: S3Repository | None
 
 
 class PostgresContext(TypedDict):
@@ -52,9 +112,11 @@ class PostgresContext(TypedDict):
     settings: list[Setting]
     warnings: list[str]
     hba_app_hosts: list[str]
+    tls_ca_src: str
     tls_cert_src: str
     tls_key_src: str
     restart_needed_sql: str
+    archiving: Archiving | None
 
 
 def _warnings_debian_does_not_answer(warnings: list[str]) -> list[str]:
@@ -67,8 +129,84 @@ def _warnings_debian_does_not_answer(warnings: list[str]) -> list[str]:
             if not any(warning.endswith(f"compiled with {option}") for option in DEBIAN_POSTGRESQL_BUILD_OPTIONS)]
 
 
+def _s3(merged: dict) -> S3Repository | None:
+    """The S3 repository when the inventory sets one (validated all-or-nothing by the backup role)."""
+    if not merged["backup_s3_bucket"]:
+        return None
+    return S3Repository(bucket=merged["backup_s3_bucket"], endpoint=merged["backup_s3_endpoint"],
+                        region=merged["backup_s3_region"], path=merged["backup_s3_path"],
+                        uri_style=merged["backup_s3_uri_style"], key=merged["backup_s3_key"],
+                        key_secret=merged["backup_s3_key_secret"], cipher_pass=merged["backup_s3_cipher_pass"])
+
+
+def archiving(view: HostView) -> Archiving | None:
+    """How this db host archives its WAL to the inventory's backup host; None when it has none (no backups).
+
+    Read from the backup role's variables and the backup group's first host, never from the backup role's
+    context (which reads this role's). What both sides must agree on (the stanza, the TLS port, the S3
+    repository) comes from the backup host's variables, so a value set only in its host vars still matches;
+    what only the db host uses (archive timeout, queue limit, processes, compression) from this host's.
+    """
+    backup_hosts = view.topology.hosts(Group.BACKUP)
+    if not backup_hosts:
+        return None
+    v = view.vars
+    repo_host = backup_hosts[0]
+    repo = view.topology.vars_of(repo_host)
+    stanza = str(repo["backup_stanza"])
+    return Archiving(
+        stanza=stanza,
+        repo_host=repo_host,
+        repo_address=view.topology.facts(repo_host)[ADDRESS_FACT],
+        local=repo_host == view.name,
+        archive_timeout=int(v["backup_archive_timeout"]),
+        archive_command=f"pgbackrest --stanza={stanza} archive-push %p",
+        conf_path=PGBACKREST_CONF,
+        tls_dir=PGBACKREST_TLS_DIR,
+        tls_port=int(repo["backup_tls_port"]),
+        tls_server_auth=f"{repo_host}={stanza}",
+        queue_max=format_size(parse_size(v["backup_archive_queue_max"])),
+        process_max=int(v["backup_process_max"]),
+        compress_type=str(v["backup_compress_type"]),
+        spool_path=PGBACKREST_SPOOL_DIR,
+        log_path=PGBACKREST_LOG_DIR,
+        socket_path=SOCKET_DIR,
+        service=PGBACKREST_SERVICE,
+        s3=_s3(repo),
+    )
+
+
+def _archiving_settings(archive: Archiving) -> list[Setting]:
+    """The settings that make PostgreSQL hand every WAL segment to pgBackRest."""
+    where = f"backups on {archive['repo_host']}" + (" (this host)" if archive["local"] else "")
+    timeout = archive["archive_timeout"]
+    return [
+        Setting(name="wal_level", value="replica",
+                reason=f"{where}: WAL detailed enough to archive and restore (minimal cannot be archived)"),
+        Setting(name="archive_mode", value="on",
+                reason=f"{where}: every completed WAL segment goes to pgBackRest (read at server start)"),
+        Setting(name="archive_command", value=f"'{archive['archive_command']}'",
+                reason=f"{where}: pgBackRest queues the segment in {archive['spool_path']} and pushes it to the "
+                       f"stanza {archive['stanza']}'s repositories"),
+        Setting(name="archive_timeout", value=f"{timeout}s",
+                reason=f"a WAL segment with writes is archived within {timeout} s (backup_archive_timeout): the "
+                       "writes a lost db host can take with it"),
+    ]
+
+
+def _with_settings(settings: list[Setting], extra: list[Setting]) -> list[Setting]:
+    """`settings` with `extra` appended; an earlier setting of the same name (tuning's) gives way to it."""
+    names = {setting["name"] for setting in extra}
+    return [setting for setting in settings if setting["name"] not in names] + extra
+
+
 def inbound(view: HostView) -> list[Inbound]:
-    return [Inbound(int(view.vars["postgresql_port"]), view.addresses(Group.APP), "PostgreSQL from app hosts")]
+    rules = [Inbound(int(view.vars["postgresql_port"]), view.addresses(Group.APP), "PostgreSQL from app hosts")]
+    archive = archiving(view)
+    if archive is not None and not archive["local"]:
+        rules.append(Inbound(archive["tls_port"], view.addresses(Group.BACKUP),
+                             "pgBackRest's TLS server from the backup host (backups, stanza checks)"))
+    return rules
 
 
 def derive(view: HostView) -> PostgresContext:
@@ -113,6 +251,9 @@ def derive(view: HostView) -> PostgresContext:
         Setting(name="log_min_duration_statement", value=str(threshold_ms),
                 reason=f"statements slower than SLOW_QUERY_THRESHOLD ({threshold} s)"),
     ]
+    archive = archiving(view)
+    if archive is not None:
+        settings = _with_settings(settings, _archiving_settings(archive))
     return PostgresContext(
         host=view.name,
         address=address,
@@ -130,7 +271,9 @@ def derive(view: HostView) -> PostgresContext:
         settings=settings,
         warnings=warnings,
         hba_app_hosts=view.addresses(Group.APP),
+        tls_ca_src=v["tls_ca_cert_file"],
         tls_cert_src=v["tls_cert_file"],
         tls_key_src=v["tls_key_file"],
         restart_needed_sql=RESTART_NEEDED_SQL,
+        archiving=archive,
     )
