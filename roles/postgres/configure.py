@@ -137,7 +137,7 @@ def postgres_check(*, root: str = ROOT, bin_dir: str = BIN_DIR, user: str = "pos
 def apply(ctx: Context) -> None:
     pg = ctx["postgres"]
     conf_dir, service = pg["conf_dir"], pg["service"]
-    for path in manifest.PATHS:
+    for path in manifest.CLUSTER_PATHS:
         put_path(ctx, path)
     # The TLS pair, the drop-in and pg_hba are one set: a drop-in naming a new certificate is valid only with it.
     landed = put_checked(ctx, [manifest.SERVER_CERT, manifest.SERVER_KEY, manifest.SETTINGS, manifest.PG_HBA],
