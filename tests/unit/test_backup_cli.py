@@ -18,6 +18,7 @@ import pathlib
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -328,6 +329,20 @@ needs_pgbackrest = pytest.mark.skipif(
     reason="needs root, the postgres account, PostgreSQL 15 and pgbackrest (apt-get install postgresql-15 pgbackrest)")
 
 #: Stands in for systemd on the throwaway cluster: the scripts only ask it whether the unit runs, to stop and start it.
+#: Stands in for `systemd-run --wait --pipe`: runs the command here with the unit's EnvironmentFile and --setenv.
+SYSTEMD_RUN = """#!/bin/bash
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --property=EnvironmentFile=*) set -a; . "${1#--property=EnvironmentFile=}"; set +a ;;
+    --setenv=*) export "${1#--setenv=}" ;;
+    --*) ;;
+    *) break ;;
+  esac
+  shift
+done
+exec "$@"
+"""
+
 SYSTEMCTL = """#!/bin/bash
 data={data}; ctl="runuser -u postgres -- {bin}/pg_ctl -D $data"
 case "$1" in
@@ -356,11 +371,16 @@ class Cluster:
         systemctl = base / "bin" / "systemctl"
         systemctl.write_text(SYSTEMCTL.format(data=self.data, bin=PG_BIN, base=base))
         systemctl.chmod(0o755)
+        (base / "bin" / "systemd-run").write_text(SYSTEMD_RUN)
+        (base / "bin" / "systemd-run").chmod(0o755)
         subprocess.run(["chown", "-R", "postgres:postgres", str(base)], check=True)
         base.chmod(0o755)
         self.env = dict(os.environ, PATH=f"{base}/bin:{os.environ['PATH']}", PGHOST=str(base),
                         PGBACKREST_CONFIG=str(base / "pgbackrest.conf"))
         self.as_postgres([f"{PG_BIN}/initdb", "-D", str(self.data), "-A", "peer", "--no-sync"])
+        # Peer authentication that also lets this test (root) in as postgres, for the app's own schema check.
+        (self.data / "pg_hba.conf").write_text("local all all peer map=test\n")
+        (self.data / "pg_ident.conf").write_text("test root postgres\ntest postgres postgres\n")
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(f"port = {self.PORT}\nlisten_addresses = ''\nunix_socket_directories = '{base}'\n"
                        "archive_mode = on\narchive_timeout = 60\nfsync = off\n"
@@ -469,6 +489,59 @@ def test_a_target_beyond_the_archive_stops_recovery_with_postgresqls_reason(clus
     assert "db1: PostgreSQL stopped during recovery (its log above)" in steps[-1].stderr
     steps = cluster.restore(restore.Plan("run-again", restore.LATEST, None, "ts", None), fatal_check=False)
     assert steps[-1].returncode == 0, steps[-1].stderr  # the same host recovers with another target
+
+
+@needs_pgbackrest
+def test_the_live_releases_migrations_run_only_when_the_restored_schema_is_behind(cluster: Cluster) -> None:
+    # This virtualenv, where the app is installed, stands in for the live release (`current` is a release's venv).
+    (cluster.base / "current").symlink_to(pathlib.Path(sys.prefix))
+    cluster.sql("CREATE DATABASE app")
+    env_file = cluster.base / "env"
+    env_file.write_text(f'DATABASE_URL="postgresql://postgres@/app?host={cluster.base}&port={cluster.PORT}"\n'
+                        'FLASK_ENV="development"\n')
+    app = {"user": "root", "env_file": str(env_file), "current_dir": str(cluster.base / "current"),
+           "migration_lock_timeout": "5s", "migration_statement_timeout": "15min"}
+    plan = restore.Plan("run-schema", restore.LATEST, None, "ts", "app1")
+    first = cluster.step(restore.migrate_script(plan, app, "app1", results=str(cluster.results)))
+    assert first.returncode == 0, first.stderr
+    behind = cluster.result("schema")
+    assert behind["run"] == "run-schema" and behind["before"] == "none" and behind["migrated"] is True
+    assert cluster.as_postgres(["psql", "-X", "-A", "-t", "-p", str(cluster.PORT), "-d", "app", "-c",
+                                "SELECT version_num FROM alembic_version"]).strip() == behind["head"]
+    again = cluster.step(restore.migrate_script(plan, app, "app1", results=str(cluster.results)))
+    assert again.returncode == 0, again.stderr
+    assert cluster.result("schema") == {"run": "run-schema", "before": behind["head"], "head": behind["head"],
+                                        "migrated": False}
+
+
+APP = {"user": "talentsphere", "env_file": "/etc/talentsphere/env", "current_dir": "/opt/talentsphere/current",
+       "ready_url": "http://10.0.0.13:8000/health/ready", "ready_timeout": 60, "migration_lock_timeout": "5s",
+       "migration_statement_timeout": "15min"}
+PG = {"service": "postgresql@15-main", "version": 15, "port": 5432}
+
+
+@pytest.mark.parametrize("name, script", [
+    ("check", restore.check_script(restore.Plan("r", restore.TIME, "2026-12-01 09:00:00+00:00", "ts", "app1"), PG,
+                                   "db1", fatal=True)),
+    ("stop app", restore.stop_app_script()),
+    ("stop postgres", restore.stop_postgres_script(PG, "db1")),
+    ("restore", restore.restore_script(restore.Plan("r", restore.LATEST, None, "ts", "app1"), "db1")),
+    ("recover", restore.recover_script(restore.Plan("r", restore.LATEST, None, "ts", "app1"), PG, "db1")),
+    ("migrate", restore.migrate_script(restore.Plan("r", restore.LATEST, None, "ts", "app1"), APP, "app1")),
+    ("start app", restore.start_app_script(APP, "app1")),
+    ("run unit", restore.run_unit_script("pgbackrest-backup@full.service")),
+])
+def test_every_step_is_a_bash_script_that_parses(name: str, script: str) -> None:
+    result = subprocess.run(["bash", "-n", "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, f"{name}: {result.stderr}"
+
+
+def test_the_app_tier_stops_timer_first_and_starts_on_the_live_release() -> None:
+    assert restore.stop_app_script().splitlines()[-1] == (
+        "systemctl stop talentsphere-flush-views.timer talentsphere-flush-views.service talentsphere.service")
+    start = restore.start_app_script(APP, "app1")
+    assert 'release=$(basename "$(readlink -f /opt/talentsphere/current)")' in start
+    assert 'http://10.0.0.13:8000/health/ready 60 "$release" 3' in start
 
 
 def test_result_strings_survive_quotes_backslashes_and_newlines(tmp_path: pathlib.Path) -> None:
