@@ -1,0 +1,168 @@
+"""The stanza in the repository and the proof that WAL archiving works, both decided from pgBackRest's own answers.
+
+Both run after every host's roles converged (the backup role's `finish`): `stanza-create` reads the cluster
+through the db host's TLS server (split) and `check` needs PostgreSQL to archive with the db host's
+configuration. Each is a fact-comparing operation, so a second deploy reports no change:
+
++ `stanza`: `pgbackrest info` says whether the stanza exists in every repository; `stanza-create` only when a
+  repository lacks it.
++ `archiving_works`: `pgbackrest check` on every deploy (it switches a WAL segment and waits until it is in the
+  repository). Passing is no change. `archive_mode` still off (PostgreSQL's restart is pending: the deploy warns
+  and records it) is a warning, not a failure. Any other failure fails the deploy with pgBackRest's words and
+  the fix, e.g. a repository holding another cluster's backups after the db host was rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from typing import Any
+
+from pyinfra import host, logger
+from pyinfra.api import FactBase, StringCommand, operation
+from pyinfra.api.exceptions import OperationError
+
+from roles.backup.context import RUN_AS
+
+#: pgBackRest as postgres (the repository, its configuration and the lock are postgres's).
+PGBACKREST = ("runuser", "-u", RUN_AS, "--", "/usr/bin/pgbackrest")
+#: The marker after a command's output that carries its exit status (a fact's command must itself succeed).
+RC_MARKER = "tsdeploy-rc="
+
+#: pgBackRest's info status codes that mean "this repository has no (complete) stanza": stanza-create fixes them.
+MISSING_STANZA_CODES = {1: "missing stanza path", 3: "missing stanza data"}
+#: pgBackRest's error codes (src/common/error.yaml) the check tells apart.
+ARCHIVE_DISABLED = 87      # archive_mode must be enabled: set, waiting for PostgreSQL's restart
+ARCHIVE_COMMAND = 68       # archive_command does not call pgbackrest
+DATABASE_MISMATCH = 28     # the repository's info files are another cluster's (system identifier)
+
+
+def _command(stanza: str, *arguments: str) -> str:
+    """Shell: run pgBackRest as postgres, print its output, then the exit status after RC_MARKER."""
+    command = shlex.join([*PGBACKREST, f"--stanza={stanza}", *arguments])
+    return f'out=$({command} 2>&1); rc=$?; printf "%s\\n" "$out"; echo "{RC_MARKER}$rc"'
+
+
+def _split_rc(output: list[str]) -> tuple[int | None, list[str]]:
+    """(exit status, the lines before the marker); None when the marker is missing (the command did not run)."""
+    if output and output[-1].startswith(RC_MARKER):
+        try:
+            return int(output[-1][len(RC_MARKER):]), output[:-1]
+        except ValueError:
+            pass
+    return None, output
+
+
+def error_code(lines: list[str]) -> int | None:
+    """pgBackRest's error code from its `ERROR: [087]: ...` line.
+
+    >>> error_code(["ERROR: [087]: archive_mode must be enabled"])
+    87
+    """
+    for line in lines:
+        if match := re.search(r"ERROR: \[(\d+)\]", line):
+            return int(match.group(1))
+    return None
+
+
+class StanzaInfo(FactBase):
+    """The stanza in each repository (`pgbackrest info --output=json` as postgres):
+    {"ok": bool, "missing": [repository keys lacking the stanza], "status": message, "error": pgBackRest's words}.
+    """
+
+    def command(self, stanza: str) -> str:
+        return _command(stanza, "--output=json", "--log-level-console=warn", "info")
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        rc, lines = _split_rc(output)
+        text = "\n".join(lines).strip()
+        if rc != 0:
+            return {"ok": False, "missing": [], "status": "", "error": text or f"exit status {rc}"}
+        try:
+            stanzas = json.loads(text[text.index("["):])
+        except ValueError:
+            return {"ok": False, "missing": [], "status": "", "error": f"unreadable output of pgbackrest info: {text}"}
+        repos = stanzas[0].get("repo", []) if stanzas else []
+        missing = [repo.get("key") for repo in repos if repo.get("status", {}).get("code") in MISSING_STANZA_CODES]
+        status = stanzas[0].get("status", {}).get("message", "") if stanzas else ""
+        return {"ok": True, "missing": missing, "status": status, "error": ""}
+
+
+class ArchiveCheck(FactBase):
+    """`pgbackrest check` as postgres (switches a WAL segment and waits until the repository has it):
+    {"passed": bool, "code": pgBackRest's error code or None, "message": its output}."""
+
+    def command(self, stanza: str) -> str:
+        return _command(stanza, "--log-level-console=warn", "check")
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        rc, lines = _split_rc(output)
+        message = "\n".join(line.rstrip() for line in lines if line.strip())
+        return {"passed": rc == 0, "code": error_code(lines), "message": message or f"exit status {rc}"}
+
+
+@operation()
+def stanza(stanza: str):
+    """Create the stanza in each repository that lacks it (`pgbackrest stanza-create`, as postgres).
+
+    + stanza: the stanza's name (backup_stanza)
+
+    Updates: nothing when every repository has the stanza. Fails with pgBackRest's words when it cannot read the
+    repository (its configuration, the passphrase, the TLS connection to the db host).
+    """
+    info = host.get_fact(StanzaInfo, stanza=stanza)
+    if not info["ok"]:
+        raise OperationError(f"pgBackRest cannot read the stanza {stanza} in its repository: {info['error']}\n"
+                             "fix: check /etc/pgbackrest/pgbackrest.conf on this host and the backup_* variables "
+                             "(the repository path and backup_repo_cipher_pass must match the existing repository)")
+    if not info["missing"]:
+        host.noop(f"stanza {stanza} exists in every repository ({info['status']})")
+        return
+    if host.state.is_executing:
+        logger.info(f"{host.print_prefix}creating stanza {stanza} in repositories {info['missing']}")
+    yield StringCommand(*PGBACKREST, f"--stanza={stanza}", "--log-level-console=warn", "stanza-create")
+
+
+def check_failure(stanza: str, result: dict[str, Any], db_host: str) -> str:
+    """The deploy's error for a failed `pgbackrest check`: pgBackRest's words, what they mean here, the fix."""
+    words = result["message"]
+    if result["code"] == DATABASE_MISMATCH:
+        return (f"pgbackrest check: {words}\nThe repository holds the backups of another PostgreSQL cluster than "
+                f"the one now running on {db_host} (its system identifier differs): {db_host} was rebuilt or its "
+                "cluster re-created. No backup of the new cluster is taken and its WAL is not archived.\n"
+                "fix: restore the cluster from the repository: `tsdeploy restore INVENTORY --latest --yes` "
+                "(the repository's backups are kept; nothing is deleted)")
+    if result["code"] == ARCHIVE_COMMAND:
+        return (f"pgbackrest check: {words}\nPostgreSQL on {db_host} does not archive with pgBackRest.\n"
+                f"fix: deploy {db_host} (its postgres role sets archive_command = 'pgbackrest --stanza={stanza} "
+                "archive-push %p' and reloads)")
+    return (f"pgbackrest check of stanza {stanza} failed: {words}\n"
+            f"fix: read /var/log/pgbackrest/{stanza}-check.log on this host and the PostgreSQL log on {db_host}; "
+            f"WAL archiving (archive_command on {db_host}, pgBackRest's TLS servers on both hosts) must work "
+            "before backups can be taken")
+
+
+@operation()
+def archiving_works(stanza: str, db_host: str):
+    """Prove that WAL archiving works with `pgbackrest check` (no change when it passes).
+
+    + stanza: the stanza's name
+    + db_host: the db host's inventory name, for messages
+
+    archive_mode still off (PostgreSQL's restart pending) only warns: the deploy's pending-restart report names
+    the restart. Any other failure fails the operation with pgBackRest's message and the fix.
+    """
+    result = host.get_fact(ArchiveCheck, stanza=stanza)
+    if result["passed"]:
+        host.noop(f"pgbackrest check passed: {db_host} archives its WAL into the repository of stanza {stanza}")
+        return
+    if result["code"] == ARCHIVE_DISABLED:
+        if host.state.is_executing:
+            logger.warning(f"{host.print_prefix}backups are configured, but PostgreSQL on {db_host} does not archive "
+                           "its WAL yet (archive_mode takes effect at its restart, which is pending): run `tsdeploy "
+                           f"deploy INVENTORY --allow-restart postgres`; until then no backup can be taken")
+        host.noop(f"pgbackrest check skipped: archive_mode on {db_host} waits for PostgreSQL's restart")
+        return
+    raise OperationError(check_failure(stanza, result, db_host))
+    yield from ()  # never reached: it makes this function a generator, as pyinfra's operations are

@@ -1,0 +1,29 @@
+"""The backup role's operations on a backup host: install and configure (`tasks`), then, once every host's roles
+have converged, the stanza and the proof that archiving works (`finish`)."""
+
+from pyinfra.api import deploy
+
+from roles.backup import ROLE, configure, install, stanza
+from roles.runtime import host_context
+
+
+@deploy("Backup", data_defaults=ROLE.defaults)
+def tasks() -> None:
+    """Install pgBackRest (and the drill's PostgreSQL binaries), write its configuration, units and timers."""
+    ctx = host_context()
+    install.apply(ctx)
+    configure.apply(ctx)
+
+
+@deploy("Backup: stanza and archiving", data_defaults=ROLE.defaults)
+def finish() -> None:
+    """Create the stanza if a repository lacks it and prove with `pgbackrest check` that WAL archiving works.
+
+    Both reach the db host's cluster (through its TLS server in split), so deploy.py runs them after a barrier
+    every host shares: by then the db host's pgBackRest configuration, server and archive settings are in place.
+    """
+    backup = host_context()["backup"]
+    stanza.stanza(name=f"Create the pgBackRest stanza {backup['stanza']} if a repository lacks it",
+                  stanza=backup["stanza"])
+    stanza.archiving_works(name=f"Check that {backup['db_host']} archives its WAL (pgbackrest check)",
+                           stanza=backup["stanza"], db_host=backup["db_host"])
