@@ -182,18 +182,17 @@ def backups_report(stanza: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def new_backup(before: set[str], stanza: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The newest backup whose label was not in `before` (the one a manual run just took), if any."""
-    fresh = [item for item in backups(stanza) if item["label"] not in before]
-    return fresh[-1] if fresh else None
+def new_backups(before: set[str], stanza: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The backups whose labels were not in `before`: what a manual run just took (one per repository)."""
+    return [item for item in backups(stanza) if item["label"] not in before]
 
 
 def backup_line(item: Mapping[str, Any], stanza: str, host: str) -> str:
-    """One line naming a backup: label, type, size, repository size, duration, WAL range."""
+    """One line naming a backup: label, type, repository, size, repository size, duration, WAL range."""
     info = item.get("info") or {}
     seconds = item["timestamp"]["stop"] - item["timestamp"]["start"]
     wal = item.get("archive") or {}
-    return (f"backup {item['label']} ({item['type']}) of stanza {stanza} on {host}: "
+    return (f"backup {item['label']} ({item['type']}) of stanza {stanza} in repository {_repo(item)} on {host}: "
             f"{format_size(info.get('size'))} (repository {format_size((info.get('repository') or {}).get('size'))}),"
             f" {format_duration(seconds)}, ended {format_time(item['timestamp']['stop'])}, "
             f"WAL {wal.get('start', '-')}..{wal.get('stop', '-')}")
@@ -455,13 +454,13 @@ def backup(inventory: pathlib.Path, kind: str, vault_password_file: str | None) 
     click.echo(f"==> {host}: systemctl start {unit} (waits until the backup has finished)", err=True)
     started = time.monotonic()
     _run_unit(loaded, host, unit, f"the {kind} backup on {host}")
-    stanza = read_stanza(loaded, host, ctx["stanza"])
-    item = new_backup(before, stanza)
-    if item is None:
+    fresh = new_backups(before, read_stanza(loaded, host, ctx["stanza"]))
+    if not fresh:
         raise click.ClickException(f"{unit} succeeded on {host} but the repository shows no new backup; see "
                                    f"`journalctl -u {unit}` there")
     click.echo(f"==> done in {format_duration(time.monotonic() - started)}", err=True)
-    click.echo(backup_line(item, ctx["stanza"], host))
+    for item in fresh:
+        click.echo(backup_line(item, ctx["stanza"], host))
 
 
 @click.command("backups")

@@ -117,13 +117,13 @@ def test_status_line_names_a_running_backup_and_a_failing_repository() -> None:
     assert backup_cli.status_line(stanza).endswith("a backup is running now; repo2: other")
 
 
-def test_the_backup_a_manual_run_took_is_the_newest_new_label() -> None:
+def test_the_backups_a_manual_run_took_are_the_new_labels() -> None:
     stanza = stanza_with_diff()
-    assert backup_cli.new_backup({"20261201-030238F"}, stanza)["type"] == "diff"
-    assert backup_cli.new_backup({item["label"] for item in stanza["backup"]}, stanza) is None
+    assert [item["type"] for item in backup_cli.new_backups({"20261201-030238F"}, stanza)] == ["diff"]
+    assert backup_cli.new_backups({item["label"] for item in stanza["backup"]}, stanza) == []
     line = backup_cli.backup_line(stanza["backup"][1], "ts", "backup1")
-    assert line == ("backup 20261202-013000F_20261202-013005D (diff) of stanza ts on backup1: 22.0 MiB "
-                    "(repository 2.7 MiB), 5.0 s, ended 2026-12-02 03:02:45 UTC, "
+    assert line == ("backup 20261202-013000F_20261202-013005D (diff) of stanza ts in repository 1 on backup1: "
+                    "22.0 MiB (repository 2.7 MiB), 5.0 s, ended 2026-12-02 03:02:45 UTC, "
                     "WAL 000000010000000000000007..000000010000000000000007")
 
 
