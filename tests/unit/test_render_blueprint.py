@@ -1,4 +1,5 @@
-"""`tsdeploy generate render` writes a render.yaml that Render's own schema accepts, sized to the plan's limit."""
+"""`tsdeploy generate render` writes a render.yaml that Render's own schema accepts, sized to the plan's limit, stating
+what Render's managed backups give the database plan."""
 
 from __future__ import annotations
 
@@ -226,3 +227,36 @@ def test_threads_beyond_the_pool_sized_for_the_plan_are_refused_before_anything_
     assert "app_threads = 8 but each Render worker gets only pool 5 + overflow 1 = 6 connections" in result.output
     assert "fix: lower app_threads to at most 6" in result.output
     assert not (tmp_path / "out" / "render.yaml").exists()
+
+
+def _header(out: pathlib.Path) -> str:
+    return "".join(line for line in (out / "render.yaml").read_text().splitlines(keepends=True)
+                   if line.startswith("#"))
+
+
+def test_a_paid_database_plan_states_renders_recovery_window_and_what_a_recovery_asks(
+        tiny_inventory: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    generate(tiny_inventory, tmp_path)
+    header = " ".join(line.lstrip("# ").strip() for line in _header(tmp_path).splitlines())
+    assert "Render backs up talentsphere-db (basic-1gb, a paid instance) continuously for point-in-time" in header
+    assert "last 3 days (Hobby workspace) or 7 days (Professional or higher), except the last 10 minutes" in header
+    assert "creates a NEW instance" in header and "point the web service and the cron job at it" in header
+    assert "No Blueprint field controls backups" in header and render.RECOVERY_SOURCE in header
+
+
+def test_a_free_database_plan_says_it_has_no_backups(tmp_path: pathlib.Path) -> None:
+    inventory = write_inventory(tmp_path / "inventory", "render_database_plan: free\n")
+    result = generate(inventory, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    header = _header(tmp_path / "out")
+    assert "# Backups: NONE. Render neither backs up nor recovers a free Postgres instance" in header
+    assert "continuously" not in header
+
+
+def test_backups_are_a_comment_never_a_field_the_schema_does_not_have(tiny_inventory: pathlib.Path,
+                                                                      tmp_path: pathlib.Path) -> None:
+    generate(tiny_inventory, tmp_path)
+    (database,) = load_blueprint(tmp_path)["databases"]
+    allowed = set(render.schema()["definitions"]["database"]["properties"])
+    assert set(database) <= allowed and not any("backup" in key.lower() or "recovery" in key.lower()
+                                                for key in allowed)
