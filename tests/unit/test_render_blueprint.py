@@ -1,5 +1,5 @@
-"""`tsdeploy generate render` writes a render.yaml that Render's own schema accepts, sized to the plan's limit, stating
-what Render's managed backups give the database plan."""
+"""`tsdeploy generate render` writes a render.yaml that Render's own schema accepts, sized to the plan's limit,
+stating what Render's managed backups give the database plan."""
 
 from __future__ import annotations
 
