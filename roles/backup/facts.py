@@ -68,8 +68,10 @@ class BackupInfo(FactBase):
     """
 
     def command(self, stanza: str) -> str:
-        # Errors go to stderr (log-level-stderr defaults to warn): folded in so that they reach the caller.
-        return f"{_as_postgres('pgbackrest', f'--stanza={stanza}', '--output=json', 'info')} 2>&1; echo \"rc=$?\""
+        # Errors go to stderr (log-level-stderr defaults to warn): folded in so that they reach the caller. The
+        # JSON ends without a newline: one is added before the status line.
+        return (f"{_as_postgres('pgbackrest', f'--stanza={stanza}', '--output=json', 'info')} 2>&1; rc=$?; "
+                "echo; echo \"rc=$rc\"")
 
     def process(self, output: list[str]) -> dict[str, Any]:
         return parse_info(output)
@@ -110,8 +112,8 @@ class DrillResult(FactBase):
 
     def command(self, path: str) -> str:
         quoted = shlex.quote(path)
-        return (f"echo \"now=$(date +%s)\"; if sudo -n test -e {quoted}; then sudo -n cat {quoted} 2>&1; "
-                f"else echo missing; fi; echo \"rc=$?\"")
+        return (f"echo \"now=$(date +%s)\"; if sudo -n test -e {quoted}; then sudo -n cat {quoted} 2>&1; rc=$?; "
+                f"else echo missing; rc=0; fi; echo; echo \"rc=$rc\"")
 
     def process(self, output: list[str]) -> dict[str, Any]:
         return parse_json_file(output)

@@ -343,6 +343,12 @@ done
 exec "$@"
 """
 
+#: Stands in for the deploy user's `sudo -n [-u USER]`: runs the command as postgres, keeping the environment.
+SUDO = """#!/bin/bash
+while [[ $1 == -* ]]; do [[ $1 == -u ]] && shift; shift; done
+exec runuser -u postgres -- "$@"
+"""
+
 SYSTEMCTL = """#!/bin/bash
 data={data}; ctl="runuser -u postgres -- {bin}/pg_ctl -D $data"
 case "$1" in
@@ -371,8 +377,9 @@ class Cluster:
         systemctl = base / "bin" / "systemctl"
         systemctl.write_text(SYSTEMCTL.format(data=self.data, bin=PG_BIN, base=base))
         systemctl.chmod(0o755)
-        (base / "bin" / "systemd-run").write_text(SYSTEMD_RUN)
-        (base / "bin" / "systemd-run").chmod(0o755)
+        for name, text in (("systemd-run", SYSTEMD_RUN), ("sudo", SUDO)):
+            (base / "bin" / name).write_text(text)
+            (base / "bin" / name).chmod(0o755)
         subprocess.run(["chown", "-R", "postgres:postgres", str(base)], check=True)
         base.chmod(0o755)
         self.env = dict(os.environ, PATH=f"{base}/bin:{os.environ['PATH']}", PGHOST=str(base),
@@ -434,6 +441,32 @@ def cluster():
         subprocess.run(["runuser", "-u", "postgres", "--", f"{PG_BIN}/pg_ctl", "-D", str(base / "data"), "-m",
                         "immediate", "stop"], capture_output=True, check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _fact_output(cluster: Cluster, command: str) -> list[str]:
+    """The fact command's output lines as pyinfra hands them to process() (trailing whitespace dropped)."""
+    return [line.rstrip() for line in cluster.step(command).stdout.splitlines()]
+
+
+@needs_pgbackrest
+def test_the_info_fact_reads_pgbackrests_real_output_which_ends_without_a_newline(cluster: Cluster) -> None:
+    info = facts.parse_info(_fact_output(cluster, facts.BackupInfo().command("ts")))
+    assert info["error"] is None, info
+    stanza = backup_cli.stanza_of(info["stanzas"], "ts")
+    assert stanza["status"]["message"] == "ok" and backup_cli.backups(stanza)[0]["type"] == "full"
+    broken = facts.parse_info(_fact_output(cluster, facts.BackupInfo().command("ts").replace("info", "infox")))
+    assert broken["stanzas"] is None and "invalid command 'infox'" in broken["error"]
+
+
+@needs_pgbackrest
+def test_the_drill_fact_reads_a_result_file_that_ends_without_a_newline(cluster: Cluster) -> None:
+    path = cluster.base / "last.json"
+    path.write_text('{"passed": true, "started_at": "2026-12-05T04:00:00Z"}')
+    read = facts.parse_json_file(_fact_output(cluster, facts.DrillResult().command(str(path))))
+    assert read["data"] == {"passed": True, "started_at": "2026-12-05T04:00:00Z"} and read["error"] is None
+    assert abs(read["now"] - time.time()) < 60
+    missing = facts.parse_json_file(_fact_output(cluster, facts.DrillResult().command(str(cluster.base / "none"))))
+    assert missing["data"] is None and missing["error"] is None
 
 
 @needs_pgbackrest
