@@ -17,8 +17,8 @@ one pyinfra run of roles/backup/restore_deploy.py on the db host and the app hos
    restore to before a deploy's migration brings back the older schema).
 5. app hosts: Gunicorn and the timer start; each host must answer /health/ready with its live release.
 
-Each step records what it found in RESULT_DIR (JSON, one file per step, with the restore's run id) for the
-command's report; the operations' own output is not kept by pyinfra when they succeed.
+Each step records what it found in /var/lib/tsdeploy/restore (facts.RESTORE_RESULT_DIR: JSON, one file per step,
+with the restore's run id) for the command's report: pyinfra does not keep a successful operation's output.
 """
 
 from __future__ import annotations
@@ -299,9 +299,9 @@ def restore_database(plan: Plan) -> None:
     ctx = host_context()
     postgres = ctx["postgres"]
     if plan.type == LATEST:
-        run_script(
-            name="Archive every WAL up to the app's stop if this cluster can (pgbackrest check; a failure is a warning)",
-            script=check_script(plan, postgres, host.name, fatal=False))
+        run_script(name="Archive every WAL up to the app's stop if this cluster can "
+                        "(pgbackrest check; a failure is a warning)",
+                   script=check_script(plan, postgres, host.name, fatal=False))
     run_script(name=f"Stop {postgres['service']}", script=stop_postgres_script(postgres, host.name))
     run_script(name=f"Restore the data directory {plan.what} (pgbackrest restore --delta, stanza {plan.stanza})",
                script=restore_script(plan, host.name))
