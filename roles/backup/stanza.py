@@ -7,9 +7,12 @@ configuration. Each is a fact-comparing operation, so a second deploy reports no
 + `stanza`: `pgbackrest info` says whether the stanza exists in every repository; `stanza-create` only when a
   repository lacks it.
 + `archiving_works`: `pgbackrest check` on every deploy (it switches a WAL segment and waits until it is in the
-  repository). Passing is no change. `archive_mode` still off (PostgreSQL's restart is pending: the deploy warns
-  and records it) is a warning, not a failure. Any other failure fails the deploy with pgBackRest's words and
-  the fix, e.g. a repository holding another cluster's backups after the db host was rebuilt.
+  repository). Passing is no change, unless the repository holds no backup yet and none is running: then the
+  first full backup is started in the background (`systemctl start --no-block pgbackrest-backup@full.service`,
+  the timers' unit and journal), so a fresh deployment is protected at once, not at the next timer.
+  `archive_mode` still off (PostgreSQL's restart is pending: the deploy warns and records it) is a warning,
+  not a failure. Any other failure fails the deploy with pgBackRest's words and the fix, e.g. a repository
+  holding another cluster's backups after the db host was rebuilt.
 """
 
 from __future__ import annotations
@@ -67,8 +70,9 @@ def error_code(lines: list[str]) -> int | None:
 
 
 class StanzaInfo(FactBase):
-    """The stanza in each repository (`pgbackrest info --output=json` as postgres):
-    {"ok": bool, "missing": [repository keys lacking the stanza], "status": message, "error": pgBackRest's words}.
+    """The stanza in each repository (`pgbackrest info --output=json` as postgres): {"ok": bool, "missing":
+    [repository keys lacking the stanza], "status": message, "backups": how many, "running": a backup holds the
+    stanza's lock, "error": pgBackRest's words}.
     """
 
     def command(self, stanza: str) -> str:
@@ -77,16 +81,20 @@ class StanzaInfo(FactBase):
     def process(self, output: list[str]) -> dict[str, Any]:
         rc, lines = _split_rc(output)
         text = "\n".join(lines).strip()
+        failed = {"ok": False, "missing": [], "status": "", "backups": 0, "running": False}
         if rc != 0:
-            return {"ok": False, "missing": [], "status": "", "error": text or f"exit status {rc}"}
+            return failed | {"error": text or f"exit status {rc}"}
         try:
             stanzas = json.loads(text[text.index("["):])
         except ValueError:
-            return {"ok": False, "missing": [], "status": "", "error": f"unreadable output of pgbackrest info: {text}"}
-        repos = stanzas[0].get("repo", []) if stanzas else []
-        missing = [repo.get("key") for repo in repos if repo.get("status", {}).get("code") in MISSING_STANZA_CODES]
-        status = stanzas[0].get("status", {}).get("message", "") if stanzas else ""
-        return {"ok": True, "missing": missing, "status": status, "error": ""}
+            return failed | {"error": f"unreadable output of pgbackrest info: {text}"}
+        found = stanzas[0] if stanzas else {}
+        missing = [repo.get("key") for repo in found.get("repo", [])
+                   if repo.get("status", {}).get("code") in MISSING_STANZA_CODES]
+        status = found.get("status", {})
+        return {"ok": True, "missing": missing, "status": status.get("message", ""),
+                "backups": len(found.get("backup", [])),
+                "running": bool(status.get("lock", {}).get("backup", {}).get("held")), "error": ""}
 
 
 class ArchiveCheck(FactBase):
@@ -144,17 +152,29 @@ def check_failure(stanza: str, result: dict[str, Any], db_host: str) -> str:
 
 
 @operation()
-def archiving_works(stanza: str, db_host: str):
-    """Prove that WAL archiving works with `pgbackrest check` (no change when it passes).
+def archiving_works(stanza: str, db_host: str, first_backup_unit: str):
+    """Prove that WAL archiving works with `pgbackrest check`; start the first full backup if there is none.
 
     + stanza: the stanza's name
     + db_host: the db host's inventory name, for messages
+    + first_backup_unit: the unit that takes a full backup (pgbackrest-backup@full.service)
 
-    archive_mode still off (PostgreSQL's restart pending) only warns: the deploy's pending-restart report names
-    the restart. Any other failure fails the operation with pgBackRest's message and the fix.
+    Updates: nothing when the check passes and the repository holds a backup (or one is running). A repository
+    without any: the unit is started without waiting for it (a first backup of a large database takes long;
+    `tsdeploy backup` or `systemctl start` of the same unit waits for the running one). archive_mode still off
+    (PostgreSQL's restart pending) only warns: the deploy's pending-restart report names the restart, and no
+    backup is started (it could not complete without archiving). Any other failure fails the operation with
+    pgBackRest's message and the fix.
     """
     result = host.get_fact(ArchiveCheck, stanza=stanza)
     if result["passed"]:
+        info = host.get_fact(StanzaInfo, stanza=stanza)
+        if info["ok"] and not info["backups"] and not info["running"]:
+            if host.state.is_executing:
+                logger.info(f"{host.print_prefix}the repository holds no backup of {stanza} yet: starting "
+                            f"{first_backup_unit} in the background (journalctl -u {first_backup_unit})")
+            yield StringCommand("systemctl", "start", "--no-block", first_backup_unit)
+            return
         host.noop(f"pgbackrest check passed: {db_host} archives its WAL into the repository of stanza {stanza}")
         return
     if result["code"] == ARCHIVE_DISABLED:
@@ -165,4 +185,3 @@ def archiving_works(stanza: str, db_host: str):
         host.noop(f"pgbackrest check skipped: archive_mode on {db_host} waits for PostgreSQL's restart")
         return
     raise OperationError(check_failure(stanza, result, db_host))
-    yield from ()  # never reached: it makes this function a generator, as pyinfra's operations are

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from roles.backup import stanza as backup_stanza
 from test_rendering_golden import _lab_inventory
 from tsdeploy import inventory as inventory_module
 from tsdeploy.context import build_context
@@ -246,3 +247,40 @@ def test_a_repository_without_a_backup_fails_with_what_to_do(lab) -> None:
     assert result.returncode == 1 and last["passed"] is False and last["backup_label"] is None
     assert "holds no backup of stanza talentsphere yet" in last["error"] and "tsdeploy backup" in last["error"]
     assert _scratch_is_gone(ctx)
+
+
+# The deploy's facts, their shell commands run for real -----------------------------------------------------------
+
+
+def _fact(lab: Lab, fact: Any, conf: pathlib.Path, **arguments: str) -> Any:
+    """Run a fact's command as the deploy does (root, the command itself switches to postgres) and process it.
+
+    PGBACKREST_CONFIG points pgBackRest at the lab's file instead of /etc/pgbackrest/pgbackrest.conf.
+    """
+    env = {**lab.env, "PGBACKREST_CONFIG": str(conf)}
+    result = subprocess.run(["sh", "-c", fact.command(**arguments)], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr  # a fact's command must succeed whatever pgBackRest says
+    return fact.process(result.stdout.splitlines())
+
+
+def test_the_stanza_and_check_facts_read_pgbackrests_answers(lab) -> None:
+    conf = lab.base / "pgbackrest.conf"
+    info = _fact(lab, backup_stanza.StanzaInfo(), conf, stanza=STANZA)
+    assert (info["ok"], info["missing"], info["running"], info["error"]) == (True, [], False, "")
+    assert info["backups"] == 1
+    assert _fact(lab, backup_stanza.StanzaInfo(), conf, stanza="other")["missing"] == [1]
+    check = _fact(lab, backup_stanza.ArchiveCheck(), conf, stanza=STANZA)
+    assert check["passed"], check["message"]
+
+
+def test_the_check_fact_sees_archive_mode_waiting_for_a_restart(lab) -> None:
+    conf = lab.base / "pgbackrest.conf"
+    restart = (PG_BIN / "pg_ctl", "-D", lab.pg, "-l", lab.base / "pg.log", "-w", "restart")
+    lab.run(*restart, "-o", "-c archive_mode=off")
+    try:
+        check = _fact(lab, backup_stanza.ArchiveCheck(), conf, stanza=STANZA)
+        assert (check["passed"], check["code"]) == (False, backup_stanza.ARCHIVE_DISABLED), check["message"]
+        assert "archive_mode must be enabled" in check["message"]
+    finally:
+        lab.run(*restart, "-o", "-c archive_mode=on")  # without -o, pg_ctl restart reuses the last options

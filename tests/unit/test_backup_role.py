@@ -315,7 +315,9 @@ def test_the_stanza_fact_lists_the_repositories_that_lack_the_stanza() -> None:
     assert backup_stanza.StanzaInfo().process([missing, "tsdeploy-rc=0"])["missing"] == [1]
     present = missing.replace('"code":1', '"code":2').replace("missing stanza path", "no valid backups")
     assert backup_stanza.StanzaInfo().process([present, "tsdeploy-rc=0"]) == {
-        "ok": True, "missing": [], "status": "no valid backups", "error": ""}
+        "ok": True, "missing": [], "status": "no valid backups", "backups": 0, "running": False, "error": ""}
+    running = present.replace('"held":false', '"held":true')
+    assert backup_stanza.StanzaInfo().process([running, "tsdeploy-rc=0"])["running"] is True
     broken = backup_stanza.StanzaInfo().process(["ERROR: [041]: unable to open file", "tsdeploy-rc=41"])
     assert not broken["ok"] and "unable to open" in broken["error"]
 
