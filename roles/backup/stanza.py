@@ -129,7 +129,21 @@ def stanza(stanza: str):
         return
     if host.state.is_executing:
         logger.info(f"{host.print_prefix}creating stanza {stanza} in repositories {info['missing']}")
-    yield StringCommand(*PGBACKREST, f"--stanza={stanza}", "--log-level-console=warn", "stanza-create")
+    yield StringCommand("sh", "-c", shlex.quote(_stanza_create(stanza)))
+
+
+#: How often stanza-create is tried while another pgBackRest process holds the stanza's lock.
+LOCK_ATTEMPTS = 30
+LOCK_ERROR = 50  # LockAcquireError
+
+
+def _stanza_create(stanza: str) -> str:
+    """Shell: stanza-create, tried again while the lock is taken (on a db host that is also the repository host,
+    PostgreSQL's asynchronous archive-push holds it for a moment each time it runs); other errors fail at once."""
+    command = shlex.join([*PGBACKREST, f"--stanza={stanza}", "--log-level-console=warn", "stanza-create"])
+    return (f"for _ in $(seq {LOCK_ATTEMPTS}); do out=$({command} 2>&1) && exit 0; "
+            f'case "$out" in *"ERROR: [0{LOCK_ERROR}]"*) sleep 1 ;; *) break ;; esac; done; '
+            'printf "%s\\n" "$out" >&2; exit 1')
 
 
 def check_failure(stanza: str, result: dict[str, Any], db_host: str) -> str:

@@ -242,7 +242,12 @@ def test_a_repository_without_a_backup_fails_with_what_to_do(lab) -> None:
     shutil.chown(empty, "postgres", "postgres")
     ctx = lab.context("single", repo_path=str(empty))
     ctx["backup"]["conf_path"] = str(lab.conf("empty.conf", ctx))
-    lab.pgbackrest(pathlib.Path(ctx["backup"]["conf_path"]), "stanza-create")
+    # Its own lock dir: the lab cluster's asynchronous archive-push may hold the stanza's archive lock meanwhile
+    # (for the other repository).
+    own_lock = lab.base / "lock-empty"
+    own_lock.mkdir(mode=0o750)
+    shutil.chown(own_lock, "postgres", "postgres")
+    lab.pgbackrest(pathlib.Path(ctx["backup"]["conf_path"]), f"--lock-path={own_lock}", "stanza-create")
     result, last = lab.drill(ctx)
     assert result.returncode == 1 and last["passed"] is False and last["backup_label"] is None
     assert "holds no backup of stanza talentsphere yet" in last["error"] and "tsdeploy backup" in last["error"]
@@ -272,6 +277,22 @@ def test_the_stanza_and_check_facts_read_pgbackrests_answers(lab) -> None:
     assert _fact(lab, backup_stanza.StanzaInfo(), conf, stanza="other")["missing"] == [1]
     check = _fact(lab, backup_stanza.ArchiveCheck(), conf, stanza=STANZA)
     assert check["passed"], check["message"]
+
+
+def test_the_deploys_stanza_create_makes_a_missing_stanza_and_then_nothing_is_missing(lab) -> None:
+    repo = lab.base / "repo-new"
+    repo.mkdir(mode=0o750)
+    shutil.chown(repo, "postgres", "postgres")
+    conf = lab.conf("new.conf", lab.context("single", repo_path=str(repo)))
+    assert _fact(lab, backup_stanza.StanzaInfo(), conf, stanza=STANZA)["missing"] == [1]
+    env = {**lab.env, "PGBACKREST_CONFIG": str(conf)}
+    created = subprocess.run(["sh", "-c", backup_stanza._stanza_create(STANZA)], capture_output=True, text=True,
+                             env=env, timeout=120)
+    assert created.returncode == 0, created.stderr
+    assert _fact(lab, backup_stanza.StanzaInfo(), conf, stanza=STANZA)["missing"] == []
+    wrong = subprocess.run(["sh", "-c", backup_stanza._stanza_create("unknown")], capture_output=True, text=True,
+                           env=env, timeout=120)
+    assert wrong.returncode == 1 and "ERROR: [" in wrong.stderr  # pgBackRest's words, at once (no retries)
 
 
 def test_the_check_fact_sees_archive_mode_waiting_for_a_restart(lab) -> None:
