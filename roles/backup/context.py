@@ -1,4 +1,4 @@
-"""The backup role's context: the pgBackRest repository host, its schedules, the restore drill and the cluster it backs up.
+"""The backup role's context: the pgBackRest repository host, its schedules, the restore drill and its cluster.
 
 The cluster's facts (host, address, port, version, data dir, unit, app database) come from PostgreSQL's context
 (`view.service("postgres")`); the postgres role reads the backup role's variables for archiving, never this

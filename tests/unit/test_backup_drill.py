@@ -1,4 +1,4 @@
-"""The restore drill script, run FOR REAL: PostgreSQL 15 and pgBackRest on this machine, in a temp dir.
+"""The restore drill script, run FOR REAL: PostgreSQL and pgBackRest on this machine, in a temp dir.
 
 A throwaway cluster (Unix socket only) archives its WAL with the backup role's own single-topology
 pgbackrest.conf (rendered from templates/backup/pgbackrest.conf.j2, paths pointed into the temp dir) into a
@@ -9,7 +9,7 @@ with a corrupted repository file, with an index the app expects but the database
 topology's configuration (its pg1-host unreachable: the drill never contacts the db host).
 
 Everything runs as postgres, as pgbackrest-drill.service does. Skipped without root, the postgres account or
-the binaries (apt-get install postgresql-15 pgbackrest).
+the binaries (apt-get install postgresql pgbackrest).
 """
 
 from __future__ import annotations
@@ -33,7 +33,15 @@ from tsdeploy import inventory as inventory_module
 from tsdeploy.context import build_context
 from tsdeploy.templating import render
 
-PG_BIN = pathlib.Path("/usr/lib/postgresql/15/bin")
+
+def _newest_postgresql_bin() -> pathlib.Path:
+    """The binaries of the newest PostgreSQL installed (15 on bookworm, 17 on trixie): the drill runs the cluster's
+    own major version, whichever it is."""
+    found = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda path: int(path.parts[-3]))
+    return found[-1].parent if found else pathlib.Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _newest_postgresql_bin()
 PGBACKREST = pathlib.Path("/usr/bin/pgbackrest")
 STANZA = "talentsphere"
 SOURCE_PORT = 5481
@@ -55,7 +63,7 @@ pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not _has_postgres_account() or not os.access(PG_BIN / "initdb", os.X_OK)
     or not os.access(PG_BIN / "pg_amcheck", os.X_OK) or not os.access(PGBACKREST, os.X_OK)
     or not shutil.which("runuser", path="/usr/sbin:/usr/bin:/sbin:/bin"),
-    reason="needs root, the postgres account, PostgreSQL 15 and pgBackRest (apt-get install postgresql-15 pgbackrest)")
+    reason="needs root, the postgres account, PostgreSQL and pgBackRest (apt-get install postgresql pgbackrest)")
 
 
 class Lab:
