@@ -10,9 +10,10 @@ TOPOLOGY  ?= single
 RELEASE   ?= bookworm
 REPORT    ?= reports/verify
 # Debian packages the control node needs: venv for the tooling, nspawn/debootstrap/nftables for the lab,
-# ssh for pyinfra/testinfra, openssl for the lab CA, PostgreSQL and Redis for the app tests.
+# ssh for pyinfra/testinfra, openssl for the lab CA, PostgreSQL and Redis for the app tests, pgBackRest for the
+# backup role's drill test (a real restore into a scratch cluster).
 SYSTEM_PACKAGES := python3-venv python3-dev build-essential systemd-container debootstrap nftables iproute2 \
-                   openssh-client openssl postgresql redis-server curl
+                   openssh-client openssl postgresql redis-server pgbackrest curl
 
 .PHONY: help system-deps venv up down deploy verify test test-unit test-app test-e2e bench clean
 

@@ -10,10 +10,17 @@ what a host serves changes only in the second phase (roles/app/roll_deploy.py), 
 from pyinfra import host
 
 from roles.registry import ROLES
-from roles.runtime import start_run
+from roles.runtime import converged, start_run
 
 start_run()
 
 for role in ROLES:
     if role.runs_on(host.groups):
         role.tasks()()
+
+# Steps that reach another host's converged role (the backup host creating its stanza through the db host)
+# run after a barrier that every host shares.
+converged(name="Wait until every host's roles have converged")
+for role in ROLES:
+    if role.runs_on(host.groups) and (finish := role.finish()) is not None:
+        finish()

@@ -23,6 +23,7 @@ class Group(enum.StrEnum):
     """Inventory groups (Ansible `children` of `all`); a host may be in several."""
 
     DB = "db"
+    BACKUP = "backup"
     CACHE = "cache"
     APP = "app"
     LB = "lb"
@@ -44,6 +45,12 @@ class Role:
         """The role's pyinfra @deploy function (`roles/<name>/tasks.py` `tasks`); imports pyinfra."""
         return importlib.import_module(f"roles.{self.name}.tasks").tasks
 
+    def finish(self) -> Callable[[], None] | None:
+        """The role's @deploy `finish` (`roles/<name>/tasks.py`), if it has one: steps that need every host's
+        roles converged first (e.g. the backup host creating its stanza through the db host). deploy.py runs
+        them after a barrier every host shares."""
+        return getattr(importlib.import_module(f"roles.{self.name}.tasks"), "finish", None)
+
     def runs_on(self, groups: Iterable[str]) -> bool:
         """Whether the role configures a host in `groups`."""
         return self.group is None or self.group in set(groups)
@@ -53,6 +60,7 @@ class Role:
 ROLES: tuple[Role, ...] = (
     Role("common", None),
     Role("postgres", Group.DB),
+    Role("backup", Group.BACKUP),
     Role("redis", Group.CACHE),
     Role("app", Group.APP),
     Role("nginx", Group.LB),

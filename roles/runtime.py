@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from pyinfra import config, host
+from pyinfra.api import operation
 
 from tsdeploy import runlog
 
@@ -33,3 +34,12 @@ def start_run() -> None:
     """
     config.SUDO = True
     runlog.record()
+
+
+@operation(is_idempotent=True)
+def converged():
+    """Nothing to do: a barrier. Called from the same line on every host, it is ONE node in pyinfra's
+    operation graph, after every host's earlier operations and before any host's later ones. Without it,
+    pyinfra orders the operations of different hosts by their depth and source line, so an operation of one
+    host may run before an earlier-written operation of another host it depends on."""
+    yield from ()

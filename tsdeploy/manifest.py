@@ -44,7 +44,7 @@ def files_for(ctx: Context) -> list[ManagedFile]:
 
 def paths_for(ctx: Context) -> list[tuple[str, ManagedPath]]:
     """(role, path) for the directories and existing files whose owner and mode the deploy sets on the host."""
-    return [(entry.name, item) for entry in _roles(ctx) for item in entry.spec.paths]
+    return [(entry.name, item) for entry in _roles(ctx) for item in entry.spec.paths if item.applies(ctx)]
 
 
 def users_for(ctx: Context) -> list[dict[str, str]]:

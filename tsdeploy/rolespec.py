@@ -168,6 +168,7 @@ class ManagedPath:
     """A directory the deploy creates, or an existing file whose owner and mode it fixes (`directory=False`).
 
     + why: the operation's reason, shown in the deploy's output ("root-owned: the app cannot change its code")
+    + when: the path is managed only when this returns True for the host (like ManagedFile.when)
     """
 
     path: Value
@@ -176,6 +177,11 @@ class ManagedPath:
     mode: str
     directory: bool = True
     why: str = ""
+    when: Callable[[Context], bool] | None = None
+
+    def applies(self, ctx: Context) -> bool:
+        """Whether the deploy manages this path on the host of `ctx`."""
+        return self.when is None or self.when(ctx)
 
     def placed(self, ctx: Context) -> Placed:
         return Placed(dest=_resolve(self.path, ctx), user=_resolve(self.user, ctx),

@@ -78,8 +78,11 @@ def put_managed(ctx: Context, item: ManagedFile, *, name: str) -> OperationMeta:
     return files.put(name=name, src=src, dest=placed.dest, user=placed.user, group=placed.group, mode=placed.mode)
 
 
-def put_path(ctx: Context, item: ManagedPath) -> OperationMeta:
-    """Create a role's managed directory, or fix an existing file's owner and mode, as the entry says."""
+def put_path(ctx: Context, item: ManagedPath) -> OperationMeta | None:
+    """Create a role's managed directory, or fix an existing file's owner and mode, as the entry says (nothing
+    when its `when` does not hold on this host)."""
+    if not item.applies(ctx):
+        return None
     placed = item.placed(ctx)
     what = f"{placed.dest} ({placed.user}:{placed.group} {placed.mode}{'; ' + item.why if item.why else ''})"
     if item.directory:

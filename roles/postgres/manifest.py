@@ -64,14 +64,18 @@ DATA_DIR = ManagedPath(lambda ctx: ctx["postgres"]["data_dir"], "postgres", "pos
 CLUSTER_PATHS = (CONF_DIR, MAIN_CONF, DATA_DIR)
 
 PGBACKREST_CONF_DIR = ManagedPath(PGBACKREST_DIR, "root", "postgres", "750",
-                                  why="pgBackRest's configuration, root-owned, read by postgres only")
+                                  why="pgBackRest's configuration, root-owned, read by postgres only",
+                                  when=lambda ctx: remote_repository(ctx))
 PGBACKREST_TLS = ManagedPath(PGBACKREST_TLS_DIR, "postgres", "postgres", "750",
-                             why="the TLS files of pgBackRest's server, postgres-only")
+                             why="the TLS files of pgBackRest's server, postgres-only",
+                             when=lambda ctx: remote_repository(ctx))
 PGBACKREST_SPOOL = ManagedPath(PGBACKREST_SPOOL_DIR, "postgres", "postgres", "750",
-                               why="the asynchronous archive queue of WAL waiting for the repository")
-PGBACKREST_LOG = ManagedPath(PGBACKREST_LOG_DIR, "postgres", "postgres", "750", why="pgBackRest's log files")
-#: Created on every db host: a ManagedPath is not conditional (no `when`), and empty directories of a
-#: package that is not installed are harmless; the files in them are written only when archiving remotely.
+                               why="the asynchronous archive queue of WAL waiting for the repository",
+                               when=lambda ctx: remote_repository(ctx))
+PGBACKREST_LOG = ManagedPath(PGBACKREST_LOG_DIR, "postgres", "postgres", "750", why="pgBackRest's log files",
+                             when=lambda ctx: remote_repository(ctx))
+#: Only when the repository is on another host; on a db host that is also the backup host the backup role
+#: manages them.
 PGBACKREST_PATHS = (PGBACKREST_CONF_DIR, PGBACKREST_TLS, PGBACKREST_SPOOL, PGBACKREST_LOG)
 
 PATHS = (*CLUSTER_PATHS, *PGBACKREST_PATHS)

@@ -1,6 +1,6 @@
 """Lab fixtures for the end-to-end tests: real systemd-nspawn hosts, removed at session end even on failure.
 
-`split_lab` (Debian 12, db1 cache1 app1 app2 lb1) and `trixie_lab` (Debian 13, ts1 in every group) each get a
+`split_lab` (Debian 12, db1 backup1 cache1 app1 app2 lb1) and `trixie_lab` (Debian 13, ts1 in every group) each get a
 unique lab name (own subnet, bridge and nft table) and an inventory directory under pytest's tmp dir.
 Deploy fixtures that build on them go below the lab fixtures.
 """
@@ -102,7 +102,7 @@ def lab_factory() -> Iterator[LabFactory]:
 
 @pytest.fixture(scope="session")
 def split_lab(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """Debian 12 hosts db1, cache1, app1, app2, lb1 with an inventory; removed at session end."""
+    """Debian 12 hosts db1, backup1, cache1, app1, app2, lb1 with an inventory; removed at session end."""
     try:
         yield lab_factory.start("split", "split", "bookworm", tmp_path_factory.mktemp("split-inventory"))
     finally:

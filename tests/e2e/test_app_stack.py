@@ -1,6 +1,6 @@
 """End to end: the app stack of the deployed split lab, seen through nginx over HTTPS and on the app hosts.
 
-Uses the session's `deployed_split` lab (db1, cache1, app1, app2, lb1 on Debian 12, tests/e2e/conftest.py).
+Uses the session's `deployed_split` lab (db1, backup1, cache1, app1, app2, lb1 on Debian 12, tests/e2e/conftest.py).
 Requests go to the lb over HTTPS, verified against the lab's CA; app-host facts are read over SSH.
 """
 

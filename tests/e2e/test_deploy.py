@@ -1,6 +1,6 @@
 """End to end: `tsdeploy deploy` on real lab hosts; a second deploy changes nothing; ports per role.
 
-Split topology on Debian 12 (db1, cache1, app1, app2, lb1) and one Debian 13 host. Each lab is deployed
+Split topology on Debian 12 (db1, backup1, cache1, app1, app2, lb1) and one Debian 13 host. Each lab is deployed
 once per session by the `deployed_split` / `deployed_trixie` fixtures (tests/e2e/conftest.py).
 """
 

@@ -1,4 +1,4 @@
-"""End to end: `tsdeploy verify` against the deployed split lab (db1, cache1, app1, app2, lb1).
+"""End to end: `tsdeploy verify` against the deployed split lab (db1, backup1, cache1, app1, app2, lb1).
 
 A fresh deploy verifies with zero failures and writes the three reports without a secret in them; verify
 changes nothing on the hosts (managed files keep their mtimes, a dry-run deploy plans no change); an

@@ -23,9 +23,9 @@ from tsdeploy.generate.vm import trigger_of
 from tsdeploy.lab.inventory import InventoryHost, LabFiles, write_inventory
 from tsdeploy.templating import render
 
-HOSTS = {"db1": ("db",), "cache1": ("cache",), "app1": ("app",), "app2": ("app",), "lb1": ("lb",)}
+HOSTS = {"db1": ("db",), "backup1": ("backup",), "cache1": ("cache",), "app1": ("app",), "app2": ("app",), "lb1": ("lb",)}
 VAULT_NAMES = ("vault_postgresql_app_password", "vault_redis_app_password", "vault_redis_admin_password",
-               "vault_app_secret_key")
+               "vault_app_secret_key", "vault_backup_repo_cipher_pass")
 
 
 @pytest.fixture(scope="module")
@@ -190,5 +190,5 @@ def test_unknown_host_is_an_error_listing_the_inventorys_hosts(lab_inventory, tm
     result = generate_vm(lab_inventory[0], "web9", tmp_path / "out")
     assert result.exit_code != 0
     assert "--host 'web9' is not in the inventory" in result.output
-    assert "db1, cache1, app1, app2, lb1" in result.output
+    assert "db1, backup1, cache1, app1, app2, lb1" in result.output
     assert not (tmp_path / "out").exists()

@@ -19,6 +19,7 @@ SECRETS = {
     "vault_redis_app_password": "redis-secret",
     "vault_redis_admin_password": "redis-admin-secret",
     "vault_app_secret_key": "app-secret",
+    "vault_backup_repo_cipher_pass": "backup-secret",
 }
 
 
@@ -43,7 +44,7 @@ def _hosts(topology):
 def _write(directory, lab_files, topology="split"):
     inventory.write_inventory(
         directory, lab_name="unit", hosts=_hosts(topology), files=lab_files, release="trixie",
-        subnet="198.18.5.0/24", lb_address="198.18.5.14", secrets=SECRETS,
+        subnet="198.18.5.0/24", lb_address="198.18.5.15", secrets=SECRETS,
     )
 
 
@@ -59,7 +60,8 @@ def test_split_inventory_puts_each_host_in_its_group(tmp_path, lab_files):
     _write(tmp_path, lab_files)
     manager, _ = _ansible(tmp_path, lab_files)
     groups = {group: [h.name for h in manager.groups[group].get_hosts()] for group in GROUPS}
-    assert groups == {"db": ["db1"], "cache": ["cache1"], "app": ["app1", "app2"], "lb": ["lb1"]}
+    assert groups == {"db": ["db1"], "backup": ["backup1"], "cache": ["cache1"], "app": ["app1", "app2"],
+                      "lb": ["lb1"]}
 
 
 def test_single_inventory_puts_ts1_in_every_group(tmp_path, lab_files):
@@ -72,7 +74,7 @@ def test_host_vars_carry_connection_address_size_and_certificates(tmp_path, lab_
     _write(tmp_path, lab_files)
     manager, variables = _ansible(tmp_path, lab_files)
     host_vars = variables.get_vars(host=manager.get_host("app2"))
-    assert host_vars["ansible_host"] == host_vars["private_address"] == "198.18.5.13"
+    assert host_vars["ansible_host"] == host_vars["private_address"] == "198.18.5.14"
     assert host_vars["ansible_user"] == "deploy"
     assert host_vars["ansible_ssh_private_key_file"] == "/state/id_ed25519"
     assert "UserKnownHostsFile=/state/known_hosts" in host_vars["ansible_ssh_common_args"]
@@ -88,7 +90,7 @@ def test_group_vars_hold_the_lab_settings(tmp_path, lab_files):
     assert host_vars["debian_release"] == "trixie"
     assert host_vars["tls_ca_cert_file"] == "/state/pki/ca.crt"
     assert host_vars["app_seed_jobs"] == 2000
-    assert host_vars["nginx_server_name"] == "198.18.5.14"
+    assert host_vars["nginx_server_name"] == "198.18.5.15"
     assert host_vars["ssh_allow_from"] == ["198.18.5.0/24"]
 
 

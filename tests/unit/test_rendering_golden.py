@@ -36,6 +36,7 @@ LAB_SECRETS = {
     "vault_redis_app_password": "golden-redis-app-password-0123456789",
     "vault_redis_admin_password": "golden-redis-admin-password-0123456789",
     "vault_app_secret_key": "golden-app-secret-key-0123456789abcdef0123456789abcdef",
+    "vault_backup_repo_cipher_pass": "golden-backup-repo-cipher-pass-0123456789",
 }
 
 

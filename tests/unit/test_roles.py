@@ -420,11 +420,13 @@ def lab_split(tmp_path_factory: pytest.TempPathFactory) -> inventory_module.Inve
     return inventory_module.load(_lab_inventory(tmp_path_factory.mktemp("roles-split"), "split"))
 
 
-PG, REDIS_APP, REDIS_ADMIN, APP_SECRET = (LAB_SECRETS[f"vault_{name}"] for name in (
-    "postgresql_app_password", "redis_app_password", "redis_admin_password", "app_secret_key"))
+PG, REDIS_APP, REDIS_ADMIN, APP_SECRET, BACKUP_CIPHER = (LAB_SECRETS[f"vault_{name}"] for name in (
+    "postgresql_app_password", "redis_app_password", "redis_admin_password", "app_secret_key",
+    "backup_repo_cipher_pass"))
 #: host -> (its context's sections beyond host and peers, the secrets its files need).
 SPLIT_HOSTS = {
     "db1": ({"common", "postgres"}, {PG}),
+    "backup1": ({"common", "backup"}, {BACKUP_CIPHER}),
     "cache1": ({"common", "redis"}, {REDIS_APP, REDIS_ADMIN}),
     "app1": ({"common", "app"}, {PG, REDIS_APP, APP_SECRET}),
     "app2": ({"common", "app"}, {PG, REDIS_APP, APP_SECRET}),
@@ -452,83 +454,83 @@ def test_a_hosts_context_holds_exactly_the_secrets_its_files_need(lab_split, hos
 # 11. Adding a role is local -----------------------------------------------------------------------------------------
 
 
-class BackupGroup(enum.StrEnum):
+class ArchiveGroup(enum.StrEnum):
     """The one line a new group adds to roles.registry.Group."""
 
-    BACKUP = "backup"
+    ARCHIVE = "archive"
 
 
 @pytest.fixture
-def backup_role(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> RoleSpec:
-    """A "backup" role on a new group, registered at runtime: its spec module, and one registry line."""
-    config = tmp_path / "backup.conf"
+def archive_role(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> RoleSpec:
+    """A "archive" role on a new group, registered at runtime: its spec module, and one registry line."""
+    config = tmp_path / "archive.conf"
     config.write_text("retention\n")
-    retention = Variable("backup_retention_days", 7, "days a backup is kept", checks.integer(1, 365))
+    retention = Variable("archive_retention_days", 7, "days an archive is kept", checks.integer(1, 365))
     spec = RoleSpec(
         variables=(retention,),
-        derive=lambda view: {"retention_days": int(view.vars["backup_retention_days"]), "config_src": str(config)},
-        files=(ManagedFile("backup/backup.conf", "/etc/backup.conf", "root", "root", "640",
-                           source=("backup", "config_src")),),
-        paths=(ManagedPath("/var/backups/tsdeploy", "root", "root", "700", why="the backups"),),
+        derive=lambda view: {"retention_days": int(view.vars["archive_retention_days"]), "config_src": str(config)},
+        files=(ManagedFile("archive/archive.conf", "/etc/archive.conf", "root", "root", "640",
+                           source=("archive", "config_src")),),
+        paths=(ManagedPath("/var/archives/tsdeploy", "root", "root", "700", why="the archives"),),
     )
-    monkeypatch.setitem(sys.modules, "roles.backup", types.SimpleNamespace(ROLE=spec))
-    monkeypatch.setattr(registry, "ROLES", (*registry.ROLES, registry.Role("backup", BackupGroup.BACKUP)))
-    monkeypatch.setattr(registry, "GROUPS", (*registry.GROUPS, BackupGroup.BACKUP))
+    monkeypatch.setitem(sys.modules, "roles.archive", types.SimpleNamespace(ROLE=spec))
+    monkeypatch.setattr(registry, "ROLES", (*registry.ROLES, registry.Role("archive", ArchiveGroup.ARCHIVE)))
+    monkeypatch.setattr(registry, "GROUPS", (*registry.GROUPS, ArchiveGroup.ARCHIVE))
     registry._spec.cache_clear()
     yield spec
     registry._spec.cache_clear()
 
 
-def _with_backup_host(root: pathlib.Path, retention: dict[str, int]) -> inventory_module.Inventory:
-    """The split lab plus backup1 in the backup group; `retention` sets backup_retention_days per host."""
+def _with_archive_host(root: pathlib.Path, retention: dict[str, int]) -> inventory_module.Inventory:
+    """The split lab plus archive1 in the archive group; `retention` sets archive_retention_days per host."""
     root.mkdir()
     directory = _lab_inventory(root, "split")
     document = yaml.safe_load((directory / "hosts.yml").read_text())
     hosts = document["all"]["hosts"]
-    hosts["backup1"] = dict(hosts["lb1"], ansible_host="198.18.0.99", private_address="198.18.0.99")
-    document["all"]["children"]["backup"] = {"hosts": {"backup1": {}}}
+    hosts["archive1"] = dict(hosts["lb1"], ansible_host="198.18.0.99", private_address="198.18.0.99")
+    document["all"]["children"]["archive"] = {"hosts": {"archive1": {}}}
     for host, days in retention.items():
-        hosts[host]["backup_retention_days"] = days
+        hosts[host]["archive_retention_days"] = days
     (directory / "hosts.yml").write_text(yaml.safe_dump(document))
     return inventory_module.read(directory)
 
 
-def test_a_new_roles_variable_is_checked_on_the_hosts_of_its_group_only(backup_role, tmp_path) -> None:
-    valid = _with_backup_host(tmp_path / "valid", {})
+def test_a_new_roles_variable_is_checked_on_the_hosts_of_its_group_only(archive_role, tmp_path) -> None:
+    valid = _with_archive_host(tmp_path / "valid", {})
     assert validation.validate(valid) == []
-    bad = _with_backup_host(tmp_path / "bad", {"db1": 0, "backup1": 0})
+    bad = _with_archive_host(tmp_path / "bad", {"db1": 0, "archive1": 0})
     problems = validation.validate(bad)
-    assert len(problems) == 1 and problems[0].startswith("backup1: backup_retention_days = 0"), problems
+    assert len(problems) == 1 and problems[0].startswith("archive1: archive_retention_days = 0"), problems
 
 
-def test_a_new_roles_hosts_get_its_section_files_and_paths(backup_role, tmp_path) -> None:
-    inventory = _with_backup_host(tmp_path / "inventory", {"backup1": 30})
-    ctx = build_context(inventory, "backup1")
-    assert set(ctx) == {"host", "peers", "common", "backup"}
-    assert ctx["backup"]["retention_days"] == 30
-    assert ctx["peers"]["backup"] == [{"name": "backup1", "address": "198.18.0.99"}]
+def test_a_new_roles_hosts_get_its_section_files_and_paths(archive_role, tmp_path) -> None:
+    inventory = _with_archive_host(tmp_path / "inventory", {"archive1": 30})
+    ctx = build_context(inventory, "archive1")
+    assert set(ctx) == {"host", "peers", "common", "archive"}
+    assert ctx["archive"]["retention_days"] == 30
+    assert ctx["peers"]["archive"] == [{"name": "archive1", "address": "198.18.0.99"}]
     files = manifest.files_for(ctx)
-    assert backup_role.files[0] in files and files[0].role == BASE
-    assert backup_role.files[0].content(ctx) == "retention\n"
-    assert (("backup", backup_role.paths[0]) in manifest.paths_for(ctx))
-    assert manifest.get("backup/backup.conf") is backup_role.files[0]
+    assert archive_role.files[0] in files and files[0].role == BASE
+    assert archive_role.files[0].content(ctx) == "retention\n"
+    assert (("archive", archive_role.paths[0]) in manifest.paths_for(ctx))
+    assert manifest.get("archive/archive.conf") is archive_role.files[0]
     other = build_context(inventory, "db1")
-    assert "backup" not in other and backup_role.files[0] not in manifest.files_for(other)
+    assert "archive" not in other and archive_role.files[0] not in manifest.files_for(other)
 
 
-def test_a_new_roles_group_is_a_pyinfra_group_and_a_lab_group(backup_role, tmp_path) -> None:
-    inventory = _with_backup_host(tmp_path / "inventory", {})
-    assert pyinfra_inventory.groups(inventory)["backup"] == ["backup1"]
-    assert inventory.groups_of("backup1") == ["backup"]
+def test_a_new_roles_group_is_a_pyinfra_group_and_a_lab_group(archive_role, tmp_path) -> None:
+    inventory = _with_archive_host(tmp_path / "inventory", {})
+    assert pyinfra_inventory.groups(inventory)["archive"] == ["archive1"]
+    assert inventory.groups_of("archive1") == ["archive"]
     # The lab's topologies are computed from GROUPS when tsdeploy.lab.topology is imported: a registry line
     # edited before that import is what a real new role is, so the check runs in a fresh interpreter.
     result = _python(
         "import enum; from roles import registry\n"
-        "backup = enum.StrEnum('BackupGroup', {'BACKUP': 'backup'}).BACKUP\n"
-        "registry.ROLES = (*registry.ROLES, registry.Role('backup', backup)); registry.GROUPS = (*registry.GROUPS, backup)\n"
+        "archive = enum.StrEnum('ArchiveGroup', {'ARCHIVE': 'archive'}).ARCHIVE\n"
+        "registry.ROLES = (*registry.ROLES, registry.Role('archive', archive)); registry.GROUPS = (*registry.GROUPS, archive)\n"
         "from tsdeploy.lab.topology import hosts_of\n"
-        "assert ('backup1', ('backup',)) in hosts_of('split'), hosts_of('split')\n"
-        "assert 'backup' in hosts_of('single')[0][1], hosts_of('single')\n")
+        "assert ('archive1', ('archive',)) in hosts_of('split'), hosts_of('split')\n"
+        "assert 'archive' in hosts_of('single')[0][1], hosts_of('single')\n")
     assert result.returncode == 0, result.stderr
 
 

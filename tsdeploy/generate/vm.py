@@ -123,7 +123,7 @@ def bundle_files(inventory: inventory_module.Inventory, hostname: str, with_secr
 
 
 #: The parts of install.sh and README.md a role may add (macros of `roles/<role>/vm.j2`), in the order used.
-ROLE_HOOKS = ("install_files", "activate", "readme", "validates")
+ROLE_HOOKS = ("before_packages", "install_files", "activate", "readme", "validates")
 
 
 @functools.cache

@@ -40,7 +40,7 @@ def lab() -> None:
 @lab.command()
 @name_option
 @click.option("--topology", type=click.Choice(sorted(TOPOLOGIES)), default="single", show_default=True,
-              help="single: one host in every group; split: db1, cache1, app1, app2, lb1.")
+              help="single: one host in every group; split: db1, backup1, cache1, app1, app2, lb1.")
 @click.option("--release", type=click.Choice(image.RELEASES), default="bookworm", show_default=True,
               help="Debian release of the hosts.")
 @click.option("--inventory-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
@@ -68,6 +68,15 @@ def down(name: str, everything: bool, purge: bool) -> None:
             raise LabError("other labs still use the cached base images: run `tsdeploy lab down --all --purge`")
         image.remove_images()
         progress("removed the cached base images")
+
+
+@lab.command()
+@name_option
+@click.argument("host")
+@_friendly
+def rebuild(name: str, host: str) -> None:
+    """Lose HOST entirely (its disk is deleted) and boot it fresh: a disaster drill. Deploy afterwards."""
+    Lab(name).rebuild(host)
 
 
 @lab.command()

@@ -239,6 +239,30 @@ class Lab:
             secrets=ensure_secrets(self.state_dir),
         )
 
+    # ---- rebuild ----------------------------------------------------------------------------------------------
+
+    def rebuild(self, host: str) -> Lab:
+        """Lose `host` entirely (stop it, delete its disk: every file it wrote) and boot it fresh from the image.
+
+        What losing a machine looks like: the new host has the same name and address, a new SSH host key and
+        nothing the deploy ever put there. The inventory is rewritten (known_hosts gets the new key).
+        """
+        require_root()
+        state = self.state
+        if state is None or host not in state.hosts:
+            known = ", ".join(state.hosts) if state else "none (lab is down)"
+            raise LabError(f"host {host!r} is not in lab {self.name!r}: hosts are {known}")
+        h = state.hosts[host]
+        host_dir = self.state_dir / "hosts" / host
+        progress(f"{host}: stopping and deleting its disk")
+        hostlib.stop(h)
+        hostlib.remove_veth(h.machine)
+        hostlib.unmount_overlay(host_dir)
+        shutil.rmtree(host_dir)
+        h.pid = None
+        state.save()
+        return self.up(state.topology, state.release, Path(state.inventory_dir) if state.inventory_dir else None)
+
     # ---- down -------------------------------------------------------------------------------------------------
 
     def down(self) -> None:

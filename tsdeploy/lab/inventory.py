@@ -21,6 +21,7 @@ VAULT_REFERENCES = {
     "redis_app_password": "vault_redis_app_password",
     "redis_admin_password": "vault_redis_admin_password",
     "app_secret_key": "vault_app_secret_key",
+    "backup_repo_cipher_pass": "vault_backup_repo_cipher_pass",
 }
 # Every file the lab writes into the inventory directory (lab down removes exactly these).
 WRITTEN_FILES = ("hosts.yml", "group_vars/all/main.yml", "group_vars/all/vault.yml", "ansible.cfg")

@@ -10,7 +10,7 @@ SPLIT_HOSTS = {Group.APP: 2}
 TOPOLOGIES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     # One host plays every role: the smallest lab that exercises the whole deploy.
     "single": (("ts1", tuple(str(group) for group in GROUPS)),),
-    # One host per group (db1, cache1, app1, app2, lb1, ...), so that firewalls between roles matter.
+    # One host per group (db1, backup1, cache1, app1, app2, lb1, ...), so that firewalls between roles matter.
     "split": tuple((f"{group}{index}", (str(group),)) for group in GROUPS
                    for index in range(1, SPLIT_HOSTS.get(group, 1) + 1)),
 }
