@@ -65,16 +65,26 @@ def _staged(app: dict[str, Any], plan: Plan) -> dict[str, Any]:
 
 
 def apply(ctx: Context, release_id: str, requirements: str) -> Plan:
+    """Decide the host's activation, stage its changed files and check the release with them (no database)."""
     app = ctx["app"]
     plan = plan_for(ctx, release_id, requirements)
     _record(plan)
     configure.stage(ctx, plan.changed_files)
-    target = release_dir(app["releases_dir"], release_id)
-    runs_with = _staged(app, plan)
     if plan.action != NONE:
         server.shell(name=f"Check release {release_id} with the configuration it will run with "
                           "(gunicorn --check-config imports the app)",
                      commands=[check_command(app, release_id, set(plan.changed_files))])
+    return plan
+
+
+def with_database(ctx: Context, release_id: str, plan: Plan) -> None:
+    """Migrate once, create the indexes once, seed an empty lab database, prune old releases.
+
+    Runs after every host's roles converged (deploy.py's barrier): the database and its app role must exist.
+    """
+    app = ctx["app"]
+    target = release_dir(app["releases_dir"], release_id)
+    runs_with = _staged(app, plan)
     timeouts = {"MIGRATION_LOCK_TIMEOUT": app["migration_lock_timeout"],
                 "MIGRATION_STATEMENT_TIMEOUT": app["migration_statement_timeout"]}
     _once(target, MIGRATED_MARKER, f"Migrate the database for release {release_id} (once, before any host "
@@ -86,7 +96,6 @@ def apply(ctx: Context, release_id: str, requirements: str) -> Plan:
     prune_releases(name=f"Keep the newest {app['releases_keep']} releases", releases_dir=app["releases_dir"],
                    artifacts_dir=app["artifacts_dir"], current=app["current_dir"], keep=app["releases_keep"],
                    new_release=release_id)
-    return plan
 
 
 def _once(target: str, marker: str, name: str, command: str) -> None:

@@ -19,6 +19,7 @@ from pyinfra.operations.util import any_changed
 from roles.backup import manifest
 from roles.backup.context import RUN_AS
 from roles.common.files import Check, put_checked, put_managed, put_path
+from roles.common.peers import resolve_peer
 from tsdeploy.rolespec import Context
 
 #: The extended key usages pgBackRest's TLS peers need (OpenSSL's names): this host serves (the db host pushes
@@ -84,6 +85,8 @@ def apply(ctx: Context) -> None:
     for path in manifest.POST_PACKAGE_PATHS:
         put_path(ctx, path)
     remote = manifest.remote(ctx)
+    if remote:
+        resolve_peer(backup["db_host"], backup["db_address"], "pgBackRest reaches it by its certificate's name")
     items = [manifest.CONF, *(item for item in manifest.TLS_FILES if item.applies_to(ctx))]
     tls = ({"ca": manifest.TLS_CA.dest(ctx), "cert": manifest.TLS_CERT.dest(ctx), "key": manifest.TLS_KEY.dest(ctx)}
            if remote else None)

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pyinfra.operations import systemd
 
 from roles.common.files import Check, put_checked, put_path
+from roles.common.peers import resolve_peer
 from roles.postgres import manifest
 from tsdeploy.rolespec import Context
 
@@ -84,6 +85,7 @@ def apply(ctx: Context) -> None:
     if not manifest.remote_repository(ctx):
         return
     archive = pg["archiving"]
+    resolve_peer(archive["repo_host"], archive["repo_address"], "pgBackRest reaches it by its certificate's name")
     live = {item.key: item.dest(ctx) for item in manifest.PGBACKREST_FILES}
     landed = put_checked(
         ctx, manifest.PGBACKREST_FILES,

@@ -204,8 +204,13 @@ def test_the_newest_backup_is_younger_than_a_day(backup: Target) -> None:
 
 
 def _open_to_others(target: Target, path: str, *, files_only: bool) -> list[str]:
-    """Paths under `path` that others may read, write or enter (files only: directories may be listable)."""
-    test = "-type f -perm /o=rwx -o -perm /o=w" if files_only else "-perm /o=rwx"
+    """Paths under `path` that others may read, write or enter (files only: directories may be listable).
+
+    Symbolic links (pgBackRest's `latest`) always show 777 and grant nothing: their targets are checked. Public
+    certificates (*.crt) may be world-readable; keys and the configuration may not.
+    """
+    test = ("-type f ! -name '*.crt' -perm /o=rwx -o -type f -perm /o=w" if files_only
+            else "! -type l -perm /o=rwx")
     result = target.sudo(f"find %s \\( {test} \\) -printf '%%m %%u:%%g %%p\\n'", path)
     assert result.rc == 0 or "No such file" in result.stderr, f"{target}: find {path}: {result.stderr.strip()}"
     return result.stdout.splitlines()[:20]

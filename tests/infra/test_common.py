@@ -99,6 +99,11 @@ def _intended_listeners(target: Target) -> dict[int, set[str]]:
     intended: dict[int, set[str]] = {ctx["common"]["ssh_port"]: {"*"}}
     if "db" in target.groups:
         intended[ctx["postgres"]["port"]] = loopback | {private}
+    archiving = ctx["postgres"]["archiving"] if "db" in target.groups else None
+    if archiving is not None and not archiving["local"]:
+        intended[archiving["tls_port"]] = {private}  # pgBackRest's TLS server, for the backup host
+    if "backup" in target.groups and not ctx["backup"]["local"]:
+        intended[ctx["backup"]["tls_port"]] = {private}  # pgBackRest's TLS server, for the db host
     if "cache" in target.groups:
         intended[ctx["redis"]["port"]] = loopback | {private}
     if "app" in target.groups:

@@ -140,7 +140,7 @@ def test_the_split_repository_conf_reads_the_cluster_over_mutual_tls(contexts) -
         "tls-server-ca-file": "/etc/pgbackrest/tls/ca.crt", "tls-server-cert-file": "/etc/pgbackrest/tls/host.crt",
         "tls-server-key-file": "/etc/pgbackrest/tls/host.key", "tls-server-auth": "db1=talentsphere"}
     assert dict(conf["talentsphere"]) == {
-        "pg1-host": "198.18.0.10", "pg1-host-type": "tls", "pg1-host-port": "8432",
+        "pg1-host": "db1", "pg1-host-type": "tls", "pg1-host-port": "8432",
         "pg1-host-ca-file": "/etc/pgbackrest/tls/ca.crt", "pg1-host-cert-file": "/etc/pgbackrest/tls/host.crt",
         "pg1-host-key-file": "/etc/pgbackrest/tls/host.key", "pg1-path": "/var/lib/postgresql/15/main",
         "pg1-port": "5432"}

@@ -193,7 +193,8 @@ def test_the_db_side_pgbackrest_conf(split) -> None:
     tls = "/etc/pgbackrest/tls"
     assert conf_lines(text) == {
         "global": {
-            "repo1-host": backup1, "repo1-host-type": "tls", "repo1-host-port": "8432",
+            # By name: pgBackRest checks it against the certificate's CN/DNS names, never an IP address SAN.
+            "repo1-host": "backup1", "repo1-host-type": "tls", "repo1-host-port": "8432",
             "repo1-host-ca-file": f"{tls}/ca.crt", "repo1-host-cert-file": f"{tls}/host.crt",
             "repo1-host-key-file": f"{tls}/host.key",
             "archive-async": "y", "spool-path": "/var/spool/pgbackrest", "archive-push-queue-max": "2GB",
