@@ -18,8 +18,9 @@ import shlex
 from collections.abc import Mapping
 
 from pyinfra.operations import systemd
+from pyinfra.operations.util import any_changed
 
-from roles.common.files import Check, put_checked, put_path
+from roles.common.files import Check, put_checked, put_managed, put_path
 from roles.common.peers import resolve_peer
 from roles.postgres import manifest
 from tsdeploy.rolespec import Context
@@ -76,6 +77,18 @@ def pgbackrest_check(*, host_name: str, stanza: str, conf: str, ca: str, cert: s
                  hint="correct templates/postgres/pgbackrest.conf.j2 or the backup_* variable the message names, or "
                       "issue the host's certificate (tls_cert_file, tls_key_file) from tls_ca_cert_file's CA with "
                       "CN = the inventory host name and extendedKeyUsage = serverAuth, clientAuth; deploy again")
+
+
+def wal_switch(ctx: Context) -> None:
+    """The timer that closes the WAL segment every backup_archive_timeout seconds (when archiving is on)."""
+    archive = ctx["postgres"]["archiving"]
+    if archive is None:
+        return
+    units = [put_managed(ctx, item, name=f"Write {item.dest(ctx)}") for item in manifest.WAL_SWITCH_UNITS]
+    systemd.daemon_reload(name="Reload systemd because the WAL switch units changed",
+                          _if=any_changed(*units))
+    systemd.service(name=f"Run {manifest.WAL_SWITCH} (a WAL segment with writes is archived within "
+                         f"{archive['archive_timeout']} s)", service=manifest.WAL_SWITCH, running=True, enabled=True)
 
 
 def apply(ctx: Context) -> None:

@@ -50,10 +50,23 @@ PGBACKREST_CERT = ManagedFile("postgres/pgbackrest-host.crt", _tls("host.crt"), 
 PGBACKREST_KEY = ManagedFile("postgres/pgbackrest-host.key", _tls("host.key"), "postgres", "postgres", "600",
                              source=("postgres", "tls_key_src"), variable="tls_key_file", secret=True,
                              when=remote_repository, trigger="pgbackrest")
+def _archiving(ctx: Context) -> bool:
+    return ctx["postgres"]["archiving"] is not None
+
+
+WAL_SWITCH_SERVICE = ManagedFile("postgres/wal-switch.service.j2", "/etc/systemd/system/tsdeploy-wal-switch.service",
+                                 "root", "root", "644", template="postgres/wal-switch.service.j2", when=_archiving,
+                                 trigger="wal-switch")
+WAL_SWITCH_TIMER = ManagedFile("postgres/wal-switch.timer.j2", "/etc/systemd/system/tsdeploy-wal-switch.timer",
+                               "root", "root", "644", template="postgres/wal-switch.timer.j2", when=_archiving,
+                               trigger="wal-switch")
+WAL_SWITCH_UNITS = (WAL_SWITCH_SERVICE, WAL_SWITCH_TIMER)
+WAL_SWITCH = "tsdeploy-wal-switch.timer"
+
 #: pgBackRest's db-side files, checked together before they land (see archiving.py).
 PGBACKREST_FILES = (PGBACKREST, PGBACKREST_CA, PGBACKREST_CERT, PGBACKREST_KEY)
 
-FILES = (SERVER_CERT, SERVER_KEY, SETTINGS, PG_HBA, *PGBACKREST_FILES)
+FILES = (SERVER_CERT, SERVER_KEY, SETTINGS, PG_HBA, *PGBACKREST_FILES, *WAL_SWITCH_UNITS)
 
 CONF_DIR = ManagedPath(lambda ctx: ctx["postgres"]["conf_dir"], "postgres", "postgres", "700",
                        why="the cluster's config dir, postgres-only")

@@ -16,3 +16,4 @@ def tasks() -> None:
     archiving.apply(ctx)
     configure.apply(ctx)
     database.apply(ctx)
+    archiving.wal_switch(ctx)

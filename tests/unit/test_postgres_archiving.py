@@ -420,3 +420,31 @@ def test_the_check_refuses_a_certificate_the_ca_did_not_sign(stand) -> None:
              "-subj", "/CN=db1", "-keyout", str(stand.pki / "self.key"), "-out", str(stand.pki / "self.crt"))
     result = stand.land(render("postgres/pgbackrest.conf.j2", stand.ctx), cert="self")
     assert result.returncode == 1 and "is not signed by" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("layout", ["split", "single"])
+def test_a_timer_closes_the_wal_segment_every_archive_timeout_when_archiving(layout, split, single,
+                                                                             tmp_path) -> None:
+    # PostgreSQL 15 was seen not to switch segments on archive_timeout alone (writes stayed in the open
+    # segment for minutes, and a lost db host took them with it): the timer enforces the bound.
+    ctx = split["db1"] if layout == "split" else single
+    files = {item.key: item for item in host_manifest.files_for(ctx)}
+    service, timer = files["postgres/wal-switch.service.j2"], files["postgres/wal-switch.timer.j2"]
+    assert timer.content(ctx).count("60s") == 2 and "Unit=tsdeploy-wal-switch.service" in timer.content(ctx)
+    assert "pg_switch_wal() WHERE NOT pg_is_in_recovery()" in service.content(ctx)
+    assert "User=postgres" in service.content(ctx)
+    for item in (service, timer):
+        (tmp_path / item.dest(ctx).rsplit("/", 1)[1]).write_text(item.content(ctx))
+    if shutil.which("systemd-analyze"):
+        checked = subprocess.run(["systemd-analyze", "verify", *(str(p) for p in tmp_path.iterdir())],
+                                 capture_output=True, text=True, check=False)
+        assert "tsdeploy-wal-switch" not in checked.stderr.replace("postgresql@15-main", ""), checked.stderr
+
+
+def test_no_wal_switch_timer_without_a_backup_host(tmp_path) -> None:
+    directory = _lab_inventory(tmp_path, "split")
+    document = yaml.safe_load((directory / "hosts.yml").read_text())
+    del document["all"]["children"]["backup"]
+    (directory / "hosts.yml").write_text(yaml.safe_dump(document))
+    ctx = build_context(load(directory), "db1")
+    assert not [item for item in host_manifest.files_for(ctx) if "wal-switch" in item.key]

@@ -30,9 +30,13 @@ def test_every_template_starts_with_the_managed_header(template: str) -> None:
     assert any(MANAGED_MARKER in line for line in head), f"{template}: no '{MANAGED_MARKER}' header"
 
 
-#: redis's ACL file starts with its users; pgBackRest's db-side file needs a backup host (test_postgres_archiving.py).
+#: redis's ACL file starts with its users; pgBackRest's db-side file and the WAL switch units need a backup host
+#: (test_postgres_archiving.py).
+NEED_A_BACKUP_HOST = ("postgres/pgbackrest.conf.j2", "postgres/wal-switch.service.j2", "postgres/wal-switch.timer.j2")
+
+
 @pytest.mark.parametrize("template", [t for t in CORE_TEMPLATES
-                                      if t not in ("redis/users.acl.j2", "postgres/pgbackrest.conf.j2")])
+                                      if t != "redis/users.acl.j2" and t not in NEED_A_BACKUP_HOST])
 def test_rendered_core_files_start_with_the_managed_header(template: str, contexts: dict[str, dict]) -> None:
     rendered = render(template, contexts["db1"] if "postgres" in template else contexts["cache1"])
     assert MANAGED_MARKER in "\n".join(rendered.splitlines()[:2])
