@@ -243,7 +243,13 @@ def start_app_script(app: dict[str, Any], host: str) -> str:
     service = app_manifest.SERVICE
     return _PRELUDE + f"""
 release=$(basename "$(readlink -f {current})")
-systemctl start {_q(service)} || fail {_q(f"{host}: {service} did not start (journalctl -u {service})")}
+# A start right after a stop can fail once on a cgroup the kernel has not released yet (status 219/CGROUP, seen
+# on container hosts); the unit is fine: try again before giving up.
+for attempt in 1 2 3; do
+  systemctl start {_q(service)} && break
+  [ "$attempt" = 3 ] && fail {_q(f"{host}: {service} did not start (journalctl -u {service})")}
+  sleep 2
+done
 systemctl start {_q(app_manifest.FLUSH_TIMER)}
 python3 -c {_q(WAIT_READY)} {_q(app['ready_url'])} {int(app['ready_timeout'])} "$release" {READY_STREAK} || fail {_q(f"{host}: the app did not get ready on the restored database (above)")}
 """

@@ -75,7 +75,7 @@ def down(name: str, everything: bool, purge: bool) -> None:
 @click.argument("host")
 @_friendly
 def rebuild(name: str, host: str) -> None:
-    """Lose HOST entirely (its disk is deleted) and boot it fresh: a disaster drill. Deploy afterwards."""
+    """Lose HOST entirely (a power cut, its disk deleted) and boot it fresh: a disaster drill. Deploy afterwards."""
     Lab(name).rebuild(host)
 
 

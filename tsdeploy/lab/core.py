@@ -242,10 +242,11 @@ class Lab:
     # ---- rebuild ----------------------------------------------------------------------------------------------
 
     def rebuild(self, host: str) -> Lab:
-        """Lose `host` entirely (stop it, delete its disk: every file it wrote) and boot it fresh from the image.
+        """Lose `host` entirely (a power cut, then its disk deleted: every file it wrote) and boot it fresh.
 
-        What losing a machine looks like: the new host has the same name and address, a new SSH host key and
-        nothing the deploy ever put there. The inventory is rewritten (known_hosts gets the new key).
+        What losing a machine looks like: every process ends at once (nothing is flushed or archived on the
+        way down); the new host has the same name and address, a new SSH host key and nothing the deploy ever
+        put there. The inventory is rewritten (known_hosts gets the new key).
         """
         require_root()
         state = self.state
@@ -254,8 +255,8 @@ class Lab:
             raise LabError(f"host {host!r} is not in lab {self.name!r}: hosts are {known}")
         h = state.hosts[host]
         host_dir = self.state_dir / "hosts" / host
-        progress(f"{host}: stopping and deleting its disk")
-        hostlib.stop(h)
+        progress(f"{host}: power cut, then deleting its disk")
+        hostlib.power_cut(h)
         hostlib.remove_veth(h.machine)
         hostlib.unmount_overlay(host_dir)
         shutil.rmtree(host_dir)
