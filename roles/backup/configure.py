@@ -18,66 +18,21 @@ from pyinfra.operations.util import any_changed
 
 from roles.backup import manifest
 from roles.backup.context import RUN_AS
+from roles.backup.filecheck import pgbackrest_files_check
 from roles.common.files import Check, put_checked, put_managed, put_path
 from roles.common.peers import resolve_peer
 from tsdeploy.rolespec import Context
 
-#: The extended key usages pgBackRest's TLS peers need (OpenSSL's names): this host serves (the db host pushes
-#: its WAL to its server) and is a client (backups read the cluster through the db host's server).
-NEEDED_USAGES = ("TLS Web Server Authentication", "TLS Web Client Authentication")
-
-
 def repository_check(*, host_name: str, stanza: str, conf: str, tls: Mapping[str, str] | None = None,
                      user: str = RUN_AS) -> Check:
-    """pgBackRest's (and in split openssl's) checks of the repository host's files as they will be, as `user`.
-
-    + `pgbackrest --config=<candidate> --stanza=S help backup` (and `help server` in split, `help archive-push`
-      in single, where PostgreSQL's archive_command reads this file) parse the file as those commands will and
-      fail on a bad value; any WARN (an option pgBackRest does not know) fails too.
-    + split (`tls` = {"ca", "cert", "key"} live paths): the certificate is signed by the CA, the key is its key,
-      its CN is the inventory's host name (what the db host's `tls-server-auth` allows) and its extended key
-      usage, when it has one, allows both server and client authentication.
-    """
-
-    def script(paths: Mapping[str, str]) -> str:
-        q = shlex.quote
-        as_user = f"runuser -u {q(user)} --"
-        commands = ["help server"] if tls else [f"--stanza={q(stanza)} help archive-push"]
-        lines = [
-            f"conf={q(paths[conf])}",
-            'parse() { out=$(' + as_user + ' pgbackrest --config="$conf" "$@" 2>&1 >/dev/null); rc=$?; '
-            'if [ "$rc" -ne 0 ] || printf \'%s\\n\' "$out" | grep -q -e "^WARN:" -e "^ERROR:"; then '
-            f'printf \'%s\\n\' "{conf}: $out"; exit 1; fi; }}',
-            f"parse --stanza={q(stanza)} help backup",
-            *(f"parse {command}" for command in commands),
-        ]
-        if tls:
-            ca, cert, key = tls["ca"], tls["cert"], tls["key"]
-            lines += [
-                f"ca={q(paths[ca])}; cert={q(paths[cert])}; key={q(paths[key])}",
-                f'if ! out=$({as_user} openssl verify -CAfile "$ca" "$cert" 2>&1); then',
-                f'  printf \'%s\\n\' "{cert} is not signed by {ca}: $out"; exit 1; fi',
-                f'if ! out=$({as_user} openssl pkcs12 -export -passin pass: -passout pass: -in "$cert" -inkey "$key" '
-                '-out /dev/null 2>&1); then',
-                f'  printf \'%s\\n\' "{key} is not the key of {cert}: $out"; exit 1; fi',
-                'cn=$(openssl x509 -noout -subject -nameopt multiline -in "$cert" '
-                '| sed -n "s/^ *commonName *= *//p")',
-                f'if [ "$cn" != {q(host_name)} ]; then',
-                f'  printf \'%s\\n\' "{cert}: its CN is \'$cn\', not this host\'s inventory name \'{host_name}\' '
-                'that the db host\'s tls-server-auth allows"; exit 1; fi',
-                'usages=$(openssl x509 -noout -ext extendedKeyUsage -in "$cert" 2>/dev/null | sed "1d; s/^ *//")',
-            ]
-            for usage in NEEDED_USAGES:
-                lines += [f'if [ -n "$usages" ] && ! printf \'%s\\n\' "$usages" | grep -q {q(usage)}; then',
-                          f'  printf \'%s\\n\' "{cert}: its extendedKeyUsage ($usages) lacks {usage}, which '
-                          'pgBackRest\'s TLS peer requires"; exit 1; fi']
-        return "\n".join(lines)
-
-    return Check(tool="pgbackrest help" + (" and openssl" if tls else ""), script=script,
-                 hint="correct templates/backup/pgbackrest.conf.j2 or the backup_* variable the message names"
-                      + (", or issue the host's certificate (tls_cert_file, tls_key_file) from tls_ca_cert_file's "
-                         "CA with CN = the inventory host name and extendedKeyUsage = serverAuth, clientAuth"
-                         if tls else "") + "; deploy again")
+    """The repository host's files as they will be: `help backup`, and `help server` in split (its TLS server)
+    or `help archive-push` in single (PostgreSQL's archive_command reads this file); in split, the TLS files
+    as the db host's server will check them (`roles/backup/filecheck.py`)."""
+    q = shlex.quote
+    commands = [f"--stanza={q(stanza)} help backup",
+                "help server" if tls else f"--stanza={q(stanza)} help archive-push"]
+    return pgbackrest_files_check(host_name=host_name, conf=conf, commands=commands, tls=tls, peer="the db host",
+                                  template="templates/backup/pgbackrest.conf.j2", user=user)
 
 
 def apply(ctx: Context) -> None:

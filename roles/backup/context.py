@@ -14,6 +14,7 @@ import os
 import pathlib
 from typing import TYPE_CHECKING, TypedDict
 
+from roles.backup.variables import S3Repository, s3_repository
 from roles.registry import Group
 from tsdeploy import ROOT
 from tsdeploy.rolespec import Inbound
@@ -54,20 +55,6 @@ CREATECLUSTER_DIR = "/etc/postgresql-common/createcluster.d"
 CREATECLUSTER_DROP_IN = f"{CREATECLUSTER_DIR}/50-tsdeploy-no-main-cluster.conf"
 #: The app's index list, relative to its source tree (`tsdeploy/artifacts.py` ships the same tree).
 INDEXES_MODULE = pathlib.Path("src") / "talentsphere" / "indexes.py"
-
-
-class S3Repository(TypedDict):
-    """The optional second repository (pgBackRest's repo2) in S3-compatible storage."""
-
-    bucket: str
-    endpoint: str
-    region: str
-    path: str
-    uri_style: str
-    key: str
-    key_secret: str
-    cipher_pass: str
-    retention_full: int
 
 
 class BackupContext(TypedDict):
@@ -172,17 +159,6 @@ def _archive_queue_max(value: object) -> str:
     return str(size)
 
 
-def _s3(v: dict) -> S3Repository | None:
-    """The S3 repository when the inventory sets its bucket (the other settings are validated all-or-nothing)."""
-    if not v["backup_s3_bucket"]:
-        return None
-    return S3Repository(bucket=str(v["backup_s3_bucket"]), endpoint=str(v["backup_s3_endpoint"]),
-                        region=str(v["backup_s3_region"]), path=str(v["backup_s3_path"]),
-                        uri_style=str(v["backup_s3_uri_style"]), key=str(v["backup_s3_key"]),
-                        key_secret=str(v["backup_s3_key_secret"]), cipher_pass=str(v["backup_s3_cipher_pass"]),
-                        retention_full=int(v["backup_s3_retention_full"]))
-
-
 def is_local(view: HostView) -> bool:
     """Whether this backup host is also the db host (single topology): no network transport at all."""
     return Group.DB in view.groups
@@ -235,7 +211,7 @@ def derive(view: HostView) -> BackupContext:
         pg_service=str(pg["service"]),
         pg_socket_path=SOCKET_PATH,
         db_name=str(pg["db_name"]),
-        s3=_s3(v),
+        s3=s3_repository(v),
         full_calendar=str(v["backup_full_calendar"]),
         diff_calendar=str(v["backup_diff_calendar"]),
         drill_calendar=str(v["backup_drill_calendar"]),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from tsdeploy import checks
 from tsdeploy.rolespec import REQUIRED, Variable
@@ -136,3 +136,29 @@ def s3_problems(topology: Topology) -> list[str]:
 
 #: The role's inventory-wide checks (`RoleSpec.checks`).
 CHECKS: tuple[Callable[[Topology], list[str]], ...] = (s3_problems,)
+
+
+class S3Repository(TypedDict):
+    """The optional second repository (pgBackRest's repo2) in S3-compatible storage, as both pgBackRest files
+    describe it: the db host pushes WAL there itself, the backup host backs up to it."""
+
+    bucket: str
+    endpoint: str
+    region: str
+    path: str
+    uri_style: str
+    key: str
+    key_secret: str
+    cipher_pass: str
+    retention_full: int
+
+
+def s3_repository(v: dict[str, Any]) -> S3Repository | None:
+    """The S3 repository when the variables `v` set its bucket (the rest is validated all-or-nothing)."""
+    if not v["backup_s3_bucket"]:
+        return None
+    return S3Repository(bucket=str(v["backup_s3_bucket"]), endpoint=str(v["backup_s3_endpoint"]),
+                        region=str(v["backup_s3_region"]), path=str(v["backup_s3_path"]),
+                        uri_style=str(v["backup_s3_uri_style"]), key=str(v["backup_s3_key"]),
+                        key_secret=str(v["backup_s3_key_secret"]), cipher_pass=str(v["backup_s3_cipher_pass"]),
+                        retention_full=int(v["backup_s3_retention_full"]))

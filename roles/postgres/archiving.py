@@ -15,68 +15,25 @@ server runs.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
 
 from pyinfra.operations import systemd
 from pyinfra.operations.util import any_changed
 
+from roles.backup.filecheck import pgbackrest_files_check
 from roles.common.files import Check, put_checked, put_managed, put_path
 from roles.common.peers import resolve_peer
 from roles.postgres import manifest
 from tsdeploy.rolespec import Context
 
-#: The extended key usages pgBackRest's TLS peers need: this host serves (the backup host connects to its
-#: server) and is a client (archive-push connects to the backup host's server). OpenSSL's names for them.
-NEEDED_USAGES = ("TLS Web Server Authentication", "TLS Web Client Authentication")
-
-
 def pgbackrest_check(*, host_name: str, stanza: str, conf: str, ca: str, cert: str, key: str,
                      user: str = "postgres") -> Check:
-    """pgBackRest's and openssl's checks of the db-side files as they will be, read as `user`.
-
-    + `pgbackrest --config=<candidate> --stanza=S help archive-push` and `help server` parse the file as the
-      archive_command and the TLS server will, and fail on a bad value ("'2XB' is not valid for
-      'archive-push-queue-max' option"); a warning (an option pgBackRest does not know) fails too.
-    + The certificate is signed by the CA (`openssl verify`, as the peer verifies it), the key is its key
-      (`openssl pkcs12 -export`: "key values mismatch"), its CN is the inventory's host name (the backup
-      host's `tls-server-auth` names it) and its extended key usage, when it has one, allows both server and
-      client authentication (without clientAuth the peer refuses it: "sslv3 alert unsupported certificate").
-    The file names are the live paths (conf, ca, cert, key); the script reads what `paths` maps them to.
-    """
-
-    def script(paths: Mapping[str, str]) -> str:
-        q = shlex.quote
-        as_user = f"runuser -u {q(user)} --"
-        lines = [
-            f"conf={q(paths[conf])}; ca={q(paths[ca])}; cert={q(paths[cert])}; key={q(paths[key])}",
-            # pgBackRest exits 0 with a WARN for an unknown option: any WARN or ERROR line is a rejection.
-            'parse() { out=$(' + as_user + ' pgbackrest --config="$conf" "$@" 2>&1 >/dev/null); rc=$?; '
-            'if [ "$rc" -ne 0 ] || printf \'%s\\n\' "$out" | grep -q -e "^WARN:" -e "^ERROR:"; then '
-            f'printf \'%s\\n\' "{conf}: $out"; exit 1; fi; }}',
-            f'parse --stanza={q(stanza)} help archive-push',
-            'parse help server',
-            f'if ! out=$({as_user} openssl verify -CAfile "$ca" "$cert" 2>&1); then',
-            f'  printf \'%s\\n\' "{cert} is not signed by {ca}: $out"; exit 1; fi',
-            f'if ! out=$({as_user} openssl pkcs12 -export -passin pass: -passout pass: -in "$cert" -inkey "$key" '
-            '-out /dev/null 2>&1); then',
-            f'  printf \'%s\\n\' "{key} is not the key of {cert}: $out"; exit 1; fi',
-            'cn=$(openssl x509 -noout -subject -nameopt multiline -in "$cert" '
-            '| sed -n "s/^ *commonName *= *//p")',
-            f'if [ "$cn" != {q(host_name)} ]; then',
-            f'  printf \'%s\\n\' "{cert}: its CN is \'$cn\', not this host\'s inventory name \'{host_name}\' '
-            'that the backup host\'s tls-server-auth allows"; exit 1; fi',
-            'usages=$(openssl x509 -noout -ext extendedKeyUsage -in "$cert" 2>/dev/null | sed "1d; s/^ *//")',
-        ]
-        for usage in NEEDED_USAGES:
-            lines += [f'if [ -n "$usages" ] && ! printf \'%s\\n\' "$usages" | grep -q {q(usage)}; then',
-                      f'  printf \'%s\\n\' "{cert}: its extendedKeyUsage ($usages) lacks {usage}, which '
-                      'pgBackRest\'s TLS peer requires"; exit 1; fi']
-        return "\n".join(lines)
-
-    return Check(tool="pgbackrest help and openssl", script=script,
-                 hint="correct templates/postgres/pgbackrest.conf.j2 or the backup_* variable the message names, or "
-                      "issue the host's certificate (tls_cert_file, tls_key_file) from tls_ca_cert_file's CA with "
-                      "CN = the inventory host name and extendedKeyUsage = serverAuth, clientAuth; deploy again")
+    """The db-side files as they will be: `help archive-push` (PostgreSQL's archive_command) and `help server`
+    (the TLS server the backup host reads the cluster through), and the TLS files as the backup host's server
+    will check them (`roles/backup/filecheck.py`)."""
+    return pgbackrest_files_check(host_name=host_name, conf=conf,
+                                  commands=[f"--stanza={shlex.quote(stanza)} help archive-push", "help server"],
+                                  tls={"ca": ca, "cert": cert, "key": key}, peer="the backup host",
+                                  template="templates/postgres/pgbackrest.conf.j2", user=user)
 
 
 def wal_switch(ctx: Context) -> None:

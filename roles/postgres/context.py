@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 from roles.app import demand
+from roles.backup.variables import S3Repository, s3_repository
 from roles.registry import Group
 from tsdeploy import tuning
 from tsdeploy.rolespec import ADDRESS_FACT, Inbound
@@ -50,19 +51,6 @@ class Setting(TypedDict):
     name: str
     value: str
     reason: str
-
-
-class S3Repository(TypedDict):
-    """The optional second repository: the db host pushes its WAL to S3 itself (pgBackRest's repo2)."""
-
-    bucket: str
-    endpoint: str
-    region: str
-    path: str
-    uri_style: str
-    key: str
-    key_secret: str
-    cipher_pass: str
 
 
 class Archiving(TypedDict):
@@ -129,16 +117,6 @@ def _warnings_debian_does_not_answer(warnings: list[str]) -> list[str]:
             if not any(warning.endswith(f"compiled with {option}") for option in DEBIAN_POSTGRESQL_BUILD_OPTIONS)]
 
 
-def _s3(merged: dict) -> S3Repository | None:
-    """The S3 repository when the inventory sets one (validated all-or-nothing by the backup role)."""
-    if not merged["backup_s3_bucket"]:
-        return None
-    return S3Repository(bucket=merged["backup_s3_bucket"], endpoint=merged["backup_s3_endpoint"],
-                        region=merged["backup_s3_region"], path=merged["backup_s3_path"],
-                        uri_style=merged["backup_s3_uri_style"], key=merged["backup_s3_key"],
-                        key_secret=merged["backup_s3_key_secret"], cipher_pass=merged["backup_s3_cipher_pass"])
-
-
 def archiving(view: HostView) -> Archiving | None:
     """How this db host archives its WAL to the inventory's backup host; None when it has none (no backups).
 
@@ -172,7 +150,7 @@ def archiving(view: HostView) -> Archiving | None:
         log_path=PGBACKREST_LOG_DIR,
         socket_path=SOCKET_DIR,
         service=PGBACKREST_SERVICE,
-        s3=_s3(repo),
+        s3=s3_repository(repo),
     )
 
 

@@ -15,7 +15,6 @@ import datetime
 import json
 import os
 import pathlib
-import pwd
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from click.testing import CliRunner
 from roles.backup import facts, restore
 from tsdeploy import backup_cli
 from tsdeploy.backup_cli import Refused
+from local_postgres import has_postgres_account
 
 UTC = datetime.timezone.utc
 FULL_STOP = 1796094160  # 2026-12-01 03:02:40 UTC
@@ -315,16 +315,8 @@ def test_durations_read_like_an_operator_says_them(seconds: float, text: str) ->
 PG_BIN = pathlib.Path("/usr/lib/postgresql/15/bin")
 
 
-def _has_postgres_account() -> bool:
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        return False
-    return True
-
-
 needs_pgbackrest = pytest.mark.skipif(
-    os.geteuid() != 0 or not _has_postgres_account() or not (PG_BIN / "pg_ctl").exists()
+    os.geteuid() != 0 or not has_postgres_account() or not (PG_BIN / "pg_ctl").exists()
     or not shutil.which("pgbackrest") or not shutil.which("runuser", path="/usr/sbin:/usr/bin:/sbin:/bin"),
     reason="needs root, the postgres account, PostgreSQL 15 and pgbackrest (apt-get install postgresql-15 pgbackrest)")
 

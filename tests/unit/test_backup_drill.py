@@ -32,6 +32,7 @@ from test_rendering_golden import _lab_inventory
 from tsdeploy import inventory as inventory_module
 from tsdeploy.context import build_context
 from tsdeploy.templating import render
+from local_postgres import has_postgres_account
 
 
 def _newest_postgresql_bin() -> pathlib.Path:
@@ -51,16 +52,8 @@ ROWS_AT_BACKUP = {"jobs": 1000, "users": 50, "saved_jobs": 0}
 ROWS_AFTER_BACKUP = {"jobs": 1007, "users": 50, "saved_jobs": 0}
 
 
-def _has_postgres_account() -> bool:
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        return False
-    return True
-
-
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not _has_postgres_account() or not os.access(PG_BIN / "initdb", os.X_OK)
+    os.geteuid() != 0 or not has_postgres_account() or not os.access(PG_BIN / "initdb", os.X_OK)
     or not os.access(PG_BIN / "pg_amcheck", os.X_OK) or not os.access(PGBACKREST, os.X_OK)
     or not shutil.which("runuser", path="/usr/sbin:/usr/bin:/sbin:/bin"),
     reason="needs root, the postgres account, PostgreSQL and pgBackRest (apt-get install postgresql pgbackrest)")

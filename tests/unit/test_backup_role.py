@@ -8,7 +8,6 @@ from __future__ import annotations
 import configparser
 import os
 import pathlib
-import pwd
 import re
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from tsdeploy import inventory as inventory_module
 from tsdeploy.context import build_context
 from tsdeploy.generate.vm import write_bundle
 from tsdeploy.templating import MANAGED_MARKER, render
+from local_postgres import has_postgres_account
 
 APP_INDEXES = ROOT / "app" / "src" / "talentsphere" / "indexes.py"
 UNITS = ("pgbackrest-backup@.service", "pgbackrest-backup-full.timer", "pgbackrest-backup-diff.timer",
@@ -34,14 +34,6 @@ UNITS = ("pgbackrest-backup@.service", "pgbackrest-backup-full.timer", "pgbackre
 S3 = {"backup_s3_bucket": "ts-backups", "backup_s3_endpoint": "s3.eu-west-1.amazonaws.com",
       "backup_s3_region": "eu-west-1", "backup_s3_key": "AKIAEXAMPLE", "backup_s3_key_secret": "s3-secret-key-x",
       "backup_s3_cipher_pass": "s3-cipher-pass-0123456789abcdef0123456789"}
-
-
-def _has_postgres_account() -> bool:
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        return False
-    return True
 
 
 def _with_main(path: pathlib.Path, values: dict[str, object]) -> pathlib.Path:
@@ -339,7 +331,7 @@ def test_the_check_fact_tells_a_pending_restart_from_another_cluster() -> None:
 # pgbackrest.conf and the TLS files are checked as candidates, for real ---------------------------------------------
 
 live_check = pytest.mark.skipif(
-    os.geteuid() != 0 or not _has_postgres_account() or not shutil.which("pgbackrest") or not shutil.which("openssl")
+    os.geteuid() != 0 or not has_postgres_account() or not shutil.which("pgbackrest") or not shutil.which("openssl")
     or not shutil.which("runuser", path="/usr/sbin:/usr/bin:/sbin:/bin"),
     reason="needs root, the postgres account, pgbackrest (apt-get install pgbackrest) and openssl")
 

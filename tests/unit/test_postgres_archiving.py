@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -31,6 +30,7 @@ from tsdeploy.context import build_context
 from tsdeploy.generate import vm as vm_generator
 from tsdeploy.inventory import InventoryError, load, read
 from tsdeploy.templating import MANAGED_MARKER, render
+from local_postgres import has_postgres_account
 
 PGBACKREST = shutil.which("pgbackrest")
 ARCHIVE_SETTINGS = ("wal_level", "archive_mode", "archive_command", "archive_timeout")
@@ -298,16 +298,8 @@ def test_one_host_in_both_groups_has_one_release(tmp_path) -> None:
 # The deploy's candidate check, for real ----------------------------------------------------------------------------
 
 
-def _has_postgres_account() -> bool:
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        return False
-    return True
-
-
 live_check = pytest.mark.skipif(
-    os.geteuid() != 0 or not _has_postgres_account() or PGBACKREST is None or not shutil.which("openssl")
+    os.geteuid() != 0 or not has_postgres_account() or PGBACKREST is None or not shutil.which("openssl")
     or not shutil.which("runuser", path="/usr/sbin:/usr/bin:/sbin:/bin"),
     reason="needs root, the postgres account, pgbackrest (apt-get install pgbackrest) and openssl")
 

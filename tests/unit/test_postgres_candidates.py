@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -28,6 +27,7 @@ from tsdeploy.inventory import load
 from tsdeploy.templating import render
 
 from test_templates_app import write_inventory
+from local_postgres import has_postgres_account
 
 HOST = "db1"
 LIVE_ROOT = "/etc/postgresql/15/main"
@@ -35,16 +35,8 @@ SHARE = pathlib.Path("/usr/share/postgresql/15")
 TOOL = "postgres -C, pg_hba_file_rules and openssl"
 
 
-def _has_postgres_account() -> bool:
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        return False
-    return True
-
-
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not _has_postgres_account() or not os.access(f"{BIN_DIR}/postgres", os.X_OK)
+    os.geteuid() != 0 or not has_postgres_account() or not os.access(f"{BIN_DIR}/postgres", os.X_OK)
     or not (SHARE / "postgresql.conf.sample").exists() or not shutil.which("openssl")
     or not shutil.which("runuser", path="/usr/sbin:/usr/bin:/sbin:/bin"),
     reason="needs root, the postgres account, PostgreSQL 15 (apt-get install postgresql-15) and openssl")
