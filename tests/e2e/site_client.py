@@ -82,6 +82,16 @@ class Lab:
         return body["job"]["id"]
 
 
+def job_writes(token: str, title: str = "Traffic probe", every: int = 5) -> Write:
+    """Every `every`-th request of a traffic run posts a published job as the employer of `token`; the ids the
+    answers name are what the tests look for afterwards (lost writes)."""
+    def body() -> dict:
+        return {"title": f"{title} {uuid.uuid4().hex[:8]}", "description": "Posted by the e2e traffic.",
+                "location": "Berlin", "employment_type": "full_time", "experience_level": "mid",
+                "status": "published"}
+    return Write("/api/jobs", token, body, lambda document: document["job"]["id"], every=every)
+
+
 def _deploy(deployment: Deployment) -> None:
     process = subprocess.run([str(pathlib.Path(sys.executable).parent / "tsdeploy"), "deploy",
                               str(deployment.lab.inventory_dir)], capture_output=True, text=True, check=False)

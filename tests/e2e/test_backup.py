@@ -23,14 +23,13 @@ import datetime
 import json
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
-from site_client import TSDEPLOY, Lab, raised_api_limit
-from traffic import Traffic, Write
+from site_client import TSDEPLOY, Lab, job_writes, raised_api_limit
+from traffic import Traffic
 
 if TYPE_CHECKING:
     from conftest import Deployment
@@ -64,12 +63,6 @@ def tsdeploy(lab: Lab, *args: str, check: bool = True) -> subprocess.CompletedPr
     return process
 
 
-def job_writes(token: str) -> Write:
-    def body() -> dict:
-        return {"title": f"Backup probe {uuid.uuid4().hex[:8]}", "description": "Posted while backups run.",
-                "location": "Berlin", "employment_type": "full_time", "experience_level": "mid",
-                "status": "published"}
-    return Write("/api/jobs", token, body, lambda document: document["job"]["id"], every=5)
 
 
 def present(lab: Lab, ids: list[int], created_before: datetime.datetime | None = None) -> set[int]:
@@ -119,7 +112,7 @@ def test_the_drill_passes_and_fails_loudly_on_a_corrupted_repository_file(lab: L
 
 
 def test_a_restore_to_a_time_brings_back_every_write_before_it_and_none_after(lab: Lab, employer: str) -> None:
-    with lab.traffic(READS, workers=6, write=job_writes(employer)) as traffic:
+    with lab.traffic(READS, workers=6, write=job_writes(employer, "Backup probe")) as traffic:
         time.sleep(8)
         tsdeploy(lab, "backup", "--type", "full")
         time.sleep(8)
@@ -138,7 +131,7 @@ def test_a_restore_to_a_time_brings_back_every_write_before_it_and_none_after(la
     refused = tsdeploy(lab, "restore", "--to", target.isoformat(), check=False)
     assert refused.returncode != 0 and "--yes" in refused.stdout + refused.stderr
     started, started_wall = time.monotonic(), datetime.datetime.now(datetime.UTC)
-    with lab.traffic(READS, workers=4, write=job_writes(employer)) as during:
+    with lab.traffic(READS, workers=4, write=job_writes(employer, "Backup probe")) as during:
         tsdeploy(lab, "restore", "--to", target.isoformat(), "--yes")
         restored_at = time.monotonic()
         time.sleep(5)
@@ -159,7 +152,7 @@ def test_a_restore_to_a_time_brings_back_every_write_before_it_and_none_after(la
 
 
 def test_after_losing_the_db_host_a_fresh_one_is_restored_from_the_repository(lab: Lab, employer: str) -> None:
-    with lab.traffic(READS, workers=6, write=job_writes(employer)) as traffic:
+    with lab.traffic(READS, workers=6, write=job_writes(employer, "Backup probe")) as traffic:
         # Longer than archive_timeout: some of these writes reached the archive, the newest may not have.
         time.sleep(ARCHIVE_TIMEOUT + 2 * PUSH_MARGIN)
         lost_at = time.monotonic()

@@ -28,15 +28,14 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
-from site_client import TSDEPLOY, Lab, deploy, raised_api_limit
+from site_client import TSDEPLOY, Lab, deploy, job_writes, raised_api_limit
 from tsdeploy import artifacts
-from traffic import Traffic, Write
+from traffic import Traffic
 
 if TYPE_CHECKING:
     from conftest import Deployment
@@ -83,12 +82,6 @@ def tree(base: pathlib.Path, into: pathlib.Path, tag: str) -> pathlib.Path:
     return copy
 
 
-def job_writes(token: str) -> Write:
-    def body() -> dict:
-        return {"title": f"Rolling deploy probe {uuid.uuid4().hex[:8]}", "description": "Posted during a deploy.",
-                "location": "Berlin", "employment_type": "full_time", "experience_level": "mid",
-                "status": "published"}
-    return Write("/api/jobs", token, body, lambda document: document["job"]["id"], every=5)
 
 
 def serving(lab: Lab, host: str) -> set[str]:
@@ -113,7 +106,7 @@ def lost_writes(lab: Lab, traffic: Traffic) -> list[int]:
 
 def under_traffic(lab: Lab, token: str, action) -> tuple[Traffic, object, float]:  # noqa: ANN001
     """Run `action()` while reads and writes go through the lb; the recording, its result, its seconds."""
-    with lab.traffic(READS, workers=8, write=job_writes(token)) as traffic:
+    with lab.traffic(READS, workers=8, write=job_writes(token, "Rolling deploy probe")) as traffic:
         time.sleep(2)
         started = time.monotonic()
         result = action()
