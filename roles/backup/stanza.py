@@ -8,8 +8,9 @@ configuration. Each is a fact-comparing operation, so a second deploy reports no
   repository lacks it.
 + `archiving_works`: `pgbackrest check` on every deploy (it switches a WAL segment and waits until it is in the
   repository). Passing is no change, unless the repository holds no backup yet and none is running: then the
-  first full backup is started in the background (`systemctl start --no-block pgbackrest-backup@full.service`,
-  the timers' unit and journal), so a fresh deployment is protected at once, not at the next timer.
+  first full backup runs and the deploy waits for it (`systemctl start pgbackrest-backup@full.service`, the
+  timers' unit and journal), then the restore drill if it never ran, so a fresh deployment is protected and
+  its restore proven at once, not at the next timer.
   `archive_mode` still off (PostgreSQL's restart is pending: the deploy warns and records it) is a warning,
   not a failure. Any other failure fails the deploy with pgBackRest's words and the fix, e.g. a repository
   holding another cluster's backups after the db host was rebuilt.
@@ -166,16 +167,19 @@ def check_failure(stanza: str, result: dict[str, Any], db_host: str) -> str:
 
 
 @operation()
-def archiving_works(stanza: str, db_host: str, first_backup_unit: str):
-    """Prove that WAL archiving works with `pgbackrest check`; start the first full backup if there is none.
+def archiving_works(stanza: str, db_host: str, first_backup_unit: str, drill_unit: str, drill_result: str):
+    """Prove that WAL archiving works with `pgbackrest check`; take the first full backup if there is none.
 
     + stanza: the stanza's name
     + db_host: the db host's inventory name, for messages
     + first_backup_unit: the unit that takes a full backup (pgbackrest-backup@full.service)
+    + drill_unit, drill_result: the restore drill's unit and its result file
 
     Updates: nothing when the check passes and the repository holds a backup (or one is running). A repository
-    without any: the unit is started without waiting for it (a first backup of a large database takes long;
-    `tsdeploy backup` or `systemctl start` of the same unit waits for the running one). archive_mode still off
+    without any: the unit runs and the deploy waits for it, then the restore drill runs once if it never did,
+    so that a deploy reports done only with the database backed up and its restore proven (`tsdeploy verify`
+    right after a first deploy passes its backup controls). On a large existing database the first deploy with
+    a backup host takes as long as its first full backup and drill. archive_mode still off
     (PostgreSQL's restart pending) only warns: the deploy's pending-restart report names the restart, and no
     backup is started (it could not complete without archiving). Any other failure fails the operation with
     pgBackRest's message and the fix.
@@ -185,9 +189,11 @@ def archiving_works(stanza: str, db_host: str, first_backup_unit: str):
         info = host.get_fact(StanzaInfo, stanza=stanza)
         if info["ok"] and not info["backups"] and not info["running"]:
             if host.state.is_executing:
-                logger.info(f"{host.print_prefix}the repository holds no backup of {stanza} yet: starting "
-                            f"{first_backup_unit} in the background (journalctl -u {first_backup_unit})")
-            yield StringCommand("systemctl", "start", "--no-block", first_backup_unit)
+                logger.info(f"{host.print_prefix}the repository holds no backup of {stanza} yet: running "
+                            f"{first_backup_unit}, then the restore drill if it never ran (journalctl -u ...)")
+            yield StringCommand("systemctl", "start", first_backup_unit)
+            yield StringCommand("sh", "-c", shlex.quote(f"test -e {shlex.quote(drill_result)} || "
+                                                        f"systemctl start {shlex.quote(drill_unit)}"))
             return
         host.noop(f"pgbackrest check passed: {db_host} archives its WAL into the repository of stanza {stanza}")
         return

@@ -18,7 +18,7 @@ def tasks() -> None:
 @deploy("Backup: stanza and archiving", data_defaults=ROLE.defaults)
 def finish() -> None:
     """Create the stanza if a repository lacks it, prove with `pgbackrest check` that WAL archiving works and,
-    when the repository holds no backup yet, start the first full one.
+    when the repository holds no backup yet, take the first full one and drill its restore.
 
     Both reach the db host's cluster (through its TLS server in split), so deploy.py runs them after a barrier
     every host shares: by then the db host's pgBackRest configuration, server and archive settings are in place.
@@ -27,6 +27,7 @@ def finish() -> None:
     stanza.stanza(name=f"Create the pgBackRest stanza {backup['stanza']} if a repository lacks it",
                   stanza=backup["stanza"])
     first = backup["backup_unit"].format(type="full")
-    stanza.archiving_works(name=f"Check that {backup['db_host']} archives its WAL (pgbackrest check); start the "
-                                "first full backup if the repository has none",
-                           stanza=backup["stanza"], db_host=backup["db_host"], first_backup_unit=first)
+    stanza.archiving_works(name=f"Check that {backup['db_host']} archives its WAL (pgbackrest check); take the "
+                                "first full backup and drill its restore if the repository has none",
+                           stanza=backup["stanza"], db_host=backup["db_host"], first_backup_unit=first,
+                           drill_unit=backup["drill_unit"], drill_result=backup["drill_result"])
