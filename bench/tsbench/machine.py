@@ -89,3 +89,50 @@ def cpu_seconds_by_namespace(init_pids: dict[str, int]) -> dict[str, float]:
         # After the command name: state is field 3 of proc(5), utime 14, stime 15, cutime 16, cstime 17.
         totals[name] += sum(int(v) for v in fields[11:15]) / ticks
     return totals
+
+
+def cpu_breakdown(stat: Path = Path("/proc/stat")) -> tuple[int, int, int]:
+    """(busy, iowait, total) jiffies of the whole machine: `cpu_times` with the time spent waiting for I/O apart
+    (an idle core with I/O outstanding: a sign of a disk the CPU waits for, not proof of one)."""
+    fields = [int(v) for v in stat.read_text().splitlines()[0].split()[1:]]
+    return sum(fields) - fields[3] - fields[4], fields[4], sum(fields)
+
+
+def disk_counters(diskstats: Path = Path("/proc/diskstats"),
+                  block: Path = Path("/sys/block")) -> dict[str, tuple[int, int, int]]:
+    """Per whole disk (not partitions, RAM disks or zram): (milliseconds with I/O in flight, sectors read,
+    sectors written), cumulative. Two samples give a disk's utilisation (busy ms / elapsed ms) and throughput."""
+    disks = {entry.name for entry in block.iterdir()} if block.is_dir() else set()
+    counters = {}
+    for line in diskstats.read_text().splitlines():
+        fields = line.split()
+        if len(fields) < 14 or (disks and fields[2] not in disks) or fields[2].startswith(("ram", "zram")):
+            continue
+        # proc(5)/iostats: name is field 3; sectors read 6, sectors written 10, ms doing I/O 13 (1-based).
+        counters[fields[2]] = (int(fields[12]), int(fields[5]), int(fields[9]))
+    return counters
+
+
+def process_cpu_seconds(init_pids: dict[str, int]) -> dict[str, tuple[str, str, float]]:
+    """Every living process in the lab hosts' PID namespaces: "pid:starttime" -> (host, command, CPU seconds it
+    used itself so far). Unlike `cpu_seconds_by_namespace` this leaves out the children's time, so that two
+    samples show which single process was busy (a single-threaded tool at 100 % of one core)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    wanted = {_namespace(pid): name for name, pid in init_pids.items()}
+    wanted.pop(None, None)
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        name = wanted.get(_namespace(int(entry.name)))
+        if name is None:
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        command = text[text.index("(") + 1:text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        # After the command name: utime is field 14 of proc(5), stime 15, starttime 22.
+        found[f"{entry.name}:{fields[19]}"] = (name, command, (int(fields[11]) + int(fields[12])) / ticks)
+    return found

@@ -24,6 +24,7 @@ class Settings:
     pgbench_seconds: int
     noop_redeploys: int                # part 6
     single_topology: bool              # part 6: also time a cold deploy of the single-host topology
+    backup_sizes: tuple[int, ...]      # part 8: jobs seeded for backup and restore (ascending; ends at the largest)
     load_steps: tuple[int, ...]        # part 7: locust users per step, climbed until p95 reaches its limit or errors
     load_step_seconds: int
     load_variants: tuple[dict, ...]    # part 7: Gunicorn configurations climbed one after the other
@@ -31,8 +32,9 @@ class Settings:
 
 
 # The lab hosts the harness runs its commands on, by role: SQL on "db", app-side programs on "app", Redis on
-# "cache", HTTP to "lb". The run records them, so the report names the hosts a results file was measured on.
-BENCH_HOSTS = {"app": "app1", "cache": "cache1", "db": "db1", "lb": "lb1"}
+# "cache", HTTP to "lb", pgBackRest's units and repository on "backup". The run records them, so the report names
+# the hosts a results file was measured on.
+BENCH_HOSTS = {"app": "app1", "backup": "backup1", "cache": "cache1", "db": "db1", "lb": "lb1"}
 
 # The lab's nginx limits each client address to a few API requests/s; the load generator is one address, so the
 # bench inventory lifts the limit (the benchmark measures the stack, not the limiter).
@@ -50,10 +52,12 @@ LOAD_VARIANTS: tuple[dict, ...] = ({"name": "sync workers (default)", "vars": {}
 FULL = Settings(quick=False, search_sizes=(10_000, 100_000, 1_000_000), base_jobs=100_000, repetitions=5, warmup=1,
                 http_seconds=6, http_connections=16, dashboard_steps=(1_000, 10_000, 100_000), views=10_000,
                 tuning_rounds=3, pgbench_scale=40, pgbench_seconds=12, noop_redeploys=3, single_topology=True,
+                backup_sizes=(100_000, 1_000_000),
                 load_steps=(10, 20, 40, 80, 160, 320, 640, 1280), load_step_seconds=30,
                 load_variants=LOAD_VARIANTS, part_budget_seconds=600)
 QUICK = Settings(quick=True, search_sizes=(2_000, 10_000), base_jobs=2_000, repetitions=3, warmup=1,
                  http_seconds=2, http_connections=8, dashboard_steps=(1_000, 5_000), views=1_000,
                  tuning_rounds=2, pgbench_scale=10, pgbench_seconds=5, noop_redeploys=1, single_topology=False,
+                 backup_sizes=(2_000,),
                  load_steps=(10, 40, 160), load_step_seconds=8,
                  load_variants=LOAD_VARIANTS, part_budget_seconds=120)

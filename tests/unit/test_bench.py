@@ -20,7 +20,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 from tsbench import machine, report, results, stats  # noqa: E402
-from tsbench.parts import PARTS, cache, dashboard, load, search, tuning  # noqa: E402
+from tsbench.parts import PARTS, backup, cache, dashboard, load, search, tuning  # noqa: E402
 
 
 def test_percentile_interpolates_between_closest_ranks() -> None:
@@ -249,6 +249,10 @@ def test_cpu_accounting_counts_the_processes_of_one_pid_namespace() -> None:
         # One busy core for about a second; the lower bound leaves room for a loaded CI machine.
         assert 0.2 <= spent <= 1.3
         assert machine.cpu_seconds_by_namespace({"gone": 999_999_999}) == {"gone": 0.0}
+        # Per process, the spinner is the one process of its namespace, with its own CPU time.
+        processes = list(machine.process_cpu_seconds(host).values())
+        assert len(processes) == 1 and processes[0][0] == "host" and processes[0][1].startswith("python")
+        assert processes[0][2] >= 0.2
     finally:
         spinner.kill()
         spinner.wait()
@@ -288,6 +292,148 @@ def test_load_report_refutes_the_slots_reading_when_more_slots_do_not_move_the_l
     assert load.slots_finding(climbs) == ""
 
 
+
+def _step_usage(machine_cpu: float = 40.0, hosts: dict | None = None, processes: list | None = None,
+                disk_util: float = 20.0, seconds: float = 30.0) -> dict:
+    return {"seconds": seconds, "machine_cpu_pct": machine_cpu, "machine_iowait_pct": 3.0,
+            "host_cpu_pct": hosts or {"backup1": 60.0, "db1": 45.0, "app1": 1.0},
+            "disk": {"name": "vda", "util_pct": disk_util, "read_mb_s": 5.0, "write_mb_s": 80.0},
+            "processes": processes if processes is not None else [
+                {"host": "db1", "command": "pgbackrest", "cpu_seconds": 12.0, "observed_seconds": 28.0, "cpu_pct": 43.0}]}
+
+
+def _backup_size(jobs: int, scale: float = 1.0, drill_passed: bool = True) -> dict:
+    one_core = [{"host": "db1", "command": "pg_dump", "cpu_seconds": 19.0, "observed_seconds": 19.5, "cpu_pct": 97.0}]
+    return {"jobs": jobs, "seeded": {"seconds": 20.0 * scale}, "database_bytes": int(250e6 * scale),
+            "cluster_bytes": int(280e6 * scale),
+            "settle": {"vacuum_seconds": 3.0, "archive_wait_seconds": 4.0, "archiving": True},
+            "pgbackrest": {"seconds": 30.0 * scale, "label": "20261201-013012F", "type": "full",
+                           "pgbackrest_seconds": 29, "size_bytes": int(280e6 * scale),
+                           "repository_bytes": int(60e6 * scale), "usage": _step_usage()},
+            "pg_dump": {"seconds": 20.0 * scale, "file_bytes": int(50e6 * scale),
+                        "usage": _step_usage(processes=one_core, seconds=20.0)},
+            "drill": {"seconds": 70.0 * scale, "restore_seconds": 15.0 * scale, "drill_seconds": 69.0 * scale,
+                      "passed": drill_passed, "backup_label": "20261201-013012F", "label_matches": True,
+                      "error": None if drill_passed else "pg_amcheck found corruption", "unit_rc": 0,
+                      "usage": _step_usage(machine_cpu=93.0)},
+            "pg_restore": {"seconds": 60.0 * scale, "jobs": 2, "usage": _step_usage(machine_cpu=30.0, processes=[])}}
+
+
+def _backup_data() -> dict:
+    return {"sizes": [_backup_size(100_000), _backup_size(1_000_000, scale=10.0),
+                      {"jobs": 5_000_000, "skipped": "part budget of 600s spent"}],
+            "hosts": {"db": "db1", "backup": "backup1"}, "stanza": "talentsphere", "database": "talentsphere",
+            "compress_type": "zst", "process_max": 2, "backup_unit": "pgbackrest-backup@full.service",
+            "drill_unit": "pgbackrest-drill.service", "pg_restore_jobs": 2, "sample_seconds": 0.5,
+            "rounds": {"planned": 3, "done": 2, "unit": "sizes", "budget_seconds": 600, "cut_by_budget": True}}
+
+
+def test_backup_usage_turns_samples_into_cpu_iowait_host_process_and_disk_figures() -> None:
+    samples = [{"t": 10.0, "cpu": (1000, 100, 5000), "disks": {"vda": (50_000, 0, 0), "loop0": (0, 0, 0)},
+                "processes": {"1:5": ("db1", "pg_dump", 1.0), "2:7": ("backup1", "pgbackrest", 0.5),
+                              "3:9": ("db1", "psql", 0.1)}},
+               {"t": 12.0, "cpu": (1200, 120, 5200), "disks": {"vda": (51_000, 1000, 2000), "loop0": (0, 0, 0)},
+                "processes": {"1:5": ("db1", "pg_dump", 2.9), "2:7": ("backup1", "pgbackrest", 1.0)}},
+               {"t": 14.0, "cpu": (1400, 140, 5400), "disks": {"vda": (53_600, 2000, 400_000)},
+                "processes": {"1:5": ("db1", "pg_dump", 4.9), "4:11": ("db1", "postgres", 0.2)}}]
+    # loop0 did no I/O: not a candidate for the busiest disk.
+    figures = backup.usage(samples, {"db1": 100.0, "backup1": 50.0}, {"db1": 105.0, "backup1": 50.5})
+    assert figures["seconds"] == 4.0
+    assert (figures["machine_cpu_pct"], figures["machine_iowait_pct"]) == (100.0, 10.0)
+    assert figures["host_cpu_pct"] == {"backup1": 12.5, "db1": 125.0}
+    # vda: 3.6 s of I/O in 4 s; 400,000 sectors of 512 bytes written = 204.8 MB in 4 s.
+    assert figures["disk"] == {"name": "vda", "util_pct": 90.0, "read_mb_s": 0.3, "write_mb_s": 51.2}
+    # Processes seen once (psql, the late postgres) tell nothing; pg_dump used 3.9 s of CPU in 4 s.
+    assert figures["processes"] == [
+        {"host": "db1", "command": "pg_dump", "cpu_seconds": 3.9, "observed_seconds": 4.0, "cpu_pct": 97.5},
+        {"host": "backup1", "command": "pgbackrest", "cpu_seconds": 0.5, "observed_seconds": 2.0, "cpu_pct": 25.0}]
+
+
+def test_backup_saturation_names_the_machine_one_core_the_disk_or_nothing() -> None:
+    assert backup.saturation(_step_usage(machine_cpu=92.0), 2)["resource"] == "the machine's CPU"
+    single = [{"host": "db1", "command": "pg_dump", "cpu_seconds": 19.0, "observed_seconds": 19.5, "cpu_pct": 97.0}]
+    core = backup.saturation(_step_usage(processes=single, seconds=20.0), 2)
+    assert core["resource"] == "one core: pg_dump on db1" and "97 % of a core for 20 of 20 s" in core["evidence"]
+    # A process busy for a moment of a long step held no core for the step.
+    brief = [{**single[0], "observed_seconds": 3.0}]
+    assert backup.saturation(_step_usage(processes=brief, seconds=20.0), 2)["resource"] == "nothing measured"
+    disk = backup.saturation(_step_usage(disk_util=97.0), 2)
+    assert disk["resource"] == "the disk (vda)" and "80 MB/s written" in disk["evidence"]
+    nothing = backup.saturation(_step_usage(), 2)
+    assert nothing["resource"] == "nothing measured"
+    assert "busiest host backup1 60 % of a core, busiest process pgbackrest on db1 43 %" in nothing["evidence"]
+
+
+def test_backup_report_gives_each_size_its_table_ratios_and_what_saturated() -> None:
+    data = _backup_data()
+    assert backup.ratios(data["sizes"][0]) == {"backup_time": 1.5, "size": 1.2, "restore_time": 0.25}
+    text = backup.section(data, _context())
+    assert "**100,000 jobs** (database 250.0 MB, cluster 280.0 MB; seeded in 20.0 s, vacuumed in 3.0 s" in text
+    assert ("| backup | pgBackRest full (20261201-013012F) to backup1 | 30.0 | 60.0 MB in the repository "
+            "(of 280.0 MB) | backup1 60 % | pgbackrest on db1 43 % | nothing measured") in text
+    assert ("| backup | pg_dump -Fc on db1 | 20.0 | 50.0 MB file | backup1 60 % | pg_dump on db1 97 % | "
+            "one core: pg_dump on db1") in text
+    assert "| restore | drill: pgbackrest restore + WAL replay on backup1 | 15.0 (drill total 69.0 s, passed) |" in text
+    assert "the machine's CPU (93 % of 2 cores busy" in text
+    assert ("pgBackRest / pg_dump at 1,000,000 jobs: backup time 1.50x, stored size 1.20x; restore time "
+            "(drill restore / pg_restore) 0.25x.") in text
+    assert "**5,000,000 jobs:** not measured (part budget of 600s spent)." in text
+    assert backup.headline(data, _context()) == (
+        "at 1,000,000 jobs: backup 300 s vs pg_dump 200 s (1.50x), stored 1.20x the dump's size; "
+        "restore 150 s vs pg_restore 600 s (0.25x)")
+    verdict = backup.verdict(data, _context())
+    assert verdict.startswith("no claim; 100,000 jobs, saturated: pgBackRest full: nothing measured; pg_dump -Fc: "
+                              "one core: pg_dump on db1; drill restore: the machine's CPU; pg_restore -j 2: nothing")
+    assert "5,000,000 jobs not measured (part budget of 600s spent)" in verdict
+    assert "the figure is not yet a limit of the system" in verdict
+    # QUICK's tiny steps last about a sample: no resource is named from them.
+    short = backup.saturation(_step_usage(machine_cpu=100.0, seconds=0.6), 2)
+    assert short == {"resource": "too short to judge", "evidence": "0.6 s sampled every 0.5 s"}
+    assert "100,000 and 1,000,000 jobs" in backup.CLAIM
+
+
+def test_backup_report_shows_a_failed_size_and_a_failed_drill_in_words() -> None:
+    data = _backup_data()
+    data["sizes"] = [{"jobs": 100_000, "error": "RuntimeError: pg_restore failed (exit status 1): role missing"},
+                     _backup_size(1_000_000, drill_passed=False)]
+    text = backup.section(data, _context())
+    assert "**100,000 jobs: not measured, a step failed.** `RuntimeError: pg_restore failed" in text
+    assert "(drill total 69.0 s, FAILED)" in text and "The drill failed: pg_amcheck found corruption." in text
+    partial = {key: value for key, value in _backup_size(2_000_000).items() if key not in ("drill", "pg_restore")}
+    data["sizes"].append({**partial, "error": "RemoteError: db1: ssh timed out"})
+    assert ("**2,000,000 jobs: not measured, a step failed (measured before it, in the results file: pgBackRest "
+            "full, pg_dump -Fc).** `RemoteError: db1: ssh timed out`") in backup.section(data, _context())
+    assert "100,000 jobs not measured (failed)" in backup.verdict(data, _context())
+    assert "(the drill FAILED)" in backup.verdict(data, _context())
+    assert backup.headline({"sizes": data["sizes"][:1]}, _context()) == "-"
+
+
+def test_the_report_places_the_backup_part_by_the_parts_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_plots(monkeypatch, tmp_path)
+    run = small_run()
+    run["parts"]["backup"] = {"status": "ok", "seconds": 900.0, "load_average_before": [1, 1, 1],
+                              "load_average_after": [2, 2, 2], "data": _backup_data()}
+    text = report.generate(run, tmp_path / "bench" / "results" / "x.json", tmp_path / "BENCHMARKS.md").read_text()
+    assert "## 8. Backup and restore: pgBackRest vs pg_dump / pg_restore" in text
+    assert "2 of 3 sizes (cut short by the 600 s part budget)" in text
+    assert "Over its 600 s budget" in text
+    assert "`pg_dump -Fc talentsphere` as postgres on db1" in text
+    assert text.index("## 8. Backup") > text.index("## 4. View counts")
+
+
+def test_machine_counters_parse_disks_and_cpu_with_io_wait(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 50 800 40 0 10 0 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
+    assert machine.cpu_breakdown(stat) == (160, 40, 1000)
+    diskstats, block = tmp_path / "diskstats", tmp_path / "block"
+    for name in ("vda", "zram0"):
+        (block / name).mkdir(parents=True)
+    diskstats.write_text(" 254 0 vda 10 0 80 5 20 0 160 9 0 1234 14 0 0 0 0\n"
+                         " 254 1 vda1 10 0 80 5 20 0 160 9 0 1234 14 0 0 0 0\n"
+                         " 253 0 zram0 1 0 8 0 0 0 0 0 0 7 0 0 0 0 0\n")
+    assert machine.disk_counters(diskstats, block) == {"vda": (1234, 80, 160)}
+
+
 # The report's structure: one list of parts, each rendering its own pieces from its own data.
 
 COMMITTED = sorted((BENCH / "results").glob("*.json"))
@@ -301,7 +447,7 @@ def _no_plots(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_every_part_in_the_one_list_owns_its_title_claim_method_section_headline_and_verdict() -> None:
-    assert list(PARTS) == ["deploy", "views", "cache", "dashboard", "load", "search", "tuning"]
+    assert list(PARTS) == ["deploy", "views", "cache", "dashboard", "load", "search", "backup", "tuning"]
     for name, module in PARTS.items():
         for function in ("run", "title", "method", "section", "headline", "verdict"):
             assert callable(getattr(module, function, None)), f"part {name} has no {function}()"

@@ -15,9 +15,10 @@ must not need the lab (the report and the unit tests import them): lab-only impo
 that use them.
 """
 
-from . import cache, dashboard, deploy, load, search, tuning, views
+from . import backup, cache, dashboard, deploy, load, search, tuning, views
 
 # Run order and report order: deploy first (it built the lab), the base-size parts, then search across growing
-# sizes, and tuning last at the largest size. Names are the keys in the results file.
+# sizes, backup across its own growing sizes (reseeded each, ending at the largest, the size search leaves and
+# tuning needs), and tuning last at the largest size. Names are the keys in the results file.
 PARTS = {"deploy": deploy, "views": views, "cache": cache, "dashboard": dashboard, "load": load,
-         "search": search, "tuning": tuning}
+         "search": search, "backup": backup, "tuning": tuning}
