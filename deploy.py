@@ -9,7 +9,7 @@ what a host serves changes only in the second phase (roles/app/roll_deploy.py), 
 
 from pyinfra import host
 
-from roles.registry import ROLES
+from roles.registry import ROLES, STAGES
 from roles.runtime import converged, start_run
 
 start_run()
@@ -18,9 +18,10 @@ for role in ROLES:
     if role.runs_on(host.groups):
         role.tasks()()
 
-# Steps that reach another host's converged role (the backup host creating its stanza through the db host)
-# run after a barrier that every host shares.
-converged(name="Wait until every host's roles have converged")
-for role in ROLES:
-    if role.runs_on(host.groups) and (finish := role.finish()) is not None:
-        finish()
+# Steps that reach another host's converged role (migrations, the backup stanza, the first backup) run in
+# stages, each after a barrier that every host shares (roles/registry.py STAGES).
+for stage in STAGES:
+    converged(name=f"Wait until every host is ready for the {stage} stage")
+    for role in ROLES:
+        if role.runs_on(host.groups) and (step := role.stage(stage)) is not None:
+            step()

@@ -45,11 +45,9 @@ class Role:
         """The role's pyinfra @deploy function (`roles/<name>/tasks.py` `tasks`); imports pyinfra."""
         return importlib.import_module(f"roles.{self.name}.tasks").tasks
 
-    def finish(self) -> Callable[[], None] | None:
-        """The role's @deploy `finish` (`roles/<name>/tasks.py`), if it has one: steps that need every host's
-        roles converged first (e.g. the backup host creating its stanza through the db host). deploy.py runs
-        them after a barrier every host shares."""
-        return getattr(importlib.import_module(f"roles.{self.name}.tasks"), "finish", None)
+    def stage(self, name: str) -> Callable[[], None] | None:
+        """The role's @deploy function `name` of `STAGES` (`roles/<name>/tasks.py`), if it has one."""
+        return getattr(importlib.import_module(f"roles.{self.name}.tasks"), name, None)
 
     def runs_on(self, groups: Iterable[str]) -> bool:
         """Whether the role configures a host in `groups`."""
@@ -65,6 +63,12 @@ ROLES: tuple[Role, ...] = (
     Role("app", Group.APP),
     Role("nginx", Group.LB),
 )
+
+#: The stages after every role's `tasks`, in order; deploy.py puts a barrier every host shares before each, so a
+#: stage's operations run after every host's earlier ones. `finish`: steps that need other hosts converged (the
+#: app's migrations need the database; the backup host creates its stanza through the db host). `last`: steps
+#: that need every host's `finish` (the first backup needs the app's schema).
+STAGES = ("finish", "last")
 
 #: Every group a role runs on, in deploy order (each must have at least one host).
 GROUPS: tuple[Group, ...] = tuple(role.group for role in ROLES if role.group is not None)

@@ -167,34 +167,19 @@ def check_failure(stanza: str, result: dict[str, Any], db_host: str) -> str:
 
 
 @operation()
-def archiving_works(stanza: str, db_host: str, first_backup_unit: str, drill_unit: str, drill_result: str):
-    """Prove that WAL archiving works with `pgbackrest check`; take the first full backup if there is none.
+def archiving_works(stanza: str, db_host: str):
+    """Prove that WAL archiving works with `pgbackrest check`.
 
     + stanza: the stanza's name
     + db_host: the db host's inventory name, for messages
-    + first_backup_unit: the unit that takes a full backup (pgbackrest-backup@full.service)
-    + drill_unit, drill_result: the restore drill's unit and its result file
 
-    Updates: nothing when the check passes and the repository holds a backup (or one is running). A repository
-    without any: the unit runs and the deploy waits for it, then the restore drill runs once if it never did,
-    so that a deploy reports done only with the database backed up and its restore proven (`tsdeploy verify`
-    right after a first deploy passes its backup controls). On a large existing database the first deploy with
-    a backup host takes as long as its first full backup and drill. archive_mode still off
-    (PostgreSQL's restart pending) only warns: the deploy's pending-restart report names the restart, and no
-    backup is started (it could not complete without archiving). Any other failure fails the operation with
-    pgBackRest's message and the fix.
+    Updates: nothing; the check passing is no change. archive_mode still off (PostgreSQL's restart pending)
+    only warns: the deploy's pending-restart report names the restart. Any other failure fails the operation
+    with pgBackRest's message and the fix.
     """
+    yield from ()  # decides only: never a command (pyinfra needs the generator)
     result = host.get_fact(ArchiveCheck, stanza=stanza)
     if result["passed"]:
-        info = host.get_fact(StanzaInfo, stanza=stanza)
-        if info["ok"] and not info["backups"] and not info["running"]:
-            if host.state.is_executing:
-                logger.info(f"{host.print_prefix}the repository holds no backup of {stanza} yet: running "
-                            f"{first_backup_unit}, then the restore drill if it never ran (journalctl -u ...)")
-            yield StringCommand("systemctl", "start", first_backup_unit)
-            yield StringCommand("sh", "-c", shlex.quote(f"test -e {shlex.quote(drill_result)} || "
-                                                        f"systemctl start {shlex.quote(drill_unit)}"))
-            return
         host.noop(f"pgbackrest check passed: {db_host} archives its WAL into the repository of stanza {stanza}")
         return
     if result["code"] == ARCHIVE_DISABLED:
@@ -205,3 +190,32 @@ def archiving_works(stanza: str, db_host: str, first_backup_unit: str, drill_uni
         host.noop(f"pgbackrest check skipped: archive_mode on {db_host} waits for PostgreSQL's restart")
         return
     raise OperationError(check_failure(stanza, result, db_host))
+
+
+@operation()
+def first_backup(stanza: str, first_backup_unit: str, drill_unit: str, drill_result: str):
+    """Take the first full backup when the repository holds none, then run the restore drill if it never ran.
+
+    + stanza: the stanza's name
+    + first_backup_unit: the unit that takes a full backup (pgbackrest-backup@full.service)
+    + drill_unit, drill_result: the restore drill's unit and its result file
+
+    Updates: nothing when the repository holds a backup (or one is running), or archiving does not work yet.
+    Otherwise the deploy waits for the unit, then for the drill, so that it reports done only with the database
+    backed up and its restore proven (`tsdeploy verify` right after a first deploy passes its backup controls).
+    It runs last, after the app's migrations, so that the first backup holds the app's schema. On a large
+    existing database the first deploy with a backup host takes as long as its first full backup and drill.
+    """
+    if not host.get_fact(ArchiveCheck, stanza=stanza)["passed"]:
+        host.noop("no first backup: archiving does not work yet (see the check above)")
+        return
+    info = host.get_fact(StanzaInfo, stanza=stanza)
+    if not info["ok"] or info["backups"] or info["running"]:
+        host.noop(f"the repository of stanza {stanza} holds a backup (or one is running)")
+        return
+    if host.state.is_executing:
+        logger.info(f"{host.print_prefix}the repository holds no backup of {stanza} yet: running "
+                    f"{first_backup_unit}, then the restore drill if it never ran")
+    yield StringCommand("systemctl", "start", first_backup_unit)
+    yield StringCommand("sh", "-c", shlex.quote(f"test -e {shlex.quote(drill_result)} || "
+                                                f"systemctl start {shlex.quote(drill_unit)}"))
