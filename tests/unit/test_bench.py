@@ -474,7 +474,8 @@ def test_every_committed_results_file_still_renders_with_each_part_in_order(path
     headings = [f"## {report.heading(PARTS[name], run['parts'][name])}" for name in PARTS if name in run["parts"]]
     positions = [text.index(heading + "\n") for heading in headings]
     assert positions == sorted(positions)
-    assert "38 indexes" in text  # the count `talentsphere.indexes` has, which these files predate recording
+    if "search" in run["parts"]:  # a run of some parts only (`--parts backup`) has no search section
+        assert "38 indexes" in text  # the count `talentsphere.indexes` has, which these files predate recording
 
 
 def _renamed(run: dict, renames: dict[str, str]) -> dict:
