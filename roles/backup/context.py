@@ -146,10 +146,10 @@ def expected_indexes() -> tuple[list[str], list[str]]:
     return names, []
 
 
-def _archive_queue_max(value: object) -> str:
+def pgbackrest_size(value: object) -> str:
     """The size in pgBackRest's spelling: its KB/MB/GB are 1024-based like ours, a plain number is bytes.
 
-    >>> _archive_queue_max("2GiB"), _archive_queue_max("1536MB"), _archive_queue_max(1000)
+    >>> pgbackrest_size("2GiB"), pgbackrest_size("1536MB"), pgbackrest_size(1000)
     ('2GB', '1536MB', '1000')
     """
     size = parse_size(value)
@@ -189,7 +189,7 @@ def derive(view: HostView) -> BackupContext:
         retention_diff=int(v["backup_retention_diff"]),
         compress_type=str(v["backup_compress_type"]),
         process_max=int(v["backup_process_max"]),
-        archive_queue_max=_archive_queue_max(v["backup_archive_queue_max"]),
+        archive_queue_max=pgbackrest_size(v["backup_archive_queue_max"]),
         conf_dir=CONF_DIR,
         conf_path=CONF_PATH,
         log_path=LOG_PATH,

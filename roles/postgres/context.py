@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 from roles.app import demand
+from roles.backup.context import (CONF_DIR, CONF_PATH, LOG_PATH, SERVER_SERVICE, SOCKET_PATH, SPOOL_PATH, TLS_DIR,
+                                  pgbackrest_size)
 from roles.backup.variables import S3Repository, s3_repository
 from roles.registry import Group
 from tsdeploy import tuning
 from tsdeploy.rolespec import ADDRESS_FACT, Inbound
-from tsdeploy.units import format_size, parse_size
+from tsdeploy.units import parse_size
 
 if TYPE_CHECKING:
     from tsdeploy.topology import HostView
@@ -33,18 +35,18 @@ RESTART_NEEDED_SQL = ("SELECT coalesce((SELECT bool_or(pending_restart) FROM pg_
                    "(SELECT 1 FROM pg_file_settings WHERE error = 'setting could not be applied')")
 
 
-#: pgBackRest on a db host: Debian's package, paths and TLS server unit. The backup role uses the same paths on
-#: the backup host; pgBackRest reads /etc/pgbackrest/pgbackrest.conf before Debian's sample /etc/pgbackrest.conf.
+#: pgBackRest on a db host: Debian's package, and the paths and TLS server unit the backup role defines (one
+#: place for both hosts; pgBackRest reads /etc/pgbackrest/pgbackrest.conf before Debian's sample).
 PGBACKREST_PACKAGE = "pgbackrest"
-PGBACKREST_DIR = "/etc/pgbackrest"
-PGBACKREST_CONF = f"{PGBACKREST_DIR}/pgbackrest.conf"
-PGBACKREST_TLS_DIR = f"{PGBACKREST_DIR}/tls"
-PGBACKREST_SPOOL_DIR = "/var/spool/pgbackrest"
-PGBACKREST_LOG_DIR = "/var/log/pgbackrest"
+PGBACKREST_DIR = CONF_DIR
+PGBACKREST_CONF = CONF_PATH
+PGBACKREST_TLS_DIR = TLS_DIR
+PGBACKREST_SPOOL_DIR = SPOOL_PATH
+PGBACKREST_LOG_DIR = LOG_PATH
 #: Debian's unit of `pgbackrest server` (User=postgres): the TLS server the backup host connects to.
-PGBACKREST_SERVICE = "pgbackrest.service"
+PGBACKREST_SERVICE = SERVER_SERVICE
 #: Where Debian's PostgreSQL puts its Unix socket (pgBackRest connects there as postgres).
-SOCKET_DIR = "/var/run/postgresql"
+SOCKET_DIR = SOCKET_PATH
 
 
 class Setting(TypedDict):
@@ -143,7 +145,7 @@ def archiving(view: HostView) -> Archiving | None:
         tls_dir=PGBACKREST_TLS_DIR,
         tls_port=int(repo["backup_tls_port"]),
         tls_server_auth=f"{repo_host}={stanza}",
-        queue_max=format_size(parse_size(v["backup_archive_queue_max"])),
+        queue_max=pgbackrest_size(v["backup_archive_queue_max"]),
         process_max=int(v["backup_process_max"]),
         compress_type=str(v["backup_compress_type"]),
         spool_path=PGBACKREST_SPOOL_DIR,

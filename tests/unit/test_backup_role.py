@@ -275,9 +275,9 @@ def test_the_repository_and_the_drill_directories_are_postgres_only(contexts) ->
 
 
 def test_the_archive_queue_size_is_spelled_as_pgbackrest_reads_it() -> None:
-    assert backup_context._archive_queue_max("2GiB") == "2GB"
-    assert backup_context._archive_queue_max("1536MB") == "1536MB"
-    assert backup_context._archive_queue_max(1000) == "1000"
+    assert backup_context.pgbackrest_size("2GiB") == "2GB"
+    assert backup_context.pgbackrest_size("1536MB") == "1536MB"
+    assert backup_context.pgbackrest_size(1000) == "1000"
 
 
 # generate vm ------------------------------------------------------------------------------------------------------
