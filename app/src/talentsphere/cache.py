@@ -1,23 +1,53 @@
-"""Redis cache with a TTL per namespace, generation-counter invalidation, a circuit breaker, and invalidations
-that survive Redis faults.
+"""Redis cache with a TTL per namespace, generation-counter invalidation, a circuit breaker, invalidations
+that survive Redis faults, one round trip per hit, and misses of one key coalesced.
 
 Usage::
 
     from talentsphere.cache import cache, invalidate_cache
+    return cache.get_or_set_response('jobs_featured', {'limit': 10}, produce)  # an endpoint: a Flask Response
+    cache.get_or_set('jobs_featured', {'limit': 10}, produce)                  # anyone else: the value
     invalidate_cache(['jobs_featured', 'job_search'])
     cache.clear_all()
 
 Keys (all under CACHE_KEY_PREFIX, the only keys the app's Redis ACL user may touch):
 
-- ``{prefix}cache:{namespace}:{epoch}.{generation}:{digest}``: one entry, written with its namespace's TTL;
+- ``{prefix}cache:{namespace}:{digest}``: one entry, written with its namespace's TTL. Its value is a header,
+  the ``{epoch}.{generation}`` it was computed under, a newline, then the encoded body;
 - ``{prefix}gen:{namespace}``: the namespace's generation counter (INCR on invalidation; no TTL);
-- ``{prefix}epoch:cache``: a random token every entry key carries; a new token orphans every entry at once
+- ``{prefix}epoch:cache``: a random token every entry header carries; a new token orphans every entry at once
   (``clear_all``, and recovery from a Redis that went back in time, below);
-- ``{prefix}witness:cache:{id}``: one per process that invalidated in the last hour, see below.
+- ``{prefix}witness:cache:{id}``: one per process that invalidated in the last hour, see below;
+- ``{prefix}lock:cache:{namespace}:{epoch}.{generation}:{digest}``: the fill lock of one entry (below), with
+  a TTL of CACHE_LOCK_WAIT.
 
-A lookup is two round trips, as before: MGET of (epoch, generation[, this process's witness]) and GET of the
-entry. If Redis fails or is slower than its socket timeout, the breaker opens for a cooldown and every lookup
-is a miss served by PostgreSQL, so a dead Redis costs one timeout per cooldown, not one per request.
+A hit is one round trip: one MGET of (epoch, generation, entry[, this process's witness]). Redis runs a
+command atomically, so these values are one snapshot: the entry is current exactly when its header equals
+the epoch and generation read with it, and any other header is a miss. The entry key therefore does not
+carry the generation: a key computed from the generation needs the generation first, a second round trip.
+A Lua script reading the same keys would be one round trip too, but MGET needs no EVALSHA (no NOSCRIPT
+reload after a Redis restart, no script holding a single-threaded Redis, nothing to add to the ACL) and
+leaves the comparison to the client; its only cost is that an entry orphaned by an invalidation travels to
+the client once, on a lookup that is a miss anyway. The entry holds the response body as the app's JSON
+provider encoded it (``get_or_set_response``): a hit returns those bytes as they are, with no decoding or
+encoding. ``get_or_set`` (callers that want the value) stores ``json.dumps`` of it and decodes a hit.
+
+If Redis fails or is slower than its socket timeout, the breaker opens for a cooldown and every lookup is a
+miss served by PostgreSQL, so a dead Redis costs one timeout per cooldown, not one per request.
+
+Misses of one key are coalesced
+-------------------------------
+A miss takes the entry's fill lock (SET NX PX, CACHE_LOCK_WAIT) before it computes. The winner computes and
+stores; the other misses of the same entry poll it (the same MGET, plus the lock), backing off from 5 to
+25 ms, and use it as soon as its header matches. A waiter computes itself, never fails: when Redis cannot
+take the lock (down, breaker open, OOM), when its own wait reaches CACHE_LOCK_WAIT, or when it takes the
+lock over because the holder no longer holds it (the holder's producer raised, which deletes the lock, or
+the holder died and the lock expired). So an expiry or an invalidation costs PostgreSQL one computation per
+entry, a holder that dies delays the others by at most CACHE_LOCK_WAIT, and a producer slower than that lets
+at most one more start per lock period, plus the waiters whose own wait ran out. The lock key carries the
+header: after an invalidation the misses contend for a new lock instead of waiting for a holder computing
+for the old generation, and a waiter only takes an entry whose header matches the generation read in the
+same MGET, so it is never handed an answer computed before an invalidation that it has seen (guarantee
+(a) below holds for waiters too). CACHE_LOCK_WAIT=0 turns coalescing off.
 
 Redis faults: an invalidation is never lost
 -------------------------------------------
@@ -87,7 +117,7 @@ from typing import Any, TypeVar
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from flask import current_app
+from flask import Response, current_app, has_app_context
 from werkzeug.local import LocalProxy
 
 from . import metrics
@@ -117,6 +147,17 @@ WITNESS_TTL = WITNESS_WINDOW + 60
 
 # Redis statuses of one guarded command.
 OK, REFUSED, UNAVAILABLE = "ok", "refused", "unavailable"
+# Outcomes of one read: the entry is current; it is not (compute it, under the fill lock); Redis cannot be used
+# for this namespace now (compute it, store nothing).
+HIT, MISS, BYPASS = "hit", "miss", "bypass"
+# How long a miss waits for another process filling the same entry (and that process's lock TTL), in seconds,
+# when the app's CACHE_LOCK_WAIT does not say: about the slowest cached query under load.
+LOCK_WAIT = 0.5
+# A waiter's first poll of the entry, and the longest pause between two polls, in seconds.
+POLL_FIRST = 0.005
+POLL_MAX = 0.025
+# A computed answer stored as JSON null (a company that does not exist) comes back as None.
+NULL_BODY = b"null"
 
 # One invalidation, atomically: check this process's witness (KEYS[1]) against the sequence number it last
 # wrote (ARGV[1]); if Redis lost it, or a new epoch is asked for (ARGV[4] == '1'), or there is no epoch yet,
@@ -137,6 +178,10 @@ redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[5])
 if lost then return {1, epoch} end
 return {0, epoch}
 """
+
+
+# The answer came from Redis: the body is all there is (get_or_set decodes it).
+_STORED = object()
 
 
 class CircuitBreaker:
@@ -164,8 +209,10 @@ class Cache:
     """A JSON cache in Redis that never raises: failures become misses."""
 
     def __init__(self, url: str, prefix: str, socket_timeout: float = 0.25, cooldown: float = 5.0,
-                 keeper_interval: float = KEEPER_INTERVAL) -> None:
+                 keeper_interval: float = KEEPER_INTERVAL, lock_wait: float | None = None) -> None:
         self.prefix = prefix
+        # None: the current app's CACHE_LOCK_WAIT (LOCK_WAIT outside an app), read on a miss only.
+        self.lock_wait = lock_wait
         # No client-side retries: redis-py retries 3 times with backoff by default, which would multiply the
         # cost of a dead Redis; the breaker below is the retry policy.
         self.client = redis.Redis.from_url(
@@ -198,10 +245,17 @@ class Cache:
         """Key of a namespace's generation counter."""
         return f"{self.prefix}gen:{namespace}"
 
-    def entry_key(self, namespace: str, generation: str, params: Any) -> str:
-        """Key of one cached value: namespace, ``{epoch}.{generation}`` and a digest of the parameters."""
-        digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:32]
-        return f"{self.prefix}cache:{namespace}:{generation}:{digest}"
+    def entry_key(self, namespace: str, params: Any) -> str:
+        """Key of one cached value: namespace and a digest of the parameters (the generation is in the value)."""
+        return f"{self.prefix}cache:{namespace}:{self._digest(params)}"
+
+    def lock_key(self, namespace: str, header: bytes, params: Any) -> str:
+        """Key of the fill lock of one entry for one ``{epoch}.{generation}``."""
+        return f"{self.prefix}lock:cache:{namespace}:{header.decode()}:{self._digest(params)}"
+
+    @staticmethod
+    def _digest(params: Any) -> str:
+        return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     @property
     def epoch_key(self) -> str:
@@ -275,37 +329,116 @@ class Cache:
         ``namespace`` is a TTLS name, optionally narrowed by ``:id`` (``company_profile:acme``) so that
         one company's or employer's entries can be invalidated alone.
         """
+        body, value = self._get_or_produce(namespace, params, producer,
+                                           lambda value: json.dumps(value, default=str).encode())
+        return json.loads(body) if value is _STORED else value
+
+    def get_or_set_response(self, namespace: str, params: Any,
+                            producer: Callable[[], Any]) -> Response | None:
+        """``get_or_set`` for an endpoint: a JSON Response whose body is the stored bytes (a hit neither
+        decodes nor encodes), or None when the producer returned None (cached too, e.g. a 404).
+
+        A miss encodes the producer's value once with the app's JSON provider, so the body is byte for byte
+        what returning the value from the view would send. Needs an app context.
+        """
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        body, value = self._get_or_produce(namespace, params, producer,
+                                           lambda value: app.json.response(value).get_data())
+        if value is None or (value is _STORED and body.strip() == NULL_BODY):
+            return None
+        return app.response_class(body, mimetype=app.json.mimetype)
+
+    def _get_or_produce(self, namespace: str, params: Any, producer: Callable[[], Any],
+                        encode: Callable[[Any], bytes]) -> tuple[bytes, Any]:
+        """(the stored body, _STORED) for an answer from Redis, else (its encoding, the value computed here).
+
+        The loop runs once for a hit or a miss that takes the fill lock; it polls only while another
+        process holds the lock for the header this lookup last read (module docstring).
+        """
         ttl = TTLS[namespace.split(":", 1)[0]]
+        key = self.entry_key(namespace, params)
+        wait = self._lock_wait()
+        deadline: float | None = None
+        locked_for: bytes | None = None  # the header whose lock this lookup tried last
+        pause = POLL_FIRST
+        while True:
+            lock = self.lock_key(namespace, locked_for, params) if locked_for is not None else None
+            outcome, data, lock_held = self._read(namespace, key, lock)
+            if outcome == HIT:
+                self._count(namespace, hit=True)
+                return data, _STORED
+            if outcome == BYPASS or wait <= 0:
+                return self._produce(namespace, producer, encode, None if outcome == BYPASS else (key, data, ttl))
+            header = data
+            if header != locked_for or not lock_held:
+                # First miss, a new generation (an invalidation while waiting), or a holder that is gone.
+                locked_for = header
+                lock = self.lock_key(namespace, header, params)
+                status, won = self._run(lambda r: r.set(lock, b"1", nx=True, px=max(1, int(wait * 1000))))
+                if status != OK or won:
+                    return self._produce(namespace, producer, encode, (key, header, ttl),
+                                         lock if status == OK else None)
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + wait
+            if now >= deadline:
+                return self._produce(namespace, producer, encode, (key, header, ttl))
+            time.sleep(min(pause, deadline - now))
+            pause = min(pause * 2, POLL_MAX)
+
+    def _read(self, namespace: str, key: str, lock: str | None) -> tuple[str, Any, bool]:
+        """One lookup, one MGET (more only to repair Redis): (HIT, body, _), (MISS, the header a new entry
+        gets, whether ``lock`` is held) or (BYPASS, None, False)."""
         if self.has_unsent():
             self._send()
             if self._is_unsent(namespace):
                 # This process changed the data and Redis does not know yet: what it holds may be stale.
-                self._count(namespace, hit=False)
-                return producer()
+                return BYPASS, None, False
         witness, expected = self._witness_check()
-        keys = [self.epoch_key, self.gen_key(namespace)] + ([witness] if witness else [])
+        keys = [self.epoch_key, self.gen_key(namespace), key]
+        if lock is not None:
+            keys.append(lock)
+        if witness:
+            keys.append(witness)
         status, values = self._run(lambda r: r.mget(keys))
         if status != OK or values is None:
-            self._count(namespace, hit=False)
-            return producer()
-        epoch, generation = values[0], values[1]
-        if witness and int(values[2] or 0) < expected:
-            epoch = self._send(check=True)  # Redis lost invalidations of ours: a new epoch
+            return BYPASS, None, False
+        epoch, generation, raw = values[0], values[1], values[2]
+        if witness and int(values[-1] or 0) < expected:
+            epoch = self._send(check=True)  # Redis lost invalidations of ours: a new epoch, which no entry has
         elif epoch is None:
             epoch = self._create_epoch()
-        if epoch is None:  # Redis unreachable or refusing writes: no key to read or write under
-            self._count(namespace, hit=False)
-            return producer()
-        key = self.entry_key(namespace, f"{epoch.decode()}.{int(generation or 0)}", params)
-        raw = self.call(lambda r: r.get(key))
+        if epoch is None:  # Redis unreachable or refusing writes: no header to check or write
+            return BYPASS, None, False
+        header = b"%s.%d" % (epoch, int(generation or 0))
         if raw is not None:
-            self._count(namespace, hit=True)
-            return json.loads(raw)
+            stored, newline, body = raw.partition(b"\n")
+            if newline and stored == header:
+                return HIT, body, False
+        return MISS, header, lock is not None and values[3] is not None
+
+    def _produce(self, namespace: str, producer: Callable[[], Any], encode: Callable[[Any], bytes],
+                 store: tuple[str, bytes, int] | None, lock: str | None = None) -> tuple[bytes, Any]:
+        """Compute and encode a miss; store it as (key, header, ttl) unless ``store`` is None."""
         self._count(namespace, hit=False)
-        value = producer()
-        encoded = json.dumps(value, default=str)
-        self.call(lambda r: r.set(key, encoded, ex=ttl))
-        return value
+        try:
+            value = producer()
+        except BaseException:
+            if lock is not None:  # let a waiter take over now rather than when the lock expires
+                self.call(lambda r: r.delete(lock))
+            raise
+        body = encode(value)
+        if store is not None:
+            key, header, ttl = store
+            self.call(lambda r: r.set(key, header + b"\n" + body, ex=ttl))
+        return body, value
+
+    def _lock_wait(self) -> float:
+        if self.lock_wait is not None:
+            return self.lock_wait
+        if has_app_context():
+            return float(current_app.config.get("CACHE_LOCK_WAIT", LOCK_WAIT))
+        return LOCK_WAIT
 
     def _create_epoch(self) -> bytes | None:
         """The epoch, created if Redis has none (it restarted empty); None if Redis cannot say."""
@@ -334,6 +467,7 @@ class Cache:
         if pending is None:
             with self._lock:
                 pending, self._pending = self._pending, {"hits": 0, "misses": 0}
+                self._last_stats_flush = time.monotonic()
 
         def write(r: redis.Redis) -> None:
             pipe = r.pipeline(transaction=False)

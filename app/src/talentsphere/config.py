@@ -30,6 +30,8 @@ DEFAULTS: dict[str, str] = {
     "MAX_CONTENT_LENGTH": "65536",
     "REDIS_SOCKET_TIMEOUT": "0.25",
     "REDIS_BREAKER_COOLDOWN": "5",
+    # Seconds a cache miss waits for another request filling the same entry (talentsphere/cache.py); 0 = off.
+    "CACHE_LOCK_WAIT": "0.5",
     "DB_CONNECT_TIMEOUT": "2",
     "DB_STATEMENT_TIMEOUT": "5",
     "DB_BREAKER_COOLDOWN": "0.5",
@@ -38,7 +40,7 @@ DEFAULTS: dict[str, str] = {
 INT_KEYS = ("DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_POOL_RECYCLE", "PROXY_COUNT",
             "TOKEN_MAX_AGE", "MAX_CONTENT_LENGTH", "DB_CONNECT_TIMEOUT")
 FLOAT_KEYS = ("SLOW_QUERY_THRESHOLD", "REDIS_SOCKET_TIMEOUT", "REDIS_BREAKER_COOLDOWN", "DB_STATEMENT_TIMEOUT",
-              "DB_BREAKER_COOLDOWN")
+              "DB_BREAKER_COOLDOWN", "CACHE_LOCK_WAIT")
 BOOL_KEYS = ("SQL_ECHO",)
 # libpq's connect_timeout is whole seconds and at least 2 (it reads 1 as 2, and 0 as "wait forever").
 MIN_DB_CONNECT_TIMEOUT = 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, g
+from flask import Blueprint, Response, g
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
@@ -72,7 +72,7 @@ def create_company() -> tuple[dict[str, Any], int]:
 
 
 @bp.get("/companies/<slug>")
-def company_profile(slug: str) -> dict[str, Any]:
+def company_profile(slug: str) -> Response:
     """A company's profile with its newest open jobs (cached 30 minutes)."""
     if not SLUG_RE.match(slug) or len(slug) > 100:
         raise not_found("company")
@@ -90,7 +90,7 @@ def company_profile(slug: str) -> dict[str, Any]:
         return {"company": serialize.company(company), "open_jobs_count": open_count,
                 "jobs": [serialize.job(j) for j in jobs]}
 
-    profile = current_cache().get_or_set(company_profile_ns(slug), {}, load)
+    profile = current_cache().get_or_set_response(company_profile_ns(slug), {}, load)
     if profile is None:
         raise not_found("company")
     return profile

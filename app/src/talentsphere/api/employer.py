@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g
+from flask import Blueprint, Response, g
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -57,8 +57,9 @@ def dashboard_stats(db: Session, company_id: int) -> dict[str, Any]:
 
 @bp.get("/dashboard")
 @roles_required(Role.EMPLOYER)
-def dashboard() -> dict[str, Any]:
+def dashboard() -> Response:
     """The calling employer's dashboard."""
     db = session()
     company = employer_company(db, g.user)
-    return current_cache().get_or_set(dashboard_ns(company.id), {}, lambda: dashboard_stats(db, company.id))
+    return current_cache().get_or_set_response(dashboard_ns(company.id), {},
+                                               lambda: dashboard_stats(db, company.id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, UTC
 from typing import Any
 
-from flask import Blueprint, current_app, g
+from flask import Blueprint, Response, current_app, g
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
@@ -62,22 +62,21 @@ def _filters() -> JobFilters:
 
 
 @bp.get("/jobs")
-def list_jobs() -> dict[str, Any]:
+def list_jobs() -> Response:
     """Search and list published jobs (cached 5 minutes)."""
     filters = _filters()
-    return current_cache().get_or_set("job_search", filters.cache_params(),
-                                      lambda: search_jobs(session(), filters))
+    return current_cache().get_or_set_response("job_search", filters.cache_params(),
+                                               lambda: search_jobs(session(), filters))
 
 
 @bp.get("/jobs/featured")
-def featured() -> dict[str, Any]:
+def featured() -> Response:
     """Featured published jobs (cached 10 minutes)."""
     query = Query()
     limit = query.integer("limit", 10, 1, 50) or 10
     query.done()
-    items = current_cache().get_or_set("jobs_featured", {"limit": limit},
-                                       lambda: featured_jobs(session(), limit))
-    return {"items": items}
+    return current_cache().get_or_set_response("jobs_featured", {"limit": limit},
+                                               lambda: {"items": featured_jobs(session(), limit)})
 
 
 @bp.get("/jobs/<int:job_id>")
@@ -161,10 +160,10 @@ def close_job(job_id: int) -> dict[str, Any]:
 
 
 @bp.get("/categories")
-def categories() -> dict[str, Any]:
+def categories() -> Response:
     """All job categories (cached 1 hour)."""
     def load() -> list[dict[str, Any]]:
         rows = session().scalars(select(JobCategory).order_by(JobCategory.name)).all()
         return [serialize.category(c) for c in rows]
 
-    return {"items": current_cache().get_or_set("job_categories", {}, load)}
+    return current_cache().get_or_set_response("job_categories", {}, lambda: {"items": load()})
