@@ -136,3 +136,22 @@ def process_cpu_seconds(init_pids: dict[str, int]) -> dict[str, tuple[str, str, 
         # After the command name: utime is field 14 of proc(5), stime 15, starttime 22.
         found[f"{entry.name}:{fields[19]}"] = (name, command, (int(fields[11]) + int(fields[12])) / ticks)
     return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by process `pid` and its living children, plus what they collected from
+    children that exited (a Gunicorn master and its workers, recycled ones included). 0 if `pid` is gone."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    total = 0.0
+    for member in [str(pid), *children]:
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime, stime, cutime, cstime: fields 14-17 of proc(5).
+        total += sum(int(v) for v in fields[11:15]) / ticks
+    return total

@@ -20,7 +20,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 from tsbench import machine, report, results, stats  # noqa: E402
-from tsbench.parts import PARTS, backup, cache, dashboard, load, search, tuning  # noqa: E402
+from tsbench.parts import PARTS, backup, cache, dashboard, load, load_legacy, search, tuning  # noqa: E402
 
 
 def test_percentile_interpolates_between_closest_ranks() -> None:
@@ -204,16 +204,151 @@ def _load_step(**overrides: float) -> dict:
     return {**step, **overrides}
 
 
-def test_load_saturation_names_the_resource_that_ran_out_with_its_evidence() -> None:
-    cpu = load.saturation(_load_step(machine_cpu_pct=97.0), cores=2)
+def test_legacy_load_saturation_still_judges_locust_runs_from_their_steps() -> None:
+    cpu = load_legacy.saturation(_load_step(machine_cpu_pct=97.0), cores=2)
     assert cpu["resource"] == "the machine's CPU" and "app1 50 %" in cpu["evidence"]
-    assert load.saturation(_load_step(locust_cpu_pct=99.0), 2)["resource"].startswith("the load generator")
-    assert load.saturation(_load_step(busy_workers=9.5), 2)["resource"].startswith("the Gunicorn request slots")
-    none = load.saturation(_load_step(), 2)
-    assert none["resource"] == "none of CPU, load generator or workers"
-    assert not load.within_limits(_load_step()) and load.within_limits(_load_step(p95_ms=150.0))
+    assert load_legacy.saturation(_load_step(locust_cpu_pct=99.0), 2)["resource"].startswith("the load generator")
+    assert load_legacy.saturation(_load_step(busy_workers=9.5), 2)["resource"].startswith("the Gunicorn request slots")
+    assert load_legacy.saturation(_load_step(), 2)["resource"] == "none of CPU, load generator or workers"
+    assert not load_legacy.within_limits(_load_step()) and load_legacy.within_limits(_load_step(p95_ms=150.0))
 
 
+def _wrk_step(**overrides: object) -> dict:
+    step = {"connections": 32, "rps": 900.0, "p50_ms": 20.0, "p95_ms": 140.0, "mean_ms": 30.0, "failures": 0,
+            "failure_kinds": {}, "machine_cpu_pct": 60.0, "generator_cpu_pct": 12.0, "generator_threads": 32,
+            "host_cpu_pct": {"app1": 40.0, "app2": 38.0, "db1": 15.0, "cache1": 8.0, "lb1": 20.0},
+            "busy_workers": 5.0, "workers": 10, "db_active_backends": {"mean": 0.4, "max": 3.0},
+            "endpoints": {"/api/jobs?q": {"requests": 9, "failures": 0, "p95_ms": 150.0},
+                          "/api/jobs/[id]": {"requests": 6, "failures": 0, "p95_ms": 30.0}}}
+    return {**step, **overrides}
+
+
+def test_load_saturation_rules_are_tried_in_order_and_the_first_that_holds_wins() -> None:
+    def resource(**overrides: object) -> str:
+        return load.saturation(_wrk_step(**overrides), cores=2)["resource"]
+    # The generator at the limit of the cores its threads can use is named even when the machine is busy too.
+    assert resource(generator_cpu_pct=185.0, machine_cpu_pct=99.0) == "the load generator (wrk)"
+    assert resource(generator_cpu_pct=95.0, generator_threads=1) == "the load generator (wrk)"
+    # redis-server is single-threaded: 90 % of one core is its limit, whatever the machine has left.
+    assert resource(host_cpu_pct={"cache1": 93.0, "app1": 50.0}, machine_cpu_pct=90.0) == "Redis (single-threaded)"
+    cpu = load.saturation(_wrk_step(machine_cpu_pct=96.0, busy_workers=9.9), cores=2)
+    assert cpu["resource"] == "the machine's CPU" and "app1 40 %, app2 38 %, lb1 20 %, db1 15 %" in cpu["evidence"]
+    assert resource(db_active_backends={"mean": 2.5, "max": 6.0}) == "PostgreSQL"
+    assert resource(host_cpu_pct={"db1": 175.0}) == "PostgreSQL"
+    assert resource(busy_workers=9.0).startswith("the Gunicorn request slots")
+    errors = load.saturation(_wrk_step(failures=3, failure_kinds={"/api/jobs?q 502": 3}), 2)
+    assert errors["resource"].startswith("errors") and "/api/jobs?q 502 x3" in errors["evidence"]
+    assert resource().startswith("none of")
+    # A bare-ceiling step has no db or cache host and no PostgreSQL sample: the rules still apply.
+    assert resource(host_cpu_pct={"bare gunicorn": 150.0}, db_active_backends=None, machine_cpu_pct=97.0) \
+        == "the machine's CPU"
+
+
+def test_load_climb_keeps_the_best_step_within_limits_and_judges_the_step_that_broke_them() -> None:
+    steps = [_wrk_step(connections=4, rps=500.0, p95_ms=20.0), _wrk_step(connections=8, rps=800.0, p95_ms=60.0),
+             _wrk_step(connections=16, rps=950.0, p95_ms=99.9), _wrk_step(connections=32, rps=990.0, p95_ms=180.0,
+                                                                           machine_cpu_pct=97.0)]
+    assert load.P95_LIMIT_MS == 100.0
+    assert load.best_step(steps)["connections"] == 16
+    climb = load.summarize_climb(steps, 2, "db1", "cache1")
+    assert climb["limit_reached_at"] == 32 and climb["saturation"]["resource"] == "the machine's CPU"
+    # An error fails a step however fast it was.
+    assert load.best_step([_wrk_step(p95_ms=10.0, failures=1)]) is None
+    # Never over the limit: judged at the heaviest step, and no limit reached.
+    calm = load.summarize_climb(steps[:2], 2, "db1", "cache1")
+    assert calm["limit_reached_at"] is None and calm["best"]["connections"] == 8
+    assert load.summarize_climb([], 2, "db1", "cache1")["saturation"] is None
+
+
+def test_load_mix_keeps_the_users_weights_and_its_tokens_stay_out_of_the_command_line() -> None:
+    mix = load.request_mix("SEEKER", "EMPLOYER", [11, 12, 13])
+    counts: dict[str, int] = {}
+    for r in mix:
+        counts[r["name"]] = counts.get(r["name"], 0) + 1
+    assert counts == {"/api/jobs?q": 60, "/api/jobs/featured": 20, "/api/jobs/[id]": 40,
+                      "/api/jobs/[id]/applications": 10, "/api/employer/dashboard": 13}
+    searches = [r["path"] for r in mix if r["name"] == "/api/jobs?q"]
+    assert sum("&location=" in p for p in searches) == 30
+    assert all(r["headers"]["Authorization"] == "Bearer EMPLOYER" for r in mix if "employer" in r["name"])
+    applies = [r for r in mix if r["method"] == "POST"]
+    assert all(r["ok"] == [201, 409] and r["path"].split("/")[3] in {"11", "12", "13"} for r in applies)
+    assert mix == load.request_mix("SEEKER", "EMPLOYER", [11, 12, 13])  # deterministic
+    lua = load.lua_requests(mix[:2])
+    assert lua.startswith("REQUESTS = {\n") and '["Authorization"] = "Bearer SEEKER"' in lua and "[200] = true" in lua
+    with pytest.raises(ValueError, match="job ids"):
+        load.request_mix("S", "E", [])
+
+
+def test_wrk_output_becomes_a_step_with_failures_counted_per_endpoint_and_socket_errors_added() -> None:
+    line = json.dumps({"requests": 2000, "duration_us": 2_000_000, "connect_errors": 0, "read_errors": 1,
+                       "write_errors": 0, "timeouts": 2, "recorded": 1997, "mean_us": 4000, "p50_us": 3000,
+                       "p95_us": 9000, "p99_us": 15000, "failure_kinds": {"/api/jobs?q 502": 4},
+                       "endpoints": {"/api/jobs?q": {"requests": 1000, "failures": 4, "p50_us": 3000, "p95_us": 9500,
+                                                     "p99_us": 16000}}})
+    parsed = load.parse_wrk("Running 2s test\n" + line + "\n", 0.5)
+    assert parsed["rps"] == 1000.0 and parsed["p95_ms"] == 9.0 and parsed["failures"] == 7
+    assert parsed["failure_kinds"] == {"/api/jobs?q 502": 4, "read errors": 1, "timeouts": 2}
+    assert parsed["endpoints"]["/api/jobs?q"]["p95_ms"] == 9.5 and parsed["generator_cpu_seconds"] == 0.5
+
+
+def test_the_bare_ceiling_copies_the_configuration_s_gunicorn_settings() -> None:
+    from tsbench import ceiling
+
+    settings = {"workers": 5, "worker_class": "gthread", "threads": 4, "keepalive": 5, "max_requests": 0,
+                "max_requests_jitter": 100, "timeout": 30}
+    conf = ceiling.config(settings, 10, 18000)
+    assert 'bind = ["127.0.0.1:18000"]' in conf and "workers = 10" in conf and "threads = 4" in conf
+    assert "worker_class = 'gthread'" in conf and "max_requests = 0" in conf and "keepalive = 5" in conf
+    assert "threads" not in ceiling.config({**settings, "worker_class": "sync", "threads": 1}, 10, 18000)
+
+
+def test_every_load_variant_fits_the_default_pool() -> None:
+    # Each thread may hold one pooled connection: the deploy refuses threads > pool_size + max_overflow.
+    from tsbench.settings import FULL, LOAD_VARIANTS, QUICK
+
+    assert FULL.load_variants == LOAD_VARIANTS and all(v in LOAD_VARIANTS for v in QUICK.load_variants)
+    for variant in LOAD_VARIANTS:
+        v = variant["vars"]
+        assert v.get("app_threads", 1) <= v.get("app_db_pool_size", 5) + v.get("app_db_max_overflow", 5), variant
+
+
+def _load_data() -> dict:
+    def climb(rps: float, connections: int, resource: str = "the machine's CPU") -> dict:
+        best = _wrk_step(connections=connections, rps=rps, p95_ms=70.0)
+        broke = _wrk_step(connections=connections * 2, rps=rps * 1.05, p95_ms=160.0, machine_cpu_pct=97.0)
+        return {"steps": [best, broke], "best": best, "limit_reached_at": connections * 2, "cut_by_budget": False,
+                "saturation": {"resource": resource, "evidence": "97 % of 2 cores busy"}}
+    gunicorn = {"workers": 5, "worker_class": "sync", "threads": 1, "keepalive": 5, "max_requests": 0,
+                "max_requests_jitter": 100, "timeout": 30}
+    variant = {"name": "sync workers, no recycling", "vars": {"app_threads": 1, "app_max_requests": 0},
+               "gunicorn": gunicorn, "app_hosts": 2, "slots": 10, "bare_workers": 10, "deploy_seconds": 40.0,
+               "deploy_summary": "3 changed", "climbs": {"mix": climb(600.0, 16), "health": climb(1500.0, 32),
+                                                          "bare": climb(2400.0, 16)}}
+    return {"model": "closed", "variants": [variant], "p95_limit_ms": 100.0, "seconds_per_step": 10,
+            "connections_steps": [4, 8, 16, 32], "cached_endpoints": list(load.CACHED_ENDPOINTS),
+            "rounds": {"planned": 12, "done": 6, "unit": "steps", "budget_seconds": 1800, "cut_by_budget": False}}
+
+
+def test_load_report_gives_each_configuration_its_ratios_to_both_ceilings_and_what_saturated(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_plots(monkeypatch, tmp_path)
+    context = report.ReportContext({"machine": {"cores": 2}, "topology": {}})
+    data = _load_data()
+    text = load.section(data, context)
+    assert ("| sync workers, no recycling | 600 req/s at 16 conn. | 70 | 25 % | 40 % | 1,500 req/s at 32 conn. | "
+            "2,400 req/s at 16 conn. | the machine's CPU |") in text
+    assert "highest throughput with p95 < 100 ms and no errors" in text
+    assert "what saturated first, at 32 connections, the first step over the limit: **the machine's CPU**" in text
+    assert "| /api/jobs?q (cached) | 150 | 150 | 0 |" in text and "wrk does not verify certificates" in text
+    headline = load.headline(data, context)
+    assert headline == ("sync workers, no recycling: 600 req/s at 16 connections (25 % of bare Gunicorn, 40 % of "
+                        "/health via nginx)")
+    assert load.verdict(data, context) == "no figure claimed; saturated first: sync workers, no recycling: the machine's CPU"
+    assert load.effective(data["variants"][0]["gunicorn"], 2) == (
+        "sync, 5 workers x 1 thread(s) per app host x 2 hosts, keep-alive 5 s, no recycling, timeout 30 s")
+    assert load.ratio(None, {"rps": 1.0}) is None
+    assert load.title(data) == "Load: capacity under a realistic request mix"
+    assert load.title({"steps": []}) == "Load: realistic users"  # a locust run's results keep their title
 def test_a_part_starts_a_round_only_if_it_still_fits_the_budget() -> None:
     import dataclasses
 
@@ -283,13 +418,13 @@ def test_load_report_refutes_the_slots_reading_when_more_slots_do_not_move_the_l
               "/api/jobs/[id]": 23.0}
     climbs = [climb("sync", 10, cached), climb("gthread", 40, cached)]
     assert "With 40 request slots instead of 10, the limit was reached at the same number of users (160)" in \
-        load.slots_finding(climbs)
-    text = load.endpoints_at_limit(climbs, 200.0, set(load.CACHED_ENDPOINTS), "db1")
+        load_legacy.slots_finding(climbs)
+    text = load_legacy.endpoints_at_limit(climbs, 200.0, set(load_legacy.CACHED_ENDPOINTS), "db1")
     assert "Over 200 ms at p95: /api/employer/dashboard, /api/jobs/featured, /api/jobs?q; under it: /api/jobs/[id]." in text
     assert "Exactly the endpoints served through the Redis cache are slow" in text
     # More slots that did move the limit are not called irrelevant.
     climbs[1]["limit_reached_at_users"] = 320
-    assert load.slots_finding(climbs) == ""
+    assert load_legacy.slots_finding(climbs) == ""
 
 
 
