@@ -50,6 +50,14 @@ def size(value: Any) -> tuple[str, str] | None:
     return None
 
 
+def size_or_zero(value: Any) -> tuple[str, str] | None:
+    """A size, or 0 for "no limit"."""
+    if value == 0 and not isinstance(value, bool):
+        return None
+    problem = size(value)
+    return (problem[0], f"{problem[1]}, or 0 for no limit") if problem else None
+
+
 def address(value: Any) -> tuple[str, str] | None:
     try:
         ipaddress.ip_address(str(value))

@@ -9,6 +9,7 @@ from roles.app.demand import workers
 from roles.common.context import CA_CERT_PATH
 from roles.registry import Group
 from tsdeploy.rolespec import Inbound
+from tsdeploy.units import parse_size
 
 if TYPE_CHECKING:
     from tsdeploy.topology import HostView
@@ -62,6 +63,8 @@ class AppContext(TypedDict):
     keepalive: int
     max_requests: int
     max_requests_jitter: int
+    worker_max_memory: int
+    preload: bool
     limit_request_line: int
     limit_request_fields: int
     limit_request_field_size: int
@@ -79,6 +82,15 @@ def worker_class(threads: int) -> str:
     ('sync', 'gthread')
     """
     return "sync" if threads == 1 else "gthread"
+
+
+def worker_max_memory(value: Any) -> int:
+    """app_worker_max_memory in bytes; 0 = no limit.
+
+    >>> worker_max_memory("256MiB"), worker_max_memory(0)
+    (268435456, 0)
+    """
+    return 0 if value == 0 else parse_size(value)
 
 
 def env_quote(value: Any) -> str:
@@ -148,6 +160,8 @@ def derive(view: HostView) -> AppContext:
         migration_statement_timeout=str(v["app_migration_statement_timeout"]),
         forwarded_allow_ips=",".join(lb_hosts) or "127.0.0.1",
         ip_address_allow=["localhost", *sorted(talks_to)],
+        worker_max_memory=worker_max_memory(v["app_worker_max_memory"]),
+        preload=bool(v["app_preload"]),
         **{key: int(v[f"app_{key}"]) for key in (
             "timeout", "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter",
             "limit_request_line", "limit_request_fields", "limit_request_field_size", "seed_jobs", "seed")},

@@ -9,7 +9,8 @@ difference into one action:
   dependencies differ from the live release's (the master keeps the modules it started with; only a new
   master loads new ones);
 - ``reload`` (HUP): only the code changed (another release, same dependencies), or the workers serve a
-  release other than the target (an interrupted deploy switched `current` but never reloaded);
+  release other than the target (an interrupted deploy switched `current` but never reloaded); with
+  app_preload a restart instead (the master imported the code before forking);
 - ``configure``: only the view-count flush units changed (Gunicorn keeps serving);
 - ``none``.
 """
@@ -113,7 +114,7 @@ class Plan:
 
 
 def decide(host: str, live: dict[str, Any], wanted: dict[str, str], target: str, target_requirements: str, *,
-           service_unit: str, env_file: str, gunicorn_conf: str) -> Plan:
+           service_unit: str, env_file: str, gunicorn_conf: str, preload: bool = False) -> Plan:
     """The activation an app host needs, from its live state and the wanted file contents (path -> sha256)."""
     changed = tuple(path for path, digest in wanted.items() if live["sums"].get(path) != digest)
     previous = live["current"]
@@ -140,6 +141,10 @@ def decide(host: str, live: dict[str, Any], wanted: dict[str, str], target: str,
                               "(an interrupted deploy)")
     if reload_because and action == NONE:
         action = RELOAD
+        if preload:
+            # The master imported the app before forking: a HUP would fork workers with the old code.
+            action = RESTART
+            reload_because.append("app_preload: the master holds the code, so a HUP would not switch it")
     reasons.extend(reload_because)
     if changed and action == NONE:
         action = CONFIGURE

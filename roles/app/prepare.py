@@ -55,7 +55,7 @@ def plan_for(ctx: Context, release_id: str, requirements: str) -> Plan:
                          ready_url=app["ready_url"])
     return decide(host.name, live, {path: sha256(text) for path, text in contents.items()}, release_id,
                   requirements, service_unit=manifest.UNITS[0].dest(ctx), env_file=app["env_file"],
-                  gunicorn_conf=app["gunicorn_conf"])
+                  gunicorn_conf=app["gunicorn_conf"], preload=app["preload"])
 
 
 def _staged(app: dict[str, Any], plan: Plan) -> dict[str, Any]:

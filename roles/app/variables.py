@@ -22,10 +22,11 @@ VARIABLES: tuple[Variable, ...] = (
     APP_PORT,
     Variable("app_workers", 0, "Gunicorn worker processes; 0 means 2 x host_cpus + 1 (Gunicorn's recommendation)",
              checks.integer(0, 256)),
-    # N > 1 runs the gthread worker, which serves other requests while one waits on PostgreSQL or Redis; each
-    # thread may hold one pooled connection, so N <= app_db_pool_size + app_db_max_overflow and PostgreSQL's
-    # max_connections (sized from the pool) does not grow. 1 keeps the sync worker, whose timeout bounds a request.
-    Variable("app_threads", 1, "Gunicorn threads per worker: 1 = sync worker, N > 1 = gthread with N threads",
+    # N > 1 runs the gthread worker: it serves other requests while one waits on PostgreSQL or Redis, and it keeps
+    # nginx's upstream connections alive (a sync worker closes each one after its response). Each thread may hold
+    # one pooled connection, so N <= app_db_pool_size + app_db_max_overflow and PostgreSQL's max_connections
+    # (sized from the pool) does not grow. The default comes from the bench (roles/app/README.md).
+    Variable("app_threads", 4, "Gunicorn threads per worker: 1 = sync worker, N > 1 = gthread with N threads",
              checks.integer(1, 32)),
     # PostgreSQL's max_connections is sized from these (app hosts x workers x (pool + overflow) + headroom).
     Variable("app_db_pool_size", 5, "SQLAlchemy pool_size per worker", checks.integer(1, 1000)),
@@ -52,8 +53,20 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("app_timeout", 30, "Gunicorn worker timeout (seconds)"),
     Variable("app_graceful_timeout", 30, "Gunicorn graceful shutdown (seconds)"),
     Variable("app_keepalive", 5, "Gunicorn keep-alive (seconds); nginx closes idle upstream connections 1 s sooner"),
-    Variable("app_max_requests", 1000, "requests after which Gunicorn recycles a worker"),
-    Variable("app_max_requests_jitter", 100, "random spread of app_max_requests, so workers do not recycle together"),
+    # Recycling by count re-imports the app in every new worker (~0.6 s of CPU): at 1000 it replaced every worker
+    # within seconds under load. Memory is what recycling protects, so that is what triggers it by default.
+    Variable("app_max_requests", 0, "requests after which Gunicorn recycles a worker (0 = never by count)",
+             checks.integer(0)),
+    Variable("app_max_requests_jitter", 100, "random spread of app_max_requests, so workers do not recycle together",
+             checks.integer(0)),
+    Variable("app_worker_max_memory", "256MiB",
+             "a worker whose private memory (RSS minus shared pages) exceeds this finishes its requests and is "
+             "replaced (0 = never)", checks.size_or_zero),
+    # Off by default: without recycling the import cost is paid once per worker at start, and without preload a
+    # HUP (the rolling deploy's code switch) loads the new release in fresh workers; with it, a code change
+    # needs a restart, which the rolling deploy then does.
+    Variable("app_preload", False, "import the app once in Gunicorn's master before forking the workers",
+             checks.boolean),
     Variable("app_limit_request_line", 4094, "Gunicorn's request-line limit (bytes)"),
     Variable("app_limit_request_fields", 100, "Gunicorn's header count limit"),
     Variable("app_limit_request_field_size", 8190, "Gunicorn's header size limit (bytes)"),

@@ -13,6 +13,7 @@ import importlib.util
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -35,11 +36,11 @@ def _unit_template_helpers():  # noqa: ANN202
     return module
 
 
-def rendered_gunicorn_conf(tmp_path: Path) -> Path:
-    """gunicorn.conf.py as the deploy renders it for app1 of the unit tests' inventory."""
+def rendered_gunicorn_conf(tmp_path: Path, extra: dict | None = None) -> Path:
+    """gunicorn.conf.py as the deploy renders it for app1 of the unit tests' inventory (+ `extra` variables)."""
     root = tmp_path / "inventory"
     root.mkdir()
-    inventory = load(_unit_template_helpers().write_inventory(root, {"app1": "198.18.9.20"}))
+    inventory = load(_unit_template_helpers().write_inventory(root, {"app1": "198.18.9.20"}, extra))
     conf = tmp_path / "gunicorn.conf.py"
     conf.write_text(render("app/gunicorn.conf.py.j2", build_context(inventory, "app1")))
     return conf
@@ -104,3 +105,58 @@ def test_gunicorn_boots_workers_with_the_rendered_config_and_no_control_server_e
     assert "Control server error" not in text, text
     assert "control socket" not in text.lower(), text
     assert not (not_a_directory.parent / ".gunicorn").exists()
+
+
+def _run_gunicorn(tmp_path: Path, app_env: dict[str, str], extra: dict, requests: int,
+                  path: str = "/health") -> tuple[list[int], str]:
+    """Start Gunicorn with the rendered config (+ `extra`), send `requests` GETs, stop it: statuses and log."""
+    conf = rendered_gunicorn_conf(tmp_path, extra)
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    statuses = []
+    with log.open("w") as output:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", str(conf),
+                                 "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+                                cwd=tmp_path, env={**app_env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+                                stdout=output, stderr=subprocess.STDOUT)
+        try:
+            _wait_ready(port, proc)
+            for _ in range(requests):
+                deadline = time.monotonic() + 30
+                while True:  # a replaced worker's successor may still be booting: retry refused connections
+                    try:
+                        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+                            statuses.append(response.status)
+                        break
+                    except urllib.error.HTTPError as error:
+                        statuses.append(error.code)
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.1)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return statuses, log.read_text()
+
+
+def test_a_worker_over_its_memory_limit_answers_then_is_replaced(tmp_path, app_env) -> None:  # noqa: ANN001
+    # Any worker's private memory exceeds 1 MiB: each answers its request, then the master replaces it.
+    statuses, log = _run_gunicorn(tmp_path, app_env, {"app_worker_max_memory": "1MiB"}, requests=6)
+    assert statuses == [200] * 6, log
+    assert log.count("(limit 1 MiB): replacing it") >= 3, log
+    assert log.count("Booting worker") >= 2 + 3, log
+
+
+def test_workers_under_the_memory_limit_are_kept(tmp_path, app_env) -> None:  # noqa: ANN001
+    statuses, log = _run_gunicorn(tmp_path, app_env, {}, requests=20)
+    assert statuses == [200] * 20, log
+    assert "replacing it" not in log and log.count("Booting worker") == 2, log
+
+
+def test_preloaded_workers_serve_database_requests(tmp_path, app_env) -> None:  # noqa: ANN001
+    statuses, log = _run_gunicorn(tmp_path, app_env, {"app_preload": True}, requests=20, path="/health/ready")
+    assert statuses == [200] * 20, log

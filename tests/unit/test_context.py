@@ -43,9 +43,19 @@ def test_zero_app_workers_means_two_per_cpu_plus_one(tmp_path: pathlib.Path) -> 
     assert build_context(load(path), "app1")["app"]["workers"] == 9
 
 
-def test_one_thread_per_worker_by_default_keeps_the_sync_worker(inventory_path: pathlib.Path) -> None:
+def test_the_default_is_four_threads_per_worker_on_the_gthread_worker(inventory_path: pathlib.Path) -> None:
     app = build_context(load(inventory_path), "app1")["app"]
+    assert (app["threads"], app["worker_class"]) == (4, "gthread")
+
+
+def test_one_thread_per_worker_keeps_the_sync_worker(tmp_path: pathlib.Path) -> None:
+    app = build_context(load(write_inventory(tmp_path, main_overrides={"app_threads": 1})), "app1")["app"]
     assert (app["threads"], app["worker_class"]) == (1, "sync")
+
+
+def test_workers_are_recycled_by_memory_not_by_count_by_default(inventory_path: pathlib.Path) -> None:
+    app = build_context(load(inventory_path), "app1")["app"]
+    assert (app["max_requests"], app["worker_max_memory"], app["preload"]) == (0, 256 * 2**20, False)
 
 
 def test_app_threads_above_one_choose_the_gthread_worker(tmp_path: pathlib.Path) -> None:

@@ -203,11 +203,11 @@ def test_gunicorn_config_comes_from_the_deploys_template(tiny_inventory: pathlib
     compile(config, "gunicorn.conf.py", "exec")
 
 
-def test_gunicorn_config_keeps_the_sync_worker_by_default(tiny_inventory: pathlib.Path, tmp_path: pathlib.Path) -> None:
+def test_gunicorn_config_runs_the_roles_default_gthread_worker(tiny_inventory: pathlib.Path,
+                                                               tmp_path: pathlib.Path) -> None:
     generate(tiny_inventory, tmp_path)
-    config = (tmp_path / "app" / "gunicorn.conf.py").read_text()
-    assert 'worker_class = "sync"' in config.splitlines()
-    assert "threads" not in config
+    lines = (tmp_path / "app" / "gunicorn.conf.py").read_text().splitlines()
+    assert 'worker_class = "gthread"' in lines and "threads = 4" in lines
 
 
 def test_gunicorn_config_carries_the_inventorys_threads(tmp_path: pathlib.Path) -> None:

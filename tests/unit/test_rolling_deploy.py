@@ -81,6 +81,14 @@ def test_another_release_with_the_same_dependencies_is_a_reload_from_the_old_rel
     assert (plan.previous, plan.target, plan.changed_files) == (OLD, NEW, ())
 
 
+def test_another_release_under_preload_restarts_because_a_hup_would_keep_the_masters_code() -> None:
+    plan = decide("app1", live(), WANTED, NEW, REQUIREMENTS, service_unit=UNIT, env_file=ENV, gunicorn_conf=CONF,
+                  preload=True)
+    assert plan.action == RESTART
+    assert plan.reasons[0] == f"release {OLD} -> {NEW}"
+    assert "app_preload" in plan.reasons[1]
+
+
 def test_another_release_with_other_pinned_dependencies_restarts_naming_the_dependencies() -> None:
     plan = plan_for(live(requirements="f" * 64))
     assert plan.action == RESTART

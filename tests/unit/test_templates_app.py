@@ -124,14 +124,48 @@ def gunicorn_config_with_threads(tmp_path, threads: int | None) -> str:
     return render("app/gunicorn.conf.py.j2", build_context(inventory, "app1"))
 
 
-def test_gunicorn_runs_sync_workers_without_a_threads_line_by_default(ctx):
-    text = render("app/gunicorn.conf.py.j2", ctx)
+def test_gunicorn_runs_four_gthread_threads_per_worker_by_default(ctx):
+    settings = gunicorn_settings(ctx)
+    assert (settings["worker_class"], settings["threads"]) == ("gthread", 4)
+
+
+def test_four_threads_render_the_same_file_as_the_default(tmp_path):
+    assert gunicorn_config_with_threads(tmp_path, 4) == gunicorn_config_with_threads(tmp_path, None)
+
+
+def test_one_thread_runs_the_sync_worker_without_a_threads_line(tmp_path):
+    text = gunicorn_config_with_threads(tmp_path, 1)
     assert 'worker_class = "sync"' in text.splitlines()
-    assert "threads" not in gunicorn_settings(ctx)
+    assert "threads =" not in text
 
 
-def test_one_thread_renders_the_same_file_as_the_default(tmp_path):
-    assert gunicorn_config_with_threads(tmp_path, 1) == gunicorn_config_with_threads(tmp_path, None)
+def gunicorn_config_with(tmp_path, name: str, extra: dict) -> dict:
+    """The settings gunicorn.conf.py of app1 defines with `extra` inventory variables."""
+    root = tmp_path / name
+    root.mkdir()
+    inventory = load(write_inventory(root, {"app1": "198.18.9.20"}, extra))
+    return gunicorn_settings(build_context(inventory, "app1"))
+
+
+def test_workers_are_not_recycled_by_count_by_default_but_by_private_memory(ctx):
+    settings = gunicorn_settings(ctx)
+    assert settings["max_requests"] == 0 and "max_requests_jitter" not in settings
+    assert settings["WORKER_MAX_MEMORY"] == 256 * 2**20 and callable(settings["post_request"])
+
+
+def test_a_request_count_cap_renders_with_its_jitter(tmp_path):
+    settings = gunicorn_config_with(tmp_path, "cap", {"app_max_requests": 50000, "app_max_requests_jitter": 5000})
+    assert (settings["max_requests"], settings["max_requests_jitter"]) == (50000, 5000)
+
+
+def test_a_zero_memory_limit_renders_no_memory_hook(tmp_path):
+    settings = gunicorn_config_with(tmp_path, "nolimit", {"app_worker_max_memory": 0})
+    assert "post_request" not in settings and "WORKER_MAX_MEMORY" not in settings
+
+
+def test_preload_is_off_by_default_and_on_when_asked(ctx, tmp_path):
+    assert gunicorn_settings(ctx)["preload_app"] is False
+    assert gunicorn_config_with(tmp_path, "preload", {"app_preload": True})["preload_app"] is True
 
 
 def test_threads_run_the_gthread_worker_with_that_many_threads(tmp_path):
@@ -163,18 +197,17 @@ def test_gunicorn_itself_reads_the_worker_class_and_threads(tmp_path, monkeypatc
 def test_threads_change_only_the_worker_class_and_add_the_threads_setting(tmp_path):
     # Everything else (workers, timeouts, hooks) must stay as the sync worker's file has it.
     sync = gunicorn_config_with_threads(tmp_path, 1).splitlines()
-    threaded = gunicorn_config_with_threads(tmp_path, 4).splitlines()
+    threaded = gunicorn_config_with_threads(tmp_path, 5).splitlines()
     added = [line for line in threaded if line not in sync]
     removed = [line for line in sync if line not in threaded]
     assert removed == ['worker_class = "sync"']
-    assert [line for line in added if not line.startswith("#")] == ['worker_class = "gthread"', "threads = 4"]
+    assert [line for line in added if not line.startswith("#")] == ['worker_class = "gthread"', "threads = 5"]
 
 
 def test_gunicorn_config_sets_the_production_settings(ctx):
     settings = gunicorn_settings(ctx)
     assert settings["preload_app"] is False
     assert settings["worker_tmp_dir"] == "/dev/shm"
-    assert settings["max_requests"] > 0 and 0 < settings["max_requests_jitter"] < settings["max_requests"]
     assert settings["timeout"] == 30 and settings["graceful_timeout"] == 30 and settings["keepalive"] == 5
     assert (settings["limit_request_line"], settings["limit_request_fields"],
             settings["limit_request_field_size"]) == (4094, 100, 8190)

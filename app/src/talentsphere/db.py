@@ -22,8 +22,10 @@ A database that is away must cost a fast JSON 503, not a held worker (app/README
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -210,6 +212,24 @@ def install_breaker(engine: Engine, breaker: DatabaseBreaker) -> None:
     breaker.probe = probe
 
 
+def _dispose_in_forked_children(engine: Engine) -> None:
+    """Give a forked child (a Gunicorn worker under preload_app) a pool of its own.
+
+    A connection opened before the fork would be shared by parent and child: two processes writing one socket
+    corrupt the protocol. ``dispose(close=False)`` drops the inherited connections without closing them (closing
+    would end the parent's sessions too), as SQLAlchemy's pooling guide prescribes for multiprocessing. The
+    engine is held weakly, so the hook does not keep discarded apps (tests build many) alive.
+    """
+    ref = weakref.ref(engine)
+
+    def after_fork() -> None:
+        child_engine = ref()
+        if child_engine is not None:
+            child_engine.dispose(close=False)
+
+    os.register_at_fork(after_in_child=after_fork)
+
+
 class Database:
     """Owns the engine and hands each request one session, closed at teardown."""
 
@@ -224,6 +244,7 @@ class Database:
         self.breaker = DatabaseBreaker(float(config["DB_BREAKER_COOLDOWN"]))
         self.engine = make_engine(config, statement_timeout, self.breaker)
         self.sessionmaker = sessionmaker(bind=self.engine, expire_on_commit=False)
+        _dispose_in_forked_children(self.engine)
 
     def init_app(self, app: Flask) -> None:
         """Bind to ``app``: build the engine (with DB_STATEMENT_TIMEOUT) and register session teardown."""
