@@ -61,7 +61,17 @@ def application(a: Application, job_title: str | None = None) -> dict[str, Any]:
             "updated_at": _time(a.updated_at)}
 
 
-def page(items: list[dict[str, Any]], total: int, page_number: int, per_page: int) -> dict[str, Any]:
-    """The pagination envelope of every list endpoint."""
-    return {"items": items, "total": total, "page": page_number, "per_page": per_page,
+def page(items: list[dict[str, Any]], total: int, page_number: int, per_page: int, *,
+         total_is_lower_bound: bool | None = None, next_cursor: str | None = None) -> dict[str, Any]:
+    """The pagination envelope of every list endpoint.
+
+    Job search, which counts its matches only up to a bound, passes ``total_is_lower_bound`` (when true, there
+    are more matches than ``total`` and more pages than ``pages``) and ``next_cursor``; other lists count
+    exactly and have neither field.
+    """
+    body = {"items": items, "total": total, "page": page_number, "per_page": per_page,
             "pages": (total + per_page - 1) // per_page}
+    if total_is_lower_bound is not None:
+        body["total_is_lower_bound"] = total_is_lower_bound
+        body["next_cursor"] = next_cursor
+    return body

@@ -21,7 +21,14 @@ RECENT_APPLICATIONS = 10
 
 
 def dashboard_stats(db: Session, company_id: int) -> dict[str, Any]:
-    """Jobs by status + total views, applications by status, top jobs, recent applications."""
+    """Jobs by status + total views, applications by status, top jobs, recent applications.
+
+    The application figures are computed per job first (a LATERAL subquery on the job's index entries), then
+    combined over the company's jobs: no statement sorts or joins every application of the company, so
+    none needs more memory (or temp files) as the company grows. Only the figures travel: 7 status counts
+    per job, one count per job, the 10 newest applications per job.
+    """
+    from sqlalchemy import true  # ON TRUE: a LATERAL subquery is correlated with the job row, not joined on keys
     jobs_by_status = {s.value: 0 for s in JobStatus}
     total_views = 0
     for status, count, views in db.execute(
@@ -30,25 +37,37 @@ def dashboard_stats(db: Session, company_id: int) -> dict[str, Any]:
         jobs_by_status[status.value] = count
         total_views += int(views)
 
+    # Per job, (job_id, status) index order gives the status groups already sorted: no sort of the rows.
+    per_job = (select(Application.status.label("status"), func.count().label("n"))
+               .where(Application.job_id == Job.id).group_by(Application.status).lateral("per_job"))
     applications_by_status = {s.value: 0 for s in ApplicationStatus}
     for status, count in db.execute(
-            select(Application.status, func.count()).join(Job, Job.id == Application.job_id)
-            .where(Job.company_id == company_id).group_by(Application.status)):
-        applications_by_status[status.value] = count
+            select(per_job.c.status, func.sum(per_job.c.n)).select_from(Job).join(per_job, true())
+            .where(Job.company_id == company_id).group_by(per_job.c.status)):
+        applications_by_status[status.value] = int(count)
 
+    counts = select(func.count().label("n")).where(Application.job_id == Job.id).lateral("counts")
     top_jobs = [{"job_id": job_id, "title": title, "applications": count} for job_id, title, count in db.execute(
-        select(Job.id, Job.title, func.count(Application.id).label("n"))
-        .join(Application, Application.job_id == Job.id).where(Job.company_id == company_id)
-        .group_by(Job.id).order_by(func.count(Application.id).desc(), Job.id).limit(TOP_JOBS))]
+        select(Job.id, Job.title, counts.c.n).select_from(Job).join(counts, true())
+        .where(Job.company_id == company_id, counts.c.n > 0)
+        .order_by(counts.c.n.desc(), Job.id).limit(TOP_JOBS))]
 
+    # The newest applications of each job (index order, LIMIT), the newest of those, then their applicants.
+    latest = (select(Application.id, Application.applicant_id, Application.status, Application.created_at)
+              .where(Application.job_id == Job.id)
+              .order_by(Application.created_at.desc(), Application.id.desc()).limit(RECENT_APPLICATIONS)
+              .lateral("latest"))
+    newest = (select(latest.c.id, Job.id.label("job_id"), Job.title, latest.c.applicant_id, latest.c.status,
+                     latest.c.created_at)
+              .select_from(Job).join(latest, true()).where(Job.company_id == company_id)
+              .order_by(latest.c.created_at.desc(), latest.c.id.desc()).limit(RECENT_APPLICATIONS).subquery())
     recent = [{"application_id": app_id, "job_id": job_id, "job_title": title, "applicant_name": name,
                "status": status.value, "created_at": created.isoformat()}
               for app_id, job_id, title, name, status, created in db.execute(
-                  select(Application.id, Job.id, Job.title, User.full_name, Application.status,
-                         Application.created_at)
-                  .join(Job, Job.id == Application.job_id).join(User, User.id == Application.applicant_id)
-                  .where(Job.company_id == company_id)
-                  .order_by(Application.created_at.desc(), Application.id.desc()).limit(RECENT_APPLICATIONS))]
+                  select(newest.c.id, newest.c.job_id, newest.c.title, User.full_name, newest.c.status,
+                         newest.c.created_at)
+                  .join(User, User.id == newest.c.applicant_id)
+                  .order_by(newest.c.created_at.desc(), newest.c.id.desc()))]
 
     return {"company_id": company_id, "jobs_by_status": jobs_by_status, "total_views": total_views,
             "applications_by_status": applications_by_status, "top_jobs": top_jobs,

@@ -56,7 +56,10 @@ def _filters() -> JobFilters:
         sort=query.choice("sort", SORTS, "relevance" if q else "newest") or "newest",
         page=query.integer("page", 1, 1, MAX_PAGE) or 1,
         per_page=query.integer("per_page", 20, 1, MAX_PER_PAGE) or 20,
+        cursor=query.text("cursor", 500),
     )
+    if "sort" not in query.errors and (problem := filters.cursor_problem()):
+        query.errors["cursor"] = problem
     query.done()
     return filters
 
