@@ -674,3 +674,18 @@ def test_bench_code_points_at_nothing_outside_the_repository() -> None:
         text = path.read_text()
         for pattern in (r"\.\./shared", r"seed-report", r"\bissues? \d+", r"\bissue #?\d+"):
             assert not re.search(pattern, text, re.IGNORECASE), f"{path.relative_to(BENCH)}: {pattern}"
+
+
+def test_the_search_section_tables_the_plans_of_the_largest_size(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_plots(monkeypatch, tmp_path)
+    run = results.load(NEWEST)
+    if "search" not in run["parts"]:
+        pytest.skip("the newest results file has no search part")
+    largest = [size for size in run["parts"]["search"]["data"]["sizes"] if "sql" in size][-1]
+    largest["explain"] = {"newest (no filter)": [
+        {"statement": "SELECT jobs.id FROM jobs ...", "top_node": "Limit", "rows": 61, "execution_ms": 0.42,
+         "shared_hit_blocks": 70, "shared_read_blocks": 0, "temp_written_blocks": 0, "text": ["Limit ..."]}]}
+    text = report.generate(run, NEWEST, tmp_path / "BENCHMARKS.md").read_text()
+    assert f"**{report.f(largest['jobs'])} jobs, plans** (EXPLAIN (ANALYZE, BUFFERS)" in text
+    assert "| newest (no filter) | 1 | Limit | 61 | 0.42 | 70 | 0 |" in text

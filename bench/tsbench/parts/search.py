@@ -62,6 +62,55 @@ def sql_level(bench: Bench) -> dict[str, Any]:
     return {"rows": rows, "host": BENCH_HOSTS["app"]}
 
 
+# Run on an app host at the largest size: EXPLAIN (ANALYZE, BUFFERS) of each statement `search_jobs` runs per
+# scenario, so the report shows which plan gave the times (the top-level summary in `sql_level` has no rows).
+EXPLAIN_PROGRAM = """
+import json
+from decimal import Decimal
+from sqlalchemy import create_engine, event
+from sqlalchemy.orm import Session
+from talentsphere.config import load_config
+from talentsphere.search import JobFilters, search_jobs
+
+engine = create_engine(load_config()["DATABASE_URL"])
+captured = []
+event.listen(engine, "before_cursor_execute", lambda c, cur, statement, parameters, ctx, many:
+             captured.append((statement, parameters)))
+out = {}
+for name, filters in ARGS["scenarios"].items():
+    filters = {k: Decimal(str(v)) if k in ("salary_min", "salary_max") else v for k, v in filters.items()}
+    with Session(engine) as session:
+        search_jobs(session, JobFilters(**filters))  # warm-up
+        captured.clear()
+        search_jobs(session, JobFilters(**filters))
+        statements = list(captured)
+        cursor = session.connection().connection.dbapi_connection.cursor()
+        plans = []
+        for statement, parameters in statements:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, parameters)
+            plan = cursor.fetchone()[0][0]
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+            text = [row[0] for row in cursor.fetchall()]
+            top = plan["Plan"]
+            plans.append({"statement": " ".join(statement.split())[:160], "top_node": top["Node Type"],
+                          "rows": top.get("Actual Rows"), "execution_ms": round(plan["Execution Time"], 3),
+                          "shared_hit_blocks": top.get("Shared Hit Blocks", 0),
+                          "shared_read_blocks": top.get("Shared Read Blocks", 0),
+                          "temp_written_blocks": top.get("Temp Written Blocks", 0),
+                          "text": text[:ARGS["max_lines"]]})
+        session.rollback()
+    out[name] = plans
+print(json.dumps(out))
+"""
+EXPLAIN_MAX_LINES = 40
+
+
+def explain_plans(bench: Bench) -> dict[str, list[dict[str, Any]]]:
+    """Each scenario's statements with EXPLAIN (ANALYZE, BUFFERS): top node, rows, time, buffers, trimmed text."""
+    return bench.lab.app_python(EXPLAIN_PROGRAM, {"scenarios": SCENARIOS, "max_lines": EXPLAIN_MAX_LINES},
+                                host=BENCH_HOSTS["app"])
+
+
 def _drop_indexes(bench: Bench) -> None:
     bench.lab.psql("".join(f"DROP INDEX IF EXISTS {spec.name};\n" for spec in INDEXES))
 
@@ -119,9 +168,13 @@ def run(bench: Bench) -> dict[str, Any]:
             bench.forget_employer()
         bench.log(f"search: SQL level at {jobs} jobs")
         sql = sql_level(bench)
+        size: dict[str, Any] = {"jobs": jobs, "seeded": seeded, "sql": sql}
+        if jobs == max(bench.settings.search_sizes):
+            bench.log(f"search: EXPLAIN ANALYZE of each scenario at {jobs} jobs")
+            size["explain"] = explain_plans(bench)
         bench.log(f"search: HTTP level at {jobs} jobs")
-        http = http_level(bench)
-        sizes.append({"jobs": jobs, "seeded": seeded, "sql": sql, "http": http})
+        size["http"] = http_level(bench)
+        sizes.append(size)
     done = sum(1 for size in sizes if "skipped" not in size)
     return {"sizes": sizes, "scenarios": SCENARIOS, "index_count": len(INDEXES),
             "rounds": bench.budget_note(len(bench.settings.search_sizes), done, unit="sizes")}
@@ -178,6 +231,14 @@ def section(data: dict[str, Any], context: ReportContext) -> str:
                          [[r["scenario"], "; ".join(f"{f(a['p50_ms'])} / {f(a['p95_ms'])}" for a in r["with"]),
                            f"{f(r['without']['p50_ms'])} / {f(r['without']['p95_ms'])}",
                            f(r["reduction_p50_pct"]) + " %", r["without"]["errors"]] for r in http["rows"]]))
+        if size.get("explain"):
+            out.append(f"\n**{f(size['jobs'])} jobs, plans** (EXPLAIN (ANALYZE, BUFFERS) of each statement of "
+                       "`search_jobs`, with indexes; full text in the results file):\n")
+            out.append(table(["scenario", "statement", "top node", "rows", "execution ms", "shared blocks hit",
+                              "temp blocks written"],
+                             [[name, i + 1, plan["top_node"], f(plan["rows"]), f(plan["execution_ms"], 2),
+                               f(plan["shared_hit_blocks"]), f(plan["temp_written_blocks"])]
+                              for name, plans in size["explain"].items() for i, plan in enumerate(plans)]))
     if labels:
         path = context.plot("search", lambda ax: bars(ax, labels, {"with indexes": with_ms, "without": without_ms},
                                                       "p50 ms (log)", log=True))
