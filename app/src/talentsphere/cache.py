@@ -344,7 +344,7 @@ class Cache:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         body, value = self._get_or_produce(namespace, params, producer,
                                            lambda value: app.json.response(value).get_data())
-        if value is None or (value is _STORED and body.strip() == NULL_BODY):
+        if value is None or (value is _STORED and len(body) <= len(NULL_BODY) + 1 and body.strip() == NULL_BODY):
             return None
         return app.response_class(body, mimetype=app.json.mimetype)
 
@@ -357,7 +357,7 @@ class Cache:
         """
         ttl = TTLS[namespace.split(":", 1)[0]]
         key = self.entry_key(namespace, params)
-        wait = self._lock_wait()
+        wait = -1.0  # read on the first miss: a hit needs no setting
         deadline: float | None = None
         locked_for: bytes | None = None  # the header whose lock this lookup tried last
         pause = POLL_FIRST
@@ -367,6 +367,8 @@ class Cache:
             if outcome == HIT:
                 self._count(namespace, hit=True)
                 return data, _STORED
+            if wait < 0:
+                wait = self._lock_wait()
             if outcome == BYPASS or wait <= 0:
                 return self._produce(namespace, producer, encode, None if outcome == BYPASS else (key, data, ttl))
             header = data
@@ -374,10 +376,11 @@ class Cache:
                 # First miss, a new generation (an invalidation while waiting), or a holder that is gone.
                 locked_for = header
                 lock = self.lock_key(namespace, header, params)
+                until = time.monotonic() + wait
                 status, won = self._run(lambda r: r.set(lock, b"1", nx=True, px=max(1, int(wait * 1000))))
                 if status != OK or won:
                     return self._produce(namespace, producer, encode, (key, header, ttl),
-                                         lock if status == OK else None)
+                                         (lock, until) if status == OK else None)
             now = time.monotonic()
             if deadline is None:
                 deadline = now + wait
@@ -418,22 +421,37 @@ class Cache:
         return MISS, header, lock is not None and values[3] is not None
 
     def _produce(self, namespace: str, producer: Callable[[], Any], encode: Callable[[Any], bytes],
-                 store: tuple[str, bytes, int] | None, lock: str | None = None) -> tuple[bytes, Any]:
-        """Compute and encode a miss; store it as (key, header, ttl) unless ``store`` is None."""
+                 store: tuple[str, bytes, int] | None, lock: tuple[str, float] | None = None) -> tuple[bytes, Any]:
+        """Compute and encode a miss; store it as (key, header, ttl) unless ``store`` is None, and release the
+        fill ``lock`` (key, monotonic expiry) this lookup holds."""
         self._count(namespace, hit=False)
         try:
             value = producer()
         except BaseException:
-            if lock is not None:  # let a waiter take over now rather than when the lock expires
-                self.call(lambda r: r.delete(lock))
+            if lock is not None:  # a waiter takes over at its next poll rather than when the lock expires
+                self.call(lambda r: r.delete(lock[0]))
             raise
         body = encode(value)
-        if store is not None:
-            key, header, ttl = store
-            self.call(lambda r: r.set(key, header + b"\n" + body, ex=ttl))
+        if store is None:
+            return body, value
+        key, header, ttl = store
+        # The lock goes with the write, in the same round trip, so that waiters never wait for an entry that was
+        # overwritten (by a fill for an older generation) or refused: they take the lock over instead. A lock
+        # that has expired may be someone else's by now and is left alone.
+        release = lock is not None and time.monotonic() < lock[1]
+
+        def write(r: redis.Redis) -> None:
+            pipe = r.pipeline(transaction=False)
+            pipe.set(key, header + b"\n" + body, ex=ttl)
+            if release:
+                pipe.delete(lock[0])  # type: ignore[index]
+            pipe.execute()  # every command runs; a refused SET (OOM) is then reported like any refusal
+
+        self.call(write)
         return body, value
 
     def _lock_wait(self) -> float:
+        """Seconds a miss waits for the fill lock's holder (also the lock's TTL); 0 or less: no lock."""
         if self.lock_wait is not None:
             return self.lock_wait
         if has_app_context():
