@@ -10,6 +10,7 @@ new redis-server that loads the snapshot, as after a crash of a Redis with RDB p
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ import pytest
 import redis
 from app_services import RedisServer
 
-from talentsphere.cache import KEEPER_INTERVAL, Cache
+from talentsphere.cache import KEEPER_INTERVAL, LOCK_WAIT, Cache
 
 NAMESPACE = "jobs_featured"
 PARAMS = {"limit": 10}
@@ -197,3 +198,53 @@ def test_the_app_user_may_run_the_invalidation_script(own_redis) -> None:  # noq
     assert client.eval("return redis.call('INCR', KEYS[1])", 1, "ts:probe") == 1
     with pytest.raises(redis.exceptions.NoPermissionError):
         client.eval("return redis.call('INCR', KEYS[1])", 1, "other:probe")
+
+
+def _concurrent_lookups(cache: Cache, db: Database, count: int = 4) -> list[float]:
+    """``count`` lookups of one entry started together; the seconds each took. Each must answer."""
+    barrier = threading.Barrier(count)
+    seconds: list[float] = []
+
+    def look() -> None:
+        barrier.wait()
+        started = time.monotonic()
+        assert cache.get_or_set(NAMESPACE, PARAMS, db.read) == {"value": db.value}
+        seconds.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=look) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(seconds) == count, "a lookup failed or did not finish"
+    return seconds
+
+
+def test_with_redis_down_concurrent_misses_compute_at_once_without_the_fill_lock(process, own_redis) -> None:  # noqa: ANN001
+    """The fill lock lives in Redis: without Redis every miss is served by PostgreSQL at once, none waits."""
+    cache, db = process(), Database()
+    cache.get_or_set(NAMESPACE, PARAMS, db.read)
+    own_redis.halt()
+    try:
+        seconds = _concurrent_lookups(cache, db)
+    finally:
+        own_redis.launch()
+    assert db.reads == 1 + 4
+    assert max(seconds) < LOCK_WAIT / 2
+
+
+def test_with_redis_refusing_writes_concurrent_misses_compute_at_once(process, admin) -> None:  # noqa: ANN001
+    """Redis full (OOM): the fill lock is refused like any write; every miss computes, none waits, none fails."""
+    writer, reader, db = process(), process(), Database()
+    reader.get_or_set(NAMESPACE, PARAMS, db.read)
+    db.value = "after the write"
+    writer.invalidate([NAMESPACE])
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", 1)
+    try:
+        seconds = _concurrent_lookups(reader, db)
+    finally:
+        admin.config_set("maxmemory", 0)
+    assert db.reads == 1 + 4
+    assert max(seconds) < LOCK_WAIT / 2
+    assert not reader.breaker.is_open  # Redis answered: refusals do not open the breaker
