@@ -7,12 +7,17 @@ import uuid
 import pytest
 from app_helpers import make_employer, post_job, register
 
+from talentsphere.search import COUNT_PAGES_AHEAD
+
 
 def test_list_returns_a_page_of_published_jobs_with_totals(client) -> None:  # noqa: ANN001
     body = client.get("/api/jobs?per_page=5").get_json()
     assert len(body["items"]) == 5
-    assert body["total"] > 50_000
+    # Tens of thousands match: the total counts the requested page and the next ones, flagged as a lower bound.
+    assert body["total_is_lower_bound"] is True
+    assert body["total"] == 5 * (1 + COUNT_PAGES_AHEAD)
     assert body["pages"] == -(-body["total"] // 5)
+    assert body["next_cursor"]
     assert all(job["status"] == "published" for job in body["items"])
     dates = [job["posted_at"] for job in body["items"]]
     assert dates == sorted(dates, reverse=True)
@@ -25,6 +30,8 @@ def test_full_text_search_ranks_title_matches_first(client, employer) -> None:  
     body = client.get(f"/api/jobs?q={word}").get_json()
     assert [job["id"] for job in body["items"]] == [in_title["id"], in_body["id"]]
     assert body["total"] == 2
+    assert body["total_is_lower_bound"] is False
+    assert body["next_cursor"] is None
 
 
 def test_search_understands_web_search_syntax(client, employer) -> None:  # noqa: ANN001
@@ -77,6 +84,7 @@ def test_per_page_is_capped(client) -> None:  # noqa: ANN001
     ("page=0", "page"), ("page=x", "page"), ("employment_type=forever", "employment_type"),
     ("remote=maybe", "remote"), ("salary_min=-5", "salary_min"), ("salary_max=lots", "salary_max"),
     ("category_id=0", "category_id"), ("sort=random", "sort"), (f"q={'a' * 201}", "q"),
+    ("cursor=%25%25%25", "cursor"), ("sort=relevance&cursor=eyJzIjoibmV3ZXN0IiwiayI6WyIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwxXX0", "cursor"),
 ])
 def test_invalid_search_parameters_are_422_naming_the_field(client, query: str, field: str) -> None:  # noqa: ANN001
     response = client.get(f"/api/jobs?{query}")

@@ -98,7 +98,10 @@ def test_the_database_is_big_enough_for_plans_to_matter(engine) -> None:  # noqa
     ("/api/jobs", "ix_jobs_published_posted"),
     ("/api/jobs/featured", "ix_jobs_featured_posted"),
     ("/api/jobs?remote=true", "ix_jobs_remote_posted"),
-    ("/api/jobs?location=berl", "ix_jobs_location_trgm"),
+    # A location few jobs have is found through the trigram index; a common one (berlin: 1 in 16) is read in
+    # newest order, where the first matches come sooner than a bitmap of all of them.
+    ("/api/jobs?location=zzqx-nowhere", "ix_jobs_location_trgm"),
+    ("/api/jobs?location=berl", "ix_jobs_published_posted"),
     ("/api/jobs?sort=salary", "ix_jobs_salary_sort"),
     ("/api/companies?industry=Finance", "ix_companies_industry_name"),
 ])

@@ -88,6 +88,22 @@ def _page(item: str) -> dict[str, Any]:
                  "page": INTEGER, "per_page": INTEGER, "pages": {"type": "integer", "minimum": 0}})
 
 
+def _search_page() -> dict[str, Any]:
+    """Job search counts matches only up to two pages past the requested one (search.COUNT_PAGES_AHEAD)."""
+    schema = _page("Job")
+    schema["properties"]["total"] = {
+        "type": "integer", "minimum": 0,
+        "description": "Matching jobs, counted up to two pages past this one: exact when total_is_lower_bound is "
+                       "false, else there are more (pages is then a lower bound too)"}
+    schema["properties"]["total_is_lower_bound"] = {
+        **BOOLEAN, "description": "true: more jobs match than total (the count stopped two pages past this one)"}
+    schema["properties"]["next_cursor"] = _nullable({
+        "type": "string", "description": "Pass as cursor for the next page (null on the last page and with "
+                                         "sort=relevance)"})
+    schema["required"] = [*schema["required"], "total_is_lower_bound", "next_cursor"]
+    return schema
+
+
 def _job_input(required: list[str]) -> dict[str, Any]:
     schema = {"type": "object", "additionalProperties": False, "properties": {
         "title": {"type": "string", "minLength": 3, "maxLength": 200},
@@ -179,8 +195,12 @@ JOB_FILTERS = [
     _query("remote", BOOLEAN, "Remote jobs only (true) or on-site only (false)"),
     _query("salary_min", MONEY, "Jobs paying at least this (salary_max >= value)"),
     _query("salary_max", MONEY, "Jobs starting at most at this (salary_min <= value)"),
-    _query("sort", _enum(SORTS), "Order; relevance needs q (default with q: relevance, else newest)"),
+    _query("sort", _enum(SORTS), "Order; relevance needs q (default with q: relevance, else newest). Relevance "
+           "ranks the newest matches (RANK_CANDIDATES, 200) by ts_rank; older matches follow newest first"),
     *PAGING,
+    _query("cursor", {"type": "string", "maxLength": 500},
+           "next_cursor of the previous page: continues after its last row (keyset; sorts newest, salary, views). "
+           "Replaces page; costs the same on any page, where a deep page number reads every row before it"),
 ]
 
 JOB_ID = [_path("job_id", ID)]
@@ -224,7 +244,7 @@ PATHS: dict[str, Any] = {
         {"200": _json(_obj({"user": _ref("User")}), "The account")}, ["401", "503"]), secured=True, tag="auth")},
     "/api/jobs": {
         "get": _op("Search and list published jobs (cached 5 min)", _responses(
-            {"200": _json(_page("Job"), "A page of jobs")}, READ_ERRORS), params=JOB_FILTERS),
+            {"200": _json(_search_page(), "A page of jobs")}, READ_ERRORS), params=JOB_FILTERS),
         "post": _op("Post a job for the employer's company", _responses(
             {"201": _json(_obj({"job": _ref("JobDetail")}), "Created")}, WRITE_ERRORS),
             body="JobCreate", secured=True),
