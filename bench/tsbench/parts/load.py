@@ -368,20 +368,26 @@ def run(bench: Bench) -> dict[str, Any]:
     init_pids = {name: host.init_pid for name, host in bench.lab.lab.state.hosts.items() if host.init_pid}
     lab_cpu = lambda: machine.cpu_seconds_by_namespace(init_pids)  # noqa: E731
     started = time.monotonic()
-    share = settings.load_budget_seconds / max(len(settings.load_variants), 1)
+    deadline = started + settings.load_budget_seconds
     variants: list[dict[str, Any]] = []
-    cut = False
+    # The run deployed the bench's vars alone; a configuration with the same vars needs no re-deploy.
+    deployed: dict[str, Any] = {}
+    cut, last = False, 0.0
     try:
-        for number, variant in enumerate(settings.load_variants):
-            deadline = started + share * (number + 1)
-            if variants and time.monotonic() > deadline - share / 2:
+        for variant in settings.load_variants:
+            if variants and time.monotonic() + last > deadline:
                 bench.log("load: budget reached before the next configuration")
                 cut = True
                 break
+            variant_started = time.monotonic()
             extra = dict(variant["vars"])
-            bench.log(f"load: deploying {variant['name']}")
-            bench.lab.set_vars(extra)
-            deploy_seconds, summary = bench.lab.deploy()
+            deploy_seconds, summary = 0.0, "already deployed"
+            if extra != deployed:
+                bench.log(f"load: deploying {variant['name']}")
+                bench.lab.set_vars(extra)
+                deployed = {"unknown": True}  # until the deploy succeeds
+                deploy_seconds, summary = bench.lab.deploy()
+                deployed = extra
             app = bench.lab.context("app1")["app"]
             gunicorn = {key: app.get(key) for key in GUNICORN_KEYS}
             slots = int(app["workers"]) * int(app.get("threads", 1)) * app_hosts
@@ -399,9 +405,11 @@ def run(bench: Bench) -> dict[str, Any]:
             variants.append({"name": variant["name"], "vars": extra, "gunicorn": gunicorn, "app_hosts": app_hosts,
                              "slots": slots, "bare_workers": bare_workers, "deploy_seconds": round(deploy_seconds, 1),
                              "deploy_summary": summary, "climbs": climbs})
+            last = time.monotonic() - variant_started
     finally:
-        bench.lab.set_vars({})
-        bench.lab.deploy()
+        if deployed:
+            bench.lab.set_vars({})
+            bench.lab.deploy()
     planned = len(settings.load_steps) * 3 * len(settings.load_variants)
     done = sum(len(c["steps"]) for v in variants for c in v["climbs"].values())
     return {"model": "closed", "generator": "wrk, one connection per thread, bench/wrk/mixed.lua",
@@ -514,8 +522,10 @@ def section(data: dict[str, Any], context: ReportContext) -> str:
                       "of /health via nginx", "/health via nginx", "bare Gunicorn", "saturated first (mix)"], rows))
     for v in data["variants"]:
         mix = v["climbs"]["mix"]
+        deployed = (f"re-deployed in {f(v['deploy_seconds'])} s ({v['deploy_summary']})" if v["deploy_seconds"]
+                    else "as the run deployed it")
         out.append(f"**{v['name']}** (inventory vars {v['vars'] or 'none'}): {effective(v['gunicorn'], v['app_hosts'])}"
-                   f" = {v['slots']} request slots; deployed in {f(v['deploy_seconds'])} s ({v['deploy_summary']}).\n")
+                   f" = {v['slots']} request slots; {deployed}.\n")
         saturated = mix.get("saturation")
         if saturated:
             where = (f"at {mix['limit_reached_at']} connections, the first step over the limit"
