@@ -10,12 +10,14 @@ them offered ~100 req/s and the app tier never ran out of anything.
 Generator: wrk (C, one epoll loop per thread) with bench/wrk/mixed.lua, which walks a weighted request list
 (the mix below, bearer tokens in headers) and records each request's latency under its endpoint's name. wrk
 hands response() no connection, so the part runs one connection per wrk thread; then request() and
-response() alternate per thread and their time difference is that request's latency. Measured on this 2-core
-machine against the bare ceiling: ~2,000 req/s cost wrk ~17 % of one core (plain HTTP, sync workers
-reconnecting per request); locust's FastHttpUser needs about a core for ~1,000 req/s in one process and
-would share the two cores with the lab. The generator's own CPU is measured at every step (wait4 on wrk), and
-a saturated generator is named as such. wrk does not verify certificates: before each configuration's climb
-the harness fetches /health through the lb with the lab CA checked, so the certificate under test is the one
+response() alternate per thread and their time difference is that request's latency. Its cost, measured on
+this 2-core machine in a QUICK run: 5,400 req/s from the bare ceiling (plain HTTP) for 13 % of one core,
+1,500 req/s of /health through nginx and TLS at 64 connections for 16 %, the mix at 620 req/s for 11 %: at
+~2,000 req/s over TLS wrk needs about a fifth of one core. locust (even FastHttpUser, with --processes) and an
+asyncio client do each request's work in Python, several times wrk's CPU per request (not measured here), on
+the same two cores the lab needs. The generator's own CPU is measured at every step (wait4 on wrk), and a
+saturated generator is named as such. wrk does not verify certificates: before each configuration's climb the
+harness fetches /health through the lb with the lab CA checked, so the certificate under test is the one
 the CA signed; the TLS work per request is the same either way.
 
 Mix (per 143 requests): job seekers search 60 (half with a location filter), open featured jobs 20, open a
@@ -502,8 +504,10 @@ def section(data: dict[str, Any], context: ReportContext) -> str:
            f"{data['seconds_per_step']} s per step after a discarded {WARMUP_SECONDS} s warm-up, until p95 reaches "
            f"{f(limit, 0)} ms or a request fails. The figure is the **highest throughput with p95 < {f(limit, 0)} ms "
            "and no errors**. Mix per 143 requests: search 60 (half with a location filter), featured 20, job detail "
-           "40, apply 10 (409 counts as correct), employer dashboard 13. wrk does not verify certificates; the "
-           "harness checks the lb's against the lab CA before each configuration.\n",
+           "40, apply 10 (409 counts as correct), employer dashboard 13: 93 of the 143 (65 %) are served through the "
+           "Redis cache, so the mix's share of the /health-through-nginx ceiling is mostly that of cached endpoints. "
+           "wrk does not verify certificates; the harness checks the lb's against the lab CA before each "
+           "configuration.\n",
            "Ceilings in the same run, same generator and steps: **/health through nginx and TLS** (Gunicorn and the "
            "app, no database or cache) and a **bare Gunicorn** with a trivial Flask endpoint on the control node "
            "(no nginx, TLS or container; the configuration's worker class, threads, keep-alive and recycling, and the "
