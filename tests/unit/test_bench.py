@@ -233,6 +233,8 @@ def test_load_saturation_rules_are_tried_in_order_and_the_first_that_holds_wins(
     assert resource(host_cpu_pct={"cache1": 93.0, "app1": 50.0}, machine_cpu_pct=90.0) == "Redis (single-threaded)"
     cpu = load.saturation(_wrk_step(machine_cpu_pct=96.0, busy_workers=9.9), cores=2)
     assert cpu["resource"] == "the machine's CPU" and "app1 40 %, app2 38 %, lb1 20 %, db1 15 %" in cpu["evidence"]
+    # 96 % of 2 cores = 192 % of one; the hosts used 121 %, wrk 12 %: the rest ran outside the bench.
+    assert "outside the measured hosts and wrk: 59 % of a core" in cpu["evidence"]
     assert resource(db_active_backends={"mean": 2.5, "max": 6.0}) == "PostgreSQL"
     assert resource(host_cpu_pct={"db1": 175.0}) == "PostgreSQL"
     assert resource(busy_workers=9.0).startswith("the Gunicorn request slots")

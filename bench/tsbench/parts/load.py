@@ -261,8 +261,11 @@ def saturation(step_result: dict[str, Any], cores: int, db_host: str = "db1",
         return {"resource": "Redis (single-threaded)",
                 "evidence": f"{cache_host} used {cache_cpu:.0f} % of one core; redis-server runs commands on one"}
     if machine_cpu >= MACHINE_CPU_SATURATED:
+        # What neither the measured hosts nor wrk used: other work on the machine (another session, a build).
+        outside = machine_cpu * cores - sum(hosts.values()) - generator
         return {"resource": "the machine's CPU",
-                "evidence": f"{machine_cpu:.0f} % of {cores} cores busy; the largest users: {consumers}"}
+                "evidence": f"{machine_cpu:.0f} % of {cores} cores busy; the largest users: {consumers}; "
+                            f"outside the measured hosts and wrk: {max(outside, 0.0):.0f} % of a core"}
     if (db_cpu is not None and db_cpu >= DB_CPU_SATURATED * cores) or active.get("mean", 0.0) >= cores:
         return {"resource": "PostgreSQL",
                 "evidence": f"{db_host} used {f(db_cpu, 0)} % of a core with {f(active.get('mean'), 1)} active "
