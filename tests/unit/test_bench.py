@@ -691,3 +691,37 @@ def test_the_search_section_tables_the_plans_of_the_largest_size(tmp_path: Path,
     text = report.generate(run, NEWEST, tmp_path / "BENCHMARKS.md").read_text()
     assert f"**{report.f(largest['jobs'])} jobs, plans** (EXPLAIN (ANALYZE, BUFFERS)" in text
     assert "| newest (no filter) | 1 | Limit | 61 | 0.42 | 70 | 0 |" in text
+
+
+def _remote_function(program: str, name: str):  # noqa: ANN202
+    """One function of a remote program, without running the program (it connects to the app's database)."""
+    import ast
+
+    from tsbench.remote import source
+    tree = ast.parse(source(program))
+    definition = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name)
+    namespace: dict = {}
+    exec(compile(ast.Module(body=[definition], type_ignores=[]), program, "exec"), namespace)  # noqa: S102
+    return namespace[name]
+
+
+def test_a_spill_is_counted_once_however_many_plan_nodes_lie_above_it() -> None:
+    # EXPLAIN (BUFFERS): a node's counters include its children's. The dashboard's old top-jobs statement
+    # spilled 469 blocks in one sort, and each node of Limit > Sort > GroupAggregate > Sort reported them.
+    plan_summary = _remote_function("app_queries", "plan_summary")
+
+    def node(kind: str, temp: int, *children: dict, **extra: object) -> dict:
+        return {"Node Type": kind, "Temp Written Blocks": temp, "Plans": list(children), **extra}
+
+    spill = {"Plan": node("Limit", 469, node("Sort", 469, node("Aggregate", 469, node(
+        "Sort", 469, node("Index Only Scan", 0, **{"Index Name": "ix_applications_job_status"}))))),
+             "Planning Time": 0.5, "Execution Time": 226.0}
+    # Two spills under one join: the top node's figure is their sum.
+    join = {"Plan": node("Merge Join", 300, node("Sort", 100, node("Seq Scan", 0)), node("Sort", 200)),
+            "Planning Time": 0.25, "Execution Time": 10.0}
+    no_counters = {"Plan": {"Node Type": "Result"}, "Planning Time": 0.1, "Execution Time": 0.1}
+    summary = plan_summary([spill, join, no_counters])
+    assert summary["temp_written_blocks"] == 469 + 300
+    assert summary["indexes"] == ["ix_applications_job_status"]
+    assert summary["nodes"] == ["Aggregate", "Index Only Scan", "Limit", "Merge Join", "Result", "Seq Scan", "Sort"]
+    assert summary["server_ms"] == 236.95

@@ -40,20 +40,24 @@ def call(scenario, session):
 
 
 def plan_summary(plans):
-    """Node types, indexes used, temp blocks written and server time over the statements' plans."""
+    """Node types, indexes used, temp blocks written and server time over the statements' plans.
+
+    Temp blocks are each statement's top node's figure: EXPLAIN's buffer counters of a node include those of
+    its children, so one spilling sort is reported again by every node above it, and adding the nodes up
+    would count it once per level.
+    """
     nodes, indexes, temp, server_ms = [], [], 0, 0.0
 
     def walk(node):
-        nonlocal temp
         nodes.append(node["Node Type"])
         if "Index Name" in node:
             indexes.append(node["Index Name"])
-        temp += node.get("Temp Written Blocks", 0)
         for child in node.get("Plans", []):
             walk(child)
 
     for plan in plans:
         walk(plan["Plan"])
+        temp += plan["Plan"].get("Temp Written Blocks", 0)
         server_ms += plan["Planning Time"] + plan["Execution Time"]
     return {"nodes": sorted(set(nodes)), "indexes": sorted(set(indexes)), "temp_written_blocks": temp,
             "server_ms": round(server_ms, 3)}
