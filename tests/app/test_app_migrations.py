@@ -25,7 +25,8 @@ from talentsphere.config import migration_timeouts
 from talentsphere.migrate import MIGRATIONS, MigrationError, alembic_config, upgrade
 from talentsphere.models import Base
 
-HEAD = "0001"  # the packaged head; a test revision goes on top of it
+HEAD = "0002"  # the packaged head; a test revision goes on top of it
+TEST_REVISION = "0003"
 
 REVISION = '''"""{doc}"""
 from alembic import op
@@ -46,7 +47,7 @@ def downgrade() -> None:
 '''
 
 
-def scripts_with(root: Path, body: str, declarations: str = "", revision: str = "0002") -> Path:
+def scripts_with(root: Path, body: str, declarations: str = "", revision: str = TEST_REVISION) -> Path:
     """A copy of the packaged migrations (same env.py, same revisions) plus one revision on top of the head."""
     location = root / f"migrations_{secrets.token_hex(3)}"
     shutil.copytree(MIGRATIONS, location, ignore=shutil.ignore_patterns("__pycache__"))
@@ -153,7 +154,7 @@ op.add_column("jobs", sa.Column("probe", sa.Text(), nullable=True))
         assert message.startswith("migration waited more than 1s for a lock held by another transaction; "
                                   "retry when ")
         assert "or raise MIGRATION_LOCK_TIMEOUT" in message
-        assert "the database stays at revision 0001" in message
+        assert f"the database stays at revision {HEAD}" in message
         assert "ALTER TABLE jobs ADD COLUMN probe" in message
         assert 1 <= waited < 5
         # Nothing of the migration is left: its first statement was rolled back with it.
@@ -165,7 +166,7 @@ op.add_column("jobs", sa.Column("probe", sa.Text(), nullable=True))
         reader.join(timeout=20)
     # Once the long transaction has ended, the same migration goes through.
     upgrade(at_head, timeouts=timeouts, script_location=location)
-    assert _revision(at_head) == "0002"
+    assert _revision(at_head) == TEST_REVISION
     assert _has_table(at_head, "probe_created") and _has_column(at_head, "jobs", "probe")
 
 
@@ -183,7 +184,7 @@ op.execute("SELECT pg_sleep(5)")
     message = str(failure.value)
     assert message.startswith("a migration statement ran longer than 500ms and was cancelled; raise "
                               "MIGRATION_STATEMENT_TIMEOUT")
-    assert "the database stays at revision 0001" in message
+    assert f"the database stays at revision {HEAD}" in message
     assert _revision(at_head) == HEAD and not _has_table(at_head, "probe_created")
 
 
@@ -350,7 +351,7 @@ def _sample(tmp_path: Path, body: str, declarations: str = "") -> Rendered:
 @pytest.mark.parametrize("kind", DESTRUCTIVE_SAMPLES)
 def test_a_destructive_migration_is_refused_unless_it_declares_a_contract_step(tmp_path: Path, kind: str) -> None:
     refused = violations(_sample(tmp_path, DESTRUCTIVE_SAMPLES[kind]))
-    assert refused and all(problem.startswith("0002: ") for problem in refused), refused
+    assert refused and all(problem.startswith(f"{TEST_REVISION}: ") for problem in refused), refused
     declared = _sample(tmp_path, DESTRUCTIVE_SAMPLES[kind],
                        'contract = "the jobs API stopped using it in release 2026.12.1"')
     assert violations(declared) == []
@@ -392,3 +393,60 @@ def test_the_models_match_the_schema_the_migrations_build(at_head: str) -> None:
     finally:
         engine.dispose()
     assert differences == []
+
+
+# 4. The packaged revisions ---------------------------------------------------------------------------------------
+
+def _index_state(url: str, name: str) -> bool | None:
+    """None: no such index; else whether it is valid."""
+    return _one(url, "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                     f"WHERE c.relname = '{name}'")
+
+
+def test_0002_drops_the_replaced_index_without_making_the_site_wait(fresh_url: str) -> None:
+    # A database of the previous release: revision 0001 and the index its optimize-db created.
+    upgrade(fresh_url, revision="0001", timeouts=migration_timeouts({}))
+    with psycopg2.connect(fresh_url) as conn, conn.cursor() as cur:
+        cur.execute("CREATE INDEX ix_jobs_category_type_level ON jobs (category_id, employment_type, "
+                    "experience_level) WHERE status = 'published'")
+    conn.close()
+    timeouts = migration_timeouts({"MIGRATION_LOCK_TIMEOUT": "2s"})
+    holder = Holder(fresh_url, "SELECT count(*) FROM jobs")  # a long report: the drop waits for it to end
+    failure: dict[str, BaseException] = {}
+
+    def migrate() -> None:
+        try:
+            upgrade(fresh_url, timeouts=timeouts)
+        except MigrationError as exc:
+            failure["error"] = exc
+
+    migration = threading.Thread(target=migrate)
+    try:
+        migration.start()
+        time.sleep(0.5)  # the drop is waiting for the report by now
+        # Reads and writes of jobs go on meanwhile: CONCURRENTLY takes no lock they queue behind.
+        started = time.monotonic()
+        with psycopg2.connect(fresh_url) as conn, conn.cursor() as cur:
+            cur.execute("SET lock_timeout = '1s'")
+            cur.execute("SELECT count(*) FROM jobs")
+            cur.execute("UPDATE jobs SET view_count = view_count + 1")
+        conn.close()
+        assert time.monotonic() - started < 1
+        migration.join(timeout=20)
+    finally:
+        holder.release()
+        migration.join(timeout=20)
+    message = str(failure["error"])
+    assert message.startswith("migration waited more than 2s for a lock held by another transaction; ")
+    assert "the database stays at revision 0001" in message
+    assert _revision(fresh_url) == "0001"
+    # Once the report has ended, the same command finishes the drop (an interrupted one leaves it INVALID).
+    upgrade(fresh_url, timeouts=timeouts)
+    assert _revision(fresh_url) == HEAD == "0002"
+    assert _index_state(fresh_url, "ix_jobs_category_type_level") is None
+
+
+def test_0002_passes_on_a_database_without_the_replaced_index(fresh_url: str) -> None:
+    upgrade(fresh_url, timeouts=migration_timeouts({}))
+    assert _revision(fresh_url) == "0002"
+    assert _index_state(fresh_url, "ix_jobs_category_type_level") is None

@@ -103,6 +103,10 @@ def test_the_database_is_big_enough_for_plans_to_matter(engine) -> None:  # noqa
     ("/api/jobs?location=zzqx-nowhere", "ix_jobs_location_trgm"),
     ("/api/jobs?location=berl", "ix_jobs_published_posted"),
     ("/api/jobs?sort=salary", "ix_jobs_salary_sort"),
+    # Type and level together: their matches read newest first from one index, whatever else filters them.
+    ("/api/jobs?employment_type=full_time&experience_level=senior", "ix_jobs_type_level_posted"),
+    ("/api/jobs?q=engineer&location=berlin&employment_type=full_time&experience_level=senior&sort=newest",
+     "ix_jobs_type_level_posted"),
     ("/api/companies?industry=Finance", "ix_companies_industry_name"),
 ])
 def test_public_queries_use_their_index(client, engine, url: str, index: str) -> None:  # noqa: ANN001

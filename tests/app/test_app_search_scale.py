@@ -218,7 +218,8 @@ def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     JobFilters(sort="salary"),
     JobFilters(q="engineer"),
     JobFilters(employment_type="contract", experience_level="senior", salary_min=Decimal(100000), sort="salary"),
-], ids=["newest", "salary", "fulltext", "filters"])
+    JobFilters(q="engineer", location="berlin", employment_type="full_time", experience_level="senior"),
+], ids=["newest", "salary", "fulltext", "filters", "fulltext+filters"])
 def test_no_statement_counts_or_sorts_every_match(engine, filters: JobFilters) -> None:  # noqa: ANN001
     plans = _plans(engine, filters)
     assert len(plans) == 2

@@ -64,8 +64,9 @@ INDEXES: tuple[IndexSpec, ...] = (
               "sort=views: most viewed first", PUBLISHED),
     IndexSpec("ix_jobs_expires_at", "jobs", "(expires_at)",
               "expiry sweeps: published jobs past their expiry date", f"{PUBLISHED} AND expires_at IS NOT NULL"),
-    IndexSpec("ix_jobs_category_type_level", "jobs", "(category_id, employment_type, experience_level)",
-              "composite for the common category + type + level filter combination", PUBLISHED),
+    IndexSpec("ix_jobs_type_level_posted", "jobs", "(employment_type, experience_level, posted_at DESC, id DESC)",
+              "employment type + experience level filters read newest first: the page without a sort of the "
+              "matches (the type-and-level search, with or without q and location)", PUBLISHED),
     IndexSpec("ix_jobs_company_drafts", "jobs", "(company_id, updated_at DESC)",
               "an employer's drafts, most recently edited first", "status = 'draft'"),
     IndexSpec("ix_jobs_created_brin", "jobs", "USING brin (created_at)",
