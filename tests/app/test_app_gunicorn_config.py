@@ -138,9 +138,15 @@ def _run_gunicorn(tmp_path: Path, app_env: dict[str, str], extra: dict, requests
                         if time.monotonic() > deadline:
                             raise
                         time.sleep(0.1)
-            deadline = time.monotonic() + 30
-            while settled is not None and not settled(log.read_text()) and time.monotonic() < deadline:
-                time.sleep(0.2)
+            # A worker logs its replacement after its response, so the log is read until it holds still for
+            # 1 s with `settled` true, not at the first moment `settled` holds.
+            deadline, previous = time.monotonic() + 30, None
+            while settled is not None and time.monotonic() < deadline:
+                text = log.read_text()
+                if text == previous and settled(text):
+                    break
+                previous = text
+                time.sleep(1.0)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
