@@ -25,8 +25,8 @@ from talentsphere.config import migration_timeouts
 from talentsphere.migrate import MIGRATIONS, MigrationError, alembic_config, upgrade
 from talentsphere.models import Base
 
-HEAD = "0002"  # the packaged head; a test revision goes on top of it
-TEST_REVISION = "0003"
+HEAD = "0003"  # the packaged head; a test revision goes on top of it
+TEST_REVISION = "0004"
 
 REVISION = '''"""{doc}"""
 from alembic import op
@@ -442,11 +442,11 @@ def test_0002_drops_the_replaced_index_without_making_the_site_wait(fresh_url: s
     assert _revision(fresh_url) == "0001"
     # Once the report has ended, the same command finishes the drop (an interrupted one leaves it INVALID).
     upgrade(fresh_url, timeouts=timeouts)
-    assert _revision(fresh_url) == HEAD == "0002"
+    assert _revision(fresh_url) == HEAD
     assert _index_state(fresh_url, "ix_jobs_category_type_level") is None
 
 
 def test_0002_passes_on_a_database_without_the_replaced_index(fresh_url: str) -> None:
     upgrade(fresh_url, timeouts=migration_timeouts({}))
-    assert _revision(fresh_url) == "0002"
+    assert _revision(fresh_url) == HEAD
     assert _index_state(fresh_url, "ix_jobs_category_type_level") is None

@@ -84,6 +84,18 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Signed into every token; bumping it (log out everywhere, password change) revokes all earlier tokens.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class AuthFailure(Base):
+    """Failed logins counted per key ('account:<email>', 'address:<ip>') within a window, and the lockout
+    they led to (until ``locked_until``). The primary key is the table's only index: lookups are by key."""
+    __tablename__ = "auth_failures"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Company(Base):
