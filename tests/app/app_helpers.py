@@ -38,7 +38,10 @@ def app_config(app_env: dict[str, str], **overrides: Any) -> dict[str, Any]:
     """Config overrides for create_app in tests."""
     return {"FLASK_ENV": "testing", "DATABASE_URL": app_env["DATABASE_URL"], "REDIS_URL": app_env["REDIS_URL"],
             "SECRET_KEY": app_env["SECRET_KEY"], "CACHE_KEY_PREFIX": "ts:", "PROXY_COUNT": 1,
-            "REDIS_BREAKER_COOLDOWN": 1.0, **overrides}
+            "REDIS_BREAKER_COOLDOWN": 1.0,
+            # Every test client is 127.0.0.1 and the suite registers and logs in hundreds of times a minute:
+            # the per-address limits are off here and tested with their own addresses (test_app_login_guard.py).
+            "AUTH_ADDRESS_RATE": 0, "AUTH_ADDRESS_MAX_FAILURES": 0, **overrides}
 
 
 @contextmanager

@@ -42,6 +42,16 @@ INT_KEYS = ("DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_POOL_RECYC
 FLOAT_KEYS = ("SLOW_QUERY_THRESHOLD", "REDIS_SOCKET_TIMEOUT", "REDIS_BREAKER_COOLDOWN", "DB_STATEMENT_TIMEOUT",
               "DB_BREAKER_COOLDOWN", "CACHE_LOCK_WAIT")
 BOOL_KEYS = ("SQL_ECHO",)
+
+# Login protection (login_guard.py; app/README.md, Login protection): failed logins of one account, and of
+# one client address, before lockouts start; the window they are counted in (s); the first lockout (s), which
+# doubles with every further failure up to the longest; login + registration attempts per address a minute.
+# 0 turns a limit off.
+DEFAULTS.update({"AUTH_MAX_FAILURES": "5", "AUTH_ADDRESS_MAX_FAILURES": "20", "AUTH_FAILURE_WINDOW": "900",
+                 "AUTH_LOCKOUT_SECONDS": "60", "AUTH_LOCKOUT_MAX_SECONDS": "3600", "AUTH_ADDRESS_RATE": "30"})
+INT_KEYS += ("AUTH_MAX_FAILURES", "AUTH_ADDRESS_MAX_FAILURES", "AUTH_ADDRESS_RATE")
+FLOAT_KEYS += ("AUTH_FAILURE_WINDOW", "AUTH_LOCKOUT_SECONDS", "AUTH_LOCKOUT_MAX_SECONDS")
+
 # libpq's connect_timeout is whole seconds and at least 2 (it reads 1 as 2, and 0 as "wait forever").
 MIN_DB_CONNECT_TIMEOUT = 2
 # Secret keys shorter than this are brute-forceable for itsdangerous' HMAC signatures.

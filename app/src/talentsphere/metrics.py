@@ -25,6 +25,10 @@ DB_STATEMENTS = Counter("talentsphere_db_statements_total", "SQL statements exec
 POOL_CHECKED_OUT = Gauge("talentsphere_db_pool_checked_out", "Connections in use", multiprocess_mode="livesum")
 POOL_SIZE = Gauge("talentsphere_db_pool_size", "Configured pool size", multiprocess_mode="max")
 VIEWS_FLUSHED = Counter("talentsphere_views_flushed_total", "Job views written to PostgreSQL by flush-views")
+AUTH_LOCKOUTS = Counter("talentsphere_auth_lockouts_total", "Lockouts started by a failed login (login_guard.py), "
+                        "by what was locked: account or address", ["scope"])
+AUTH_REFUSED = Counter("talentsphere_auth_refused_total", "Login and registration attempts answered 429 before any "
+                       "password hashing, by reason: account, address (locked) or rate", ["reason"])
 
 
 def exposition() -> tuple[bytes, str]:

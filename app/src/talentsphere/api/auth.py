@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, g
 from sqlalchemy import select
 
-from .. import serialize
+from .. import login_guard, serialize
 from ..db import session
 from ..errors import APIError
 from ..models import Role, User
@@ -32,6 +32,7 @@ _DUMMY_HASH = hash_password("talentsphere-timing-equaliser")
 def register() -> tuple[dict, int]:
     """Create a job seeker or employer account and return it with a token."""
     data = parse_body(REGISTER)
+    login_guard.before_register()  # 429 before the password is hashed (login_guard.py)
     if data["role"] is Role.ADMIN:
         raise APIError(422, "validation_error", "request parameters are invalid",
                        {"role": "admin accounts cannot self-register; use job_seeker or employer"})
@@ -48,10 +49,13 @@ def register() -> tuple[dict, int]:
 def login() -> dict:
     """Exchange email and password for a token."""
     data = parse_body(LOGIN)
+    login_guard.before_login(data["email"])  # 429 before the user is looked up or a hash computed
     user = session().scalar(select(User).where(User.email == data["email"]))
     valid = verify_password(user.password_hash if user else _DUMMY_HASH, data["password"])
     if user is None or not valid or not user.is_active:
+        login_guard.login_failed(data["email"])
         raise APIError(401, "invalid_credentials", "email or password is wrong, or the account is disabled")
+    login_guard.login_succeeded(data["email"])
     return {"user": serialize.user(user), "token": issue_token(user)}
 
 
