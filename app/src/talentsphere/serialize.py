@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from .models import Application, Company, Job, JobCategory, User
+from .validation import normalize_web_url
 
 
 def _time(value: datetime | None) -> str | None:
@@ -28,10 +29,19 @@ def company_summary(c: Company) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "slug": c.slug, "is_verified": c.is_verified}
 
 
+def website(stored: str | None) -> str | None:
+    """A stored website as clients may link it: its normal http(s) form, or None.
+
+    Rows written before the API checked websites (or by SQL) may hold javascript:, data: or malformed
+    addresses; they are never emitted, so a client rendering the link cannot be made to run them.
+    """
+    return normalize_web_url(stored)[0] if stored else None
+
+
 def company(c: Company) -> dict[str, Any]:
     """A company's full profile."""
     return {**company_summary(c), "description": c.description, "industry": c.industry,
-            "location": c.location, "website": c.website, "created_at": _time(c.created_at)}
+            "location": c.location, "website": website(c.website), "created_at": _time(c.created_at)}
 
 
 def category(c: JobCategory) -> dict[str, Any]:

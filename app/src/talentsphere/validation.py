@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from flask import request
 
@@ -15,11 +18,89 @@ from .errors import APIError, ValidationError
 
 MAX_SALARY = Decimal("9999999999")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$")
+# Web addresses (kind "url"): only these schemes can be rendered as a link without running anything
+# (javascript:, data:, vbscript: and file: run or read things in the reader's browser).
+WEB_SCHEMES = {"http": 80, "https": 443}
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# Never valid unencoded in a URL (RFC 3986); a backslash is read as "/" by browsers, so
+# "https://good.example\@evil.example" would name another host than the one a reader sees.
+_URL_FORBIDDEN = set('<>"\\^`{|}')
+# What stays as it is when the path, query and fragment are percent-encoded (reserved and unreserved
+# characters, and "%" so existing escapes survive); everything else (non-ASCII) becomes UTF-8 %XX.
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~-._"
 
 
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _url_host(hostname: str, bracketed: bool) -> tuple[str | None, str | None]:
+    """The host in its normal form (lower case, IDNA, brackets for IPv6), or None and what is wrong."""
+    if bracketed:
+        try:
+            return f"[{ipaddress.IPv6Address(hostname).compressed}]", None
+        except ValueError:
+            return None, f"host [{hostname}] is not an IPv6 address"
+    if re.fullmatch(r"[0-9.]+", hostname):
+        try:
+            return str(ipaddress.IPv4Address(hostname)), None
+        except ValueError:
+            return None, f"host {hostname!r} is not an IPv4 address"
+    try:
+        ascii_host = hostname.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None, f"host {hostname!r} is not a valid domain name"
+    labels = ascii_host.split(".")
+    if len(labels) < 2 or not all(_HOST_LABEL.match(label) for label in labels) or labels[-1].isdigit():
+        return None, f"host {hostname!r} is not a domain name such as example.com"
+    return ascii_host, None
+
+
+def normalize_web_url(value: str, max_length: int | None = None) -> tuple[str | None, str | None]:
+    """An absolute http(s) URL with a host in its normal form, or (None, what is wrong and how to fix it).
+
+    Normal form: scheme and host in lower case, an internationalised host in IDNA (xn--), the scheme's
+    default port dropped, non-ASCII characters of the path, query and fragment percent-encoded. Refused:
+    other schemes (javascript:, data:, ...), relative addresses, no host, a user name or password (they
+    would be published), whitespace and control or invisible formatting characters, characters no URL
+    holds unencoded, and (``max_length``) a normal form longer than the column.
+    """
+    text = value.strip()
+    shown = _show(value)
+    example = "use an address such as https://example.com"
+    if any(ch.isspace() or unicodedata.category(ch) in {"Cc", "Cf"} for ch in text):
+        return None, f"{shown} contains whitespace or control characters; remove them (a space in a path is %20)"
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # an unbalanced [ or ] in the host
+        return None, f"{shown} is not a URL (unbalanced [ or ] around the host); {example}"
+    scheme = parts.scheme.lower()
+    if scheme not in WEB_SCHEMES:
+        if not scheme or "." in scheme:
+            return None, f"{shown} is not an absolute URL; start it with https:// ({example})"
+        return None, f"{shown} uses the scheme {scheme}:, which is not allowed; only http and https are ({example})"
+    if bad := sorted(_URL_FORBIDDEN.intersection(text)):
+        return None, f"{shown} contains {', '.join(bad)}, which a URL cannot hold; percent-encode it or {example}"
+    if not parts.netloc:
+        return None, f"{shown} has no host; write it as scheme://host ({example})"
+    if "@" in parts.netloc:
+        return None, f"{shown} contains a user name or password (before @); remove it, it would be published"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return None, f"{shown} has an invalid port; use a port from 1 to 65535 or none, as in https://example.com"
+    host, problem = _url_host(parts.hostname or "", parts.netloc.startswith("["))
+    if problem:
+        return None, f"{shown}: {problem}; {example}"
+    netloc = host if port in (None, WEB_SCHEMES[scheme]) else f"{host}:{port}"
+    url = urlunsplit((scheme, netloc, *(quote(part, safe=_URL_SAFE) for part in
+                                        (parts.path, parts.query, parts.fragment))))
+    if max_length is not None and len(url) > max_length:
+        return None, f"{shown} is {len(url)} characters once normalised; use at most {max_length}"
+    return url, None
 
 
 class Query:
@@ -105,7 +186,11 @@ class Query:
 
 @dataclass(frozen=True)
 class Field:
-    """One JSON body field: kind is str, int, bool, decimal, datetime, email or an Enum class."""
+    """One JSON body field: kind is str, int, bool, decimal, datetime, email, url or an Enum class.
+
+    A "url" is an absolute http(s) address (``normalize_web_url``), stored normalised; an empty string
+    means none (null) when the field is nullable.
+    """
     kind: Any
     required: bool = False
     max_length: int = 200
@@ -132,6 +217,13 @@ def _check(name: str, field: Field, value: Any) -> tuple[Any, str | None]:
         if value not in allowed:
             return None, f"{_show(value)} is not allowed; use one of {', '.join(allowed)}"
         return kind(value), None
+    if kind == "url":
+        if not isinstance(value, str):
+            return None, f"{_show(value)} is not a string; send an address such as https://example.com"
+        if not value.strip():
+            return (None, None) if field.nullable else (None, "must not be empty; send an address such as "
+                                                              "https://example.com")
+        return normalize_web_url(value, field.max_length)
     if kind in (str, "email"):
         if not isinstance(value, str):
             return None, f"{_show(value)} is not a string"

@@ -29,7 +29,9 @@ COMPANY_FIELDS = {
     "description": Field(str, max_length=5000),
     "industry": Field(str, required=True, min_length=2, max_length=100),
     "location": Field(str, required=True, min_length=2, max_length=200),
-    "website": Field(str, max_length=300, nullable=True),
+    # An absolute http(s) address, stored normalised (validation.normalize_web_url): profiles render it as
+    # a link, so javascript: or data: here would run in every visitor's browser.
+    "website": Field("url", max_length=300, nullable=True),
 }
 
 
