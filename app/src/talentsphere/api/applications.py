@@ -41,14 +41,25 @@ def _load(application_id: int) -> Application:
 @bp.post("/jobs/<int:job_id>/applications")
 @roles_required(Role.JOB_SEEKER)
 def apply(job_id: int) -> tuple[dict[str, Any], int]:
-    """Apply to a published job (once per job)."""
+    """Apply to an open job: published and not expired (once per job); nothing is written otherwise.
+
+    A draft is 404 like everywhere else (its existence is not public); a closed or expired job is 409
+    ``job_not_open``. The job row is read FOR SHARE, so closing it waits for an application in flight and an
+    application after the close sees it closed; expiry is judged by the database clock, as search does.
+    """
     values = parse_body(APPLY)
     db = session()
-    job = db.get(Job, job_id)
-    if job is None or job.status is JobStatus.DRAFT:
+    row = db.execute(select(Job, func.coalesce(Job.expires_at <= func.now(), False))
+                     .where(Job.id == job_id).with_for_update(read=True, of=Job)).first()
+    if row is None or row[0].status is JobStatus.DRAFT:
         raise not_found("job")
+    job, expired = row
     if job.status is not JobStatus.PUBLISHED:
-        raise APIError(409, "job_not_open", "this job is closed and takes no applications")
+        raise APIError(409, "job_not_open", "this job is closed and takes no applications; find open jobs "
+                       "with GET /api/jobs")
+    if expired:
+        raise APIError(409, "job_not_open", f"this job expired at {job.expires_at.isoformat()} and takes no "
+                       "applications; find open jobs with GET /api/jobs")
     application = Application(job_id=job.id, applicant_id=g.user.id, cover_letter=values.get("cover_letter", ""),
                               status=ApplicationStatus.SUBMITTED)
     db.add(application)
