@@ -15,6 +15,7 @@ import pytest
 import redis
 from app_helpers import counting_statements, make_employer, post_job
 from redis.connection import AbstractConnection
+from sqlalchemy import text
 
 from talentsphere.cache import TTLS, Cache, cache, invalidate_cache
 from talentsphere.config import load_config
@@ -68,8 +69,10 @@ def test_a_cache_hit_runs_no_sql(client, engine, url: str) -> None:  # noqa: ANN
     assert second.get_json() == first.get_json()
 
 
-def test_a_new_job_invalidates_featured_search_company_and_dashboard(client, employer) -> None:  # noqa: ANN001
+def test_a_new_job_invalidates_featured_search_company_and_dashboard(client, engine, employer) -> None:  # noqa: ANN001
     slug = employer.company["slug"]
+    with engine.begin() as conn:  # only verified companies feature jobs; verifying is done in the database
+        conn.execute(text("UPDATE companies SET is_verified = true WHERE id = :id"), {"id": employer.company["id"]})
     client.get("/api/jobs/featured?limit=50")
     client.get(f"/api/jobs?company_id={employer.company['id']}")
     client.get(f"/api/companies/{slug}")

@@ -61,7 +61,7 @@ class Lab:
         return Traffic(self.lb, self.cafile, paths, workers=workers, write=write)
 
     def employer(self) -> str:
-        """A new employer with a company; returns its token."""
+        """A new employer with a verified company; returns its token."""
         tag = uuid.uuid4().hex[:10]
         status, body = self.request("POST", "/api/auth/register", {
             "email": f"e2e-{tag}@example.com", "password": f"pw-{uuid.uuid4().hex}", "full_name": "E2E Employer",
@@ -71,6 +71,9 @@ class Lab:
         status, body = self.request("POST", "/api/companies", {"name": f"E2E {tag}", "slug": f"e2e-{tag}",
                                                               "industry": "Software", "location": "Berlin"}, token)
         assert status == 201, body
+        # Only verified companies feature jobs (post_job does); the TalentSphere team verifies in the database.
+        self.ssh("db1", "sudo runuser -u postgres -- psql -XAt -d talentsphere -c "
+                        f"\"UPDATE companies SET is_verified = true WHERE slug = 'e2e-{tag}'\"")
         return token
 
     def post_job(self, token: str, title: str) -> int:

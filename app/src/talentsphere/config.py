@@ -43,6 +43,11 @@ FLOAT_KEYS = ("SLOW_QUERY_THRESHOLD", "REDIS_SOCKET_TIMEOUT", "REDIS_BREAKER_COO
               "DB_BREAKER_COOLDOWN", "CACHE_LOCK_WAIT")
 BOOL_KEYS = ("SQL_ECHO",)
 
+# Business rules (api/jobs.py): the featured jobs one verified company may have open at once (published or
+# draft, not expired); 0 = no company features jobs through the API.
+DEFAULTS["FEATURED_JOBS_PER_COMPANY"] = "3"
+INT_KEYS += ("FEATURED_JOBS_PER_COMPANY",)
+
 # Login protection (login_guard.py; app/README.md, Login protection): failed logins of one account, and of
 # one client address, before lockouts start; the window they are counted in (s); the first lockout (s), which
 # doubles with every further failure up to the longest; login + registration attempts per address a minute.

@@ -6,14 +6,14 @@ from datetime import datetime, UTC
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session, joinedload
 
 from .. import serialize
 from ..cache import current_cache
 from ..db import session
 from ..errors import APIError, ValidationError, not_found
-from ..models import EmploymentType, ExperienceLevel, Job, JobCategory, JobStatus, Role
+from ..models import Company, EmploymentType, ExperienceLevel, Job, JobCategory, JobStatus, Role
 from ..search import SORTS, JobFilters, featured_jobs, search_jobs
 from ..security import roles_required
 from ..validation import Field, Query, parse_body
@@ -110,6 +110,38 @@ def _check_job(values: dict[str, Any], current: Job | None) -> None:
         raise ValidationError(errors)
 
 
+def _expired(expires_at: datetime | None) -> bool:
+    """An expired job is listed nowhere, so it holds no featured place."""
+    return expires_at is not None and expires_at <= datetime.now(UTC)
+
+
+def _check_featuring(db: Session, company: Company, job_id: int | None) -> None:
+    """The featuring rule, for a job about to become an open featured one (``job_id``: it, when it exists).
+
+    Featured jobs head every visitor's listing, so the platform vouches for them: only a verified company
+    features jobs (403 ``featuring_not_allowed``; verification is the TalentSphere team's decision, outside
+    the API), and at most FEATURED_JOBS_PER_COMPANY of its jobs are open featured jobs at once: published or
+    draft, not expired (409 ``featured_limit_reached``). Closing, unfeaturing or expiry frees a place.
+    """
+    if not company.is_verified:
+        raise APIError(403, "featuring_not_allowed",
+                       f"only verified companies feature jobs, and {company.name} is not verified",
+                       {"is_featured": "send false or leave it out; featuring needs your company verified by "
+                                       "the TalentSphere team"})
+    limit = current_app.config["FEATURED_JOBS_PER_COMPANY"]
+    # One featuring request per company at a time, so two cannot both see a free place; NO KEY UPDATE does not
+    # block other jobs being inserted for the company (their foreign key takes KEY SHARE).
+    db.execute(select(Company.id).where(Company.id == company.id).with_for_update(key_share=True))
+    featured = db.scalar(select(func.count()).select_from(Job).where(
+        Job.company_id == company.id, Job.is_featured == True, Job.status != JobStatus.CLOSED,  # noqa: E712
+        or_(Job.expires_at.is_(None), Job.expires_at > func.now()), Job.id != (job_id or 0))) or 0
+    if featured >= limit:
+        raise APIError(409, "featured_limit_reached",
+                       f"{company.name} has {featured} open featured jobs and the limit is {limit}",
+                       {"is_featured": "unfeature (is_featured false) or close one of your featured jobs first, "
+                                       "or send false here"})
+
+
 @bp.post("/jobs")
 @roles_required(Role.EMPLOYER)
 def create_job() -> tuple[dict[str, Any], int]:
@@ -118,6 +150,8 @@ def create_job() -> tuple[dict[str, Any], int]:
     company = employer_company(db, g.user)
     values = parse_body(JOB_FIELDS)
     _check_job(values, None)
+    if values.get("is_featured"):
+        _check_featuring(db, company, None)
     status = values.pop("status", JobStatus.DRAFT)
     job = Job(**values, status=status, company_id=company.id, posted_by_id=g.user.id,
               posted_at=datetime.now(UTC) if status is JobStatus.PUBLISHED else None)
@@ -139,6 +173,10 @@ def update_job(job_id: int) -> dict[str, Any]:
     if job.status is JobStatus.CLOSED:
         raise APIError(409, "job_closed", "a closed job cannot be edited; post a new one")
     _check_job(values, job)
+    was_open_featured = job.is_featured and not _expired(job.expires_at)
+    if (values.get("is_featured", job.is_featured) and not _expired(values.get("expires_at", job.expires_at))
+            and not was_open_featured):
+        _check_featuring(db, job.company, job.id)
     for name, value in values.items():
         setattr(job, name, value)
     if job.status is JobStatus.PUBLISHED and job.posted_at is None:
