@@ -67,14 +67,25 @@ class Actor:
     company: dict[str, Any] | None = None
 
 
-def register(client, role: str) -> Actor:  # noqa: ANN001
-    """Register a fresh user of ``role``."""
-    email = f"{role}-{uuid.uuid4().hex[:12]}@example.com"
-    response = client.post("/api/auth/register", json={"email": email, "password": "correct horse battery",
-                                                        "full_name": f"Test {role}", "role": role})
-    assert response.status_code == 201, response.get_json()
+PASSWORD = "correct horse battery"
+
+
+def login(client, email: str, password: str = PASSWORD) -> Actor:  # noqa: ANN001
+    """Log in; the account and its bearer header."""
+    response = client.post("/api/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.get_json()
     body = response.get_json()
     return Actor(user=body["user"], headers={"Authorization": f"Bearer {body['token']}"})
+
+
+def register(client, role: str) -> Actor:  # noqa: ANN001
+    """Register a fresh user of ``role`` and log in (registration answers no token: it must not tell
+    whether the email had an account)."""
+    email = f"{role}-{uuid.uuid4().hex[:12]}@example.com"
+    response = client.post("/api/auth/register", json={"email": email, "password": PASSWORD,
+                                                        "full_name": f"Test {role}", "role": role})
+    assert response.status_code == 202, response.get_json()
+    return login(client, email)
 
 
 def make_employer(client, slug: str | None = None) -> Actor:  # noqa: ANN001

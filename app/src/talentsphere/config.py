@@ -17,6 +17,8 @@ DEFAULTS: dict[str, str] = {
     "DATABASE_URL": "postgresql+psycopg2://localhost/talentsphere",
     "REDIS_URL": "redis://localhost:6379/0",
     "SECRET_KEY": "",
+    # Earlier SECRET_KEYs, comma-separated: tokens they signed stay valid for their lifetime (key rotation).
+    "SECRET_KEY_FALLBACKS": "",
     "DB_POOL_SIZE": "10",
     "DB_MAX_OVERFLOW": "20",
     "DB_POOL_TIMEOUT": "30",
@@ -134,6 +136,25 @@ def _check_production(values: Mapping[str, Any], given: Mapping[str, str]) -> No
                           f"{MIN_SECRET_KEY_LENGTH} characters")
 
 
+def _secret_key_fallbacks(raw: Any, production: bool) -> list[str]:
+    """SECRET_KEY_FALLBACKS as a list (any order: a token is checked against each; security.signing_keys).
+
+    Comma-separated in the environment (generated keys such as ``secrets.token_urlsafe(48)`` hold no comma);
+    a list from tests. Empty entries are dropped, so a trailing comma or an empty variable is no error. In
+    production each key must be as strong as SECRET_KEY: a weak old key still signs valid tokens. Messages
+    name the entry's position and length, never the key.
+    """
+    keys = [key.strip() for key in (raw.split(",") if isinstance(raw, str) else list(raw or []))]
+    keys = [key for key in keys if key]
+    if production:
+        for position, key in enumerate(keys, start=1):
+            if len(key) < MIN_SECRET_KEY_LENGTH or key.lower() in WEAK_SECRETS:
+                raise ConfigError(f"SECRET_KEY_FALLBACKS entry {position} of {len(keys)} is weak ({len(key)} "
+                                  f"characters); every key must have at least {MIN_SECRET_KEY_LENGTH} random "
+                                  "characters, separated by commas (drop a key nobody's tokens need any more)")
+    return keys
+
+
 def _check_database_timeouts(values: Mapping[str, Any]) -> None:
     """The outage settings (app/README.md, Database outage): a connect timeout libpq honours as given."""
     connect = values["DB_CONNECT_TIMEOUT"]
@@ -182,6 +203,8 @@ def load_config(environ: Mapping[str, str] | None = None,
     elif not values["SECRET_KEY"]:
         # Development/testing only: a per-process random key, so tokens die with the process.
         values["SECRET_KEY"] = os.urandom(32).hex()
+    values["SECRET_KEY_FALLBACKS"] = _secret_key_fallbacks(values["SECRET_KEY_FALLBACKS"],
+                                                           values["FLASK_ENV"] == "production")
     _check_database_timeouts(values)
     if not str(values["CACHE_KEY_PREFIX"]):
         raise ConfigError("CACHE_KEY_PREFIX is empty; the Redis ACL limits the app to a prefix such as 'ts:'")

@@ -127,6 +127,8 @@ SCHEMAS: dict[str, Any] = {
                   "role": _enum(["job_seeker", "employer", "admin"]), "is_active": BOOLEAN,
                   "created_at": _nullable(DATETIME)}),
     "AuthResult": _obj({"user": _ref("User"), "token": STRING}),
+    "Registered": _obj({"status": _enum(["accepted"]), "message": STRING}),
+    "LoggedOut": _obj({"status": _enum(["logged_out"]), "message": STRING}),
     "CompanySummary": _obj({"id": INTEGER, "name": STRING, "slug": STRING, "is_verified": BOOLEAN}),
     "Company": _obj({"id": INTEGER, "name": STRING, "slug": STRING, "is_verified": BOOLEAN,
                      "description": STRING, "industry": STRING, "location": STRING,
@@ -153,6 +155,10 @@ SCHEMAS: dict[str, Any] = {
     "LoginInput": {"type": "object", "additionalProperties": False, "required": ["email", "password"],
                    "properties": {"email": {"type": "string", "format": "email", "maxLength": 254},
                                   "password": {"type": "string", "minLength": 1, "maxLength": 128}}},
+    "PasswordChangeInput": {"type": "object", "additionalProperties": False,
+                            "required": ["current_password", "new_password"], "properties": {
+                                "current_password": {"type": "string", "minLength": 1, "maxLength": 128},
+                                "new_password": {"type": "string", "minLength": 8, "maxLength": 128}}},
     "JobCreate": _job_input(["title", "description", "location", "employment_type", "experience_level"]),
     "JobUpdate": _job_input([]),
     "CompanyCreate": {"type": "object", "additionalProperties": False,
@@ -234,14 +240,23 @@ PATHS: dict[str, Any] = {
         tag="health")},
     "/api/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"}, "OpenAPI 3 document")},
                                      tag="meta")},
-    "/api/auth/register": {"post": _op("Create an account", _responses(
-        {"201": _json(_ref("AuthResult"), "Account created")}, ["400", "409", "413", "415", "422", "503"]),
+    "/api/auth/register": {"post": _op(
+        "Create an account unless the email has one; the same answer either way (no token: log in)", _responses(
+            {"202": _json(_ref("Registered"), "Accepted: the email has an account now (new or not)")},
+            ["400", "413", "415", "422", "503"]),
         body="RegisterInput", tag="auth")},
     "/api/auth/login": {"post": _op("Get a token", _responses(
         {"200": _json(_ref("AuthResult"), "Logged in")}, ["400", "401", "413", "415", "422", "503"]),
         body="LoginInput", tag="auth")},
     "/api/auth/me": {"get": _op("The current account", _responses(
         {"200": _json(_obj({"user": _ref("User")}), "The account")}, ["401", "503"]), secured=True, tag="auth")},
+    "/api/auth/logout-all": {"post": _op("Revoke every token of the account, this one included", _responses(
+        {"200": _json(_ref("LoggedOut"), "Every token revoked")}, ["401", "503"]), secured=True, tag="auth")},
+    "/api/auth/password": {"post": _op(
+        "Change the password (current one required); revokes every earlier token, returns a fresh one",
+        _responses({"200": _json(_ref("AuthResult"), "Password changed")},
+                   ["400", "401", "403", "413", "415", "422", "503"]),
+        body="PasswordChangeInput", secured=True, tag="auth")},
     "/api/jobs": {
         "get": _op("Search and list published jobs (cached 5 min)", _responses(
             {"200": _json(_search_page(), "A page of jobs")}, READ_ERRORS), params=JOB_FILTERS),
