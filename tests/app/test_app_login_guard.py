@@ -21,7 +21,7 @@ from app_helpers import app_config, counting_statements
 
 from talentsphere import create_app
 from talentsphere.api import auth as auth_api
-from talentsphere.config import load_config
+from talentsphere.config import ConfigError, load_config
 
 PASSWORD = "correct horse battery"
 WRONG = "wrong password!"
@@ -134,6 +134,7 @@ def assert_refused(response: Any, retry_after: int | None = None) -> None:
     assert response.is_json
     assert response.get_json()["error"]["code"] == "too_many_attempts"
     assert int(response.headers["Retry-After"]) >= 1
+    assert response.headers["Cache-Control"] == "no-store"  # the app's after-request headers are there too
     if retry_after is not None:
         assert response.headers["Retry-After"] == str(retry_after)
 
@@ -357,3 +358,9 @@ def test_lockouts_are_counted_in_the_metrics(make_app, account) -> None:  # noqa
     refused = 'talentsphere_auth_refused_total{reason="account"}'
     assert value(after, lockouts) - value(before, lockouts) == 1
     assert value(after, refused) - value(before, refused) == 1
+
+
+@pytest.mark.parametrize("name, raw", [("AUTH_ADDRESS_RATE", "many"), ("AUTH_LOCKOUT_SECONDS", "-1")])
+def test_a_malformed_setting_stops_startup_naming_it(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_config({"FLASK_ENV": "testing", name: raw})
