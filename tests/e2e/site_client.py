@@ -1,8 +1,8 @@
 """The deployed split lab as the traffic tests use it: HTTPS requests through the lb, SSH to hosts, deploys.
 
-The lab's nginx limits /api to 20 requests/s per client address; all test traffic comes from one address,
-so `raised_api_limit` raises that limit for a test module's run (a group_vars file it adds and removes,
-with a deploy each).
+The lab's nginx limits /api to 20 requests/s per client address, and /api/auth/ (login, registration) to 5 a
+minute; all test traffic comes from one address, so `raised_api_limit` raises both limits for a test module's
+run (a group_vars file it adds and removes, with a deploy each).
 """
 
 from __future__ import annotations
@@ -115,10 +115,11 @@ def deploy(deployment: Deployment, *args: str, app_dir: pathlib.Path | None = No
 
 @contextlib.contextmanager
 def raised_api_limit(deployment: Deployment) -> Iterator[Lab]:
-    """The lab with nginx's per-address API limit raised (restored afterwards, with a deploy each)."""
+    """The lab with nginx's per-address API and auth limits raised (restored afterwards, with a deploy each)."""
     override = pathlib.Path(deployment.lab.inventory_dir) / "group_vars" / "all" / TRAFFIC_OVERRIDE
     override.write_text("# Written by the e2e traffic tests for their run: all their traffic comes from one "
-                        "address.\nnginx_api_rate: 2000r/s\nnginx_api_burst: 4000\n")
+                        "address.\nnginx_api_rate: 2000r/s\nnginx_api_burst: 4000\n"
+                        "nginx_auth_rate: 2000r/s\nnginx_auth_burst: 4000\n")
     try:
         deploy(deployment)
         yield Lab(deployment)

@@ -201,3 +201,22 @@ def test_api_location_is_rate_limited(lb: Target) -> None:
     api = re.search(r"location\s+\^?~?\s*/api/?\s*\{(?P<body>[^}]*)\}", config)
     assert api and re.search(r"^\s*limit_req\s+zone=", api.group("body"), re.M), (
         f"{lb}: no limit_req in the /api/ location")
+
+
+@pytest.mark.control("ts-nginx-07")
+def test_auth_location_has_its_own_limit_per_client_address_at_the_inventorys_rate(lb: Target) -> None:
+    config = _nginx_config(lb)
+    zones = {name: (key, rate) for key, name, rate in
+             re.findall(r"^\s*limit_req_zone\s+(\S+)\s+zone=(\w+):\S+\s+rate=(\S+?);", config, re.M)}
+    auth = re.search(r"location\s+\^?~?\s*/api/auth/\s*\{(?P<body>[^}]*)\}", config)
+    assert auth, f"{lb}: no /api/auth/ location: login and registration have only the API's limit"
+    limits = re.findall(r"^\s*limit_req\s+zone=(\w+)", auth.group("body"), re.M)
+    api = re.search(r"location\s+/api/\s*\{(?P<body>[^}]*)\}", config)
+    api_zones = re.findall(r"^\s*limit_req\s+zone=(\w+)", api.group("body"), re.M) if api else []
+    own = [zone for zone in limits if zone not in api_zones and zone in zones]
+    assert own, f"{lb}: /api/auth/ applies only the zones {limits} (those of /api/: {api_zones})"
+    key, rate = zones[own[0]]
+    want = lb.ctx["nginx"]["auth_rate"]
+    assert key == "$binary_remote_addr" and rate == want, (
+        f"{lb}: /api/auth/'s zone {own[0]} counts {key} at {rate}, want $binary_remote_addr at {want} "
+        "(nginx_auth_rate)")

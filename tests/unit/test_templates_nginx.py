@@ -11,6 +11,7 @@ from tsdeploy.context import build_context
 from tsdeploy.inventory import load
 from tsdeploy.templating import MANAGED_MARKER, render
 
+from test_inventory import problems_of, write_inventory as write_validated_inventory  # validated, with a vault
 from test_templates_app import write_inventory  # the same tiny inventory the app templates use
 
 
@@ -116,3 +117,24 @@ def test_nginx_closes_idle_upstream_connections_before_gunicorn_does(tmp_path: p
     upstream = render("nginx/talentsphere.conf.j2", build_context(inventory, "lb1")).split("upstream talentsphere_app {")[1]
     upstream = upstream.split("}")[0]
     assert directives(upstream, "keepalive_timeout") == ["6s"]
+
+
+def test_login_and_registration_get_their_own_zone_per_client_address(site):
+    zones = directives(site, "limit_req_zone")
+    assert "$binary_remote_addr zone=talentsphere_auth:10m rate=5r/m" in zones
+    auth = re.search(r"location /api/auth/ \{(?P<body>[^}]*)\}", site).group("body")
+    assert directives(auth, "limit_req") == ["zone=talentsphere_api burst=40 nodelay",
+                                             "zone=talentsphere_auth burst=5 nodelay"]
+
+
+@pytest.mark.parametrize("variable, value, fix", [
+    ("nginx_auth_rate", "5/min", "e.g. 20r/s or 5r/m"),
+    ("nginx_auth_rate", "0r/m", "a whole number above 0"),
+    ("nginx_api_rate", 20, "e.g. 20r/s or 5r/m"),
+    ("nginx_auth_burst", -1, "set a whole number between 0 and 1000000"),
+    ("nginx_auth_burst", "5", "set a whole number >= 0"),
+])
+def test_a_bad_rate_or_burst_is_refused_before_any_host_naming_the_variable(tmp_path, variable, value, fix):
+    problems = problems_of(write_validated_inventory(tmp_path, main_overrides={variable: value}))
+    assert len(problems) == 1 and problems[0].startswith(f"lb1: {variable} = {value!r} (")
+    assert fix in problems[0]
