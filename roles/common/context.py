@@ -74,6 +74,16 @@ class FirewallRule(TypedDict):
     v6: list[str]
 
 
+class UpgradesContext(TypedDict):
+    """`ctx["common"]["upgrades"]`: unattended-upgrades' settings (roles/common/upgrades.py)."""
+
+    enabled: bool
+    reboot: bool
+    reboot_time: str
+    #: The Debian-Security suite of the host's release (bookworm-security): the only origin it installs from.
+    security_codename: str
+
+
 class CommonContext(TypedDict):
     """`ctx["common"]`."""
 
@@ -84,6 +94,7 @@ class CommonContext(TypedDict):
     kernel_sysctls: dict[str, int]
     ca_cert_src: str | None
     ca_cert_path: str
+    upgrades: UpgradesContext
 
 
 def describe_host(name: str, groups: list[str], v: dict[str, Any]) -> HostFacts:
@@ -113,4 +124,8 @@ def derive(view: HostView) -> CommonContext:
     v = view.vars
     return CommonContext(deploy_user=v["deploy_user"], ssh_port=int(v["ssh_port"]), firewall_rules=_firewall(view),
                          network_sysctls=dict(NETWORK_SYSCTLS), kernel_sysctls=dict(KERNEL_SYSCTLS),
-                         ca_cert_src=v.get("tls_ca_cert_file"), ca_cert_path=CA_CERT_PATH)
+                         ca_cert_src=v.get("tls_ca_cert_file"), ca_cert_path=CA_CERT_PATH,
+                         upgrades=UpgradesContext(enabled=bool(v["unattended_upgrades_enabled"]),
+                                                  reboot=bool(v["unattended_upgrades_reboot"]),
+                                                  reboot_time=str(v["unattended_upgrades_reboot_time"]),
+                                                  security_codename=f"{v['debian_release']}-security"))

@@ -15,7 +15,14 @@ SSHD_DROP_IN = ManagedFile("common/sshd_hardening.conf.j2", "/etc/ssh/sshd_confi
                            "root", "root", "600", template="common/sshd_hardening.conf.j2", trigger="sshd")
 NFTABLES = ManagedFile("common/nftables.conf.j2", "/etc/nftables.conf", "root", "root", "600",
                        template="common/nftables.conf.j2", trigger="nftables")
-FILES = (SUDOERS, CA_CERT, SSHD_DROP_IN, NFTABLES)
+# unattended-upgrades: own drop-ins read after Debian's ucf-managed 20auto-upgrades and 50unattended-upgrades
+# (left untouched, so a package update never asks about them); see roles/common/upgrades.py.
+AUTO_UPGRADES = ManagedFile("common/auto-upgrades.j2", "/etc/apt/apt.conf.d/21tsdeploy-auto-upgrades",
+                            "root", "root", "644", template="common/auto-upgrades.j2", trigger="upgrades")
+UNATTENDED_UPGRADES = ManagedFile("common/unattended-upgrades.j2",
+                                  "/etc/apt/apt.conf.d/51tsdeploy-unattended-upgrades", "root", "root", "644",
+                                  template="common/unattended-upgrades.j2", trigger="upgrades")
+FILES = (SUDOERS, CA_CERT, SSHD_DROP_IN, NFTABLES, AUTO_UPGRADES, UNATTENDED_UPGRADES)
 
 CA_DIR = ManagedPath("/etc/ssl/tsdeploy", "root", "root", "755", why="for the inventory's CA certificate")
 SSHD_CONFIG = ManagedPath("/etc/ssh/sshd_config", "root", "root", "600", directory=False,
@@ -29,7 +36,8 @@ UPLOAD_ROOT = "/var/lib/tsdeploy-upload"
 
 
 def packages(ctx: Context) -> list[str]:
-    return ["sudo", "nftables", "ca-certificates"]
+    upgrades = ["unattended-upgrades"] if ctx["common"]["upgrades"]["enabled"] else []
+    return ["sudo", "nftables", "ca-certificates", *upgrades]
 
 
 def private_temp_dir(deploy_user: str) -> str:

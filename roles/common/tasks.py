@@ -1,16 +1,17 @@
-"""The common role's operations on every host: deploy user and sudo, sshd, nftables, sysctls."""
+"""The common role's operations on every host: deploy user and sudo, sshd, nftables, sysctls, security updates."""
 
 from pyinfra.api import deploy
 
-from roles.common import ROLE, firewall, sshd, sysctl, users
+from roles.common import ROLE, firewall, sshd, sysctl, upgrades, users
 from roles.runtime import host_context
 
 
 @deploy("Common baseline", data_defaults=ROLE.defaults)
 def tasks() -> None:
-    """Deploy user and sudo, sshd hardening, nftables for the host's roles, network sysctls."""
+    """Deploy user and sudo, sshd hardening, nftables for the host's roles, network sysctls, unattended-upgrades."""
     ctx = host_context()
     users.apply(ctx)
     sshd.apply(ctx)
     firewall.apply(ctx)
     sysctl.apply(ctx)
+    upgrades.apply(ctx)

@@ -26,7 +26,7 @@ VISUDO = Check(tool="visudo -c", script=_visudo,
 
 def apply(ctx: Context) -> None:
     user = ctx["common"]["deploy_user"]
-    packages.install(name="Install sudo, nftables and the CA tooling", packages=manifest.packages(ctx))
+    packages.install(name=f"Install {', '.join(manifest.packages(ctx))}", packages=manifest.packages(ctx))
     server.user(name=f"Keep the deploy user {user} with a login shell", user=user, shell="/bin/bash",
                 ensure_home=True)
     files.directory(name="Create the root of the deploy users' private upload dirs",

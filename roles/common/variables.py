@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
 from tsdeploy import checks
 from tsdeploy.rolespec import REQUIRED, Variable
@@ -23,6 +24,16 @@ TLS_CERT_FILE = Variable("tls_cert_file", REQUIRED,
 TLS_KEY_FILE = Variable("tls_key_file", REQUIRED, "the private key of tls_cert_file (PEM) on the control node",
                         checks.local_file, files=True)
 
+_CLOCK_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+def reboot_time(value: Any) -> tuple[str, str] | None:
+    """Unattended-Upgrade::Automatic-Reboot-Time as this role writes it: a 24-hour clock time, HH:MM."""
+    if isinstance(value, str) and _CLOCK_TIME.match(value):
+        return None
+    return "is not a time of day as HH:MM", "write a quoted 24-hour time such as \"03:30\" (00:00 to 23:59)"
+
+
 VARIABLES: tuple[Variable, ...] = (
     Variable("private_address", REQUIRED,
              "the host's address on the private network: services bind to it, peers' firewalls and URLs use it",
@@ -40,6 +51,17 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("ssh_allow_from", ["0.0.0.0/0", "::/0"],
              "networks allowed to reach sshd (nftables); narrow this to your bastion or VPN", checks.cidr_list),
     Variable("ssh_port", 22, "the sshd port opened in nftables"),
+    Variable("unattended_upgrades_enabled", True,
+             "install unattended-upgrades and let apt's daily timer apply Debian security updates",
+             checks.boolean),
+    # Off by default: a host that reboots on its own takes its service down unannounced (PostgreSQL, Redis and
+    # a single lb have no standby); reboots stay a planned operation (roles/common/README.md).
+    Variable("unattended_upgrades_reboot", False,
+             "reboot automatically when an update asks for it (/var/run/reboot-required), at the reboot time",
+             checks.boolean),
+    Variable("unattended_upgrades_reboot_time", "03:30",
+             "local time (HH:MM) of an automatic reboot, when unattended_upgrades_reboot is true",
+             reboot_time),
 )
 
 

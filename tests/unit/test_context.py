@@ -119,9 +119,9 @@ def test_only_lb_hosts_open_http_and_https(inventory_path: pathlib.Path) -> None
 
 
 def test_urls_point_at_the_peers_with_escaped_credentials(tmp_path: pathlib.Path) -> None:
-    secrets = dict(SECRETS, vault_postgresql_app_password="p@ss/word:with-specials-0123")
+    secrets = dict(SECRETS, vault_postgresql_app_password="p@ss/word:with-specials-9f3Kq7Lx2W")
     app = build_context(load(write_inventory(tmp_path, secrets=secrets)), "app1")["app"]
-    assert app["database_url"].startswith("postgresql+psycopg2://talentsphere:p%40ss%2Fword%3Awith-specials-0123"
+    assert app["database_url"].startswith("postgresql+psycopg2://talentsphere:p%40ss%2Fword%3Awith-specials-9f3Kq7Lx2W"
                                           "@10.0.0.10:5432/talentsphere?sslmode=verify-full")
     assert app["redis_url"].startswith("redis://talentsphere:")
     assert app["redis_url"].endswith("@10.0.0.11:6379/0")
