@@ -13,8 +13,12 @@ import configparser
 import dataclasses
 import os
 import pathlib
+import pwd
 import re
+import stat
 from typing import Any
+
+import yaml
 
 from ansible.errors import AnsibleError
 from ansible.inventory.manager import InventoryManager
@@ -159,6 +163,44 @@ class _VaultlessLoader(DataLoader):
         return super().get_text_file_contents(file_name, encoding)
 
 
+def vault_password_file_problem(path: pathlib.Path, uid: int | None = None) -> str | None:
+    """Why the vault password file may not be used (readable by others, or someone else's), or None.
+
+    The password opens every secret of the inventory: the file must be private to the user who deploys,
+    mode 0600 (or 0700 for a password script: no group or other bits) and owned by that user (`uid`, by
+    default the effective user), as ssh insists for a private key.
+    """
+    uid = os.geteuid() if uid is None else uid
+    info = path.stat()
+    mode = stat.S_IMODE(info.st_mode)
+    problems, fixes = [], []
+    if mode & 0o077:
+        problems.append(f"has mode {mode:04o} (group or others may read it)")
+        fixes.append(f"chmod 600 {path}")
+    if info.st_uid != uid:
+        problems.append(f"is owned by {_user_name(info.st_uid)}, not by {_user_name(uid)} who runs the deploy")
+        fixes.append(f"chown {pwd.getpwuid(uid).pw_name if _has_name(uid) else uid} {path}")
+    if not problems:
+        return None
+    return (f"vault password file {path} {' and '.join(problems)}; it opens every secret of the inventory; "
+            f"fix: {' and '.join(fixes)}")
+
+
+def _has_name(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
 def _make_loader(vault_file: pathlib.Path | None) -> DataLoader:
     loader = DataLoader()
     if vault_file is not None:
@@ -167,10 +209,76 @@ def _make_loader(vault_file: pathlib.Path | None) -> DataLoader:
                 f"vault password file {vault_file} does not exist; fix: create it (mode 0600, outside the "
                 "repository) or pass --vault-password-file"
             ])
+        if problem := vault_password_file_problem(vault_file):
+            raise InventoryError([problem])
         secret = get_file_vault_secret(filename=str(vault_file), loader=loader)
         secret.load()
         loader.set_vault_secrets([("default", secret)])
     return loader
+
+
+class _TolerantLoader(yaml.SafeLoader):
+    """YAML with ansible's tags (`!vault`, `!unsafe`) read as tagged values, for the plaintext-vault scan."""
+
+
+class _Tagged(str):
+    """A value written with an ansible tag; `tag` says which (`!vault`: encrypted inline)."""
+
+    tag = ""
+
+
+def _tagged(loader: yaml.Loader, suffix: str, node: yaml.Node) -> _Tagged:
+    value = _Tagged(loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else "")
+    value.tag = "!" + suffix
+    return value
+
+
+_TolerantLoader.add_multi_constructor("!", _tagged)
+
+
+def _plain_vault_names(document: Any) -> list[str]:
+    """The `vault_*` variables a parsed YAML document defines in plaintext (an inline `!vault` value is not)."""
+    names: list[str] = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if str(key).startswith("vault_") and not (isinstance(value, _Tagged) and value.tag == "!vault"):
+                names.append(str(key))
+            names.extend(_plain_vault_names(value))
+    elif isinstance(document, list):
+        for item in document:
+            names.extend(_plain_vault_names(item))
+    return names
+
+
+def plaintext_vault_problems(inventory_dir: pathlib.Path, source: pathlib.Path) -> list[str]:
+    """A sentence for every inventory file that defines `vault_*` variables without ansible-vault encryption.
+
+    `vault_*` variables are the inventory's secrets (group_vars map them into the roles' settings), so a file
+    that defines them in plaintext puts every secret into the repository and its copies. The files checked are
+    the hosts file and every file under group_vars/ and host_vars/, as ansible reads them. The lab encrypts its
+    vault like any other inventory (`tsdeploy.lab.inventory.write_inventory`), so nothing is exempt.
+    """
+    candidates = [source]
+    for folder in ("group_vars", "host_vars"):
+        if (inventory_dir / folder).is_dir():
+            candidates.extend(sorted(path for path in (inventory_dir / folder).rglob("*")
+                                     if path.is_file() and path.suffix in ("", ".yml", ".yaml", ".json")))
+    problems = []
+    for path in candidates:
+        with open(path, "rb") as handle:
+            if is_encrypted_file(handle):
+                continue
+        try:
+            documents = list(yaml.load_all(path.read_text(), Loader=_TolerantLoader))  # noqa: S506 (safe + tags)
+        except (yaml.YAMLError, UnicodeDecodeError):
+            continue  # ansible's own loader reports a broken file with its position
+        names = sorted({name for document in documents for name in _plain_vault_names(document)})
+        if names:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            problems.append(f"{path} defines {shown} in plaintext: the vault's secrets must be encrypted; "
+                            f"fix: ansible-vault encrypt {path} (and rotate those secrets if the plaintext was "
+                            "ever committed or shared)")
+    return problems
 
 
 def read(path: str | os.PathLike, vault_password_file: str | os.PathLike | None = None,
@@ -185,6 +293,8 @@ def read(path: str | os.PathLike, vault_password_file: str | os.PathLike | None 
     path = pathlib.Path(path)
     source = hosts_file(path)
     inventory_dir = source.parent
+    if plaintext := plaintext_vault_problems(inventory_dir, source):
+        raise InventoryError(plaintext)
     vault_file = find_vault_password_file(inventory_dir, vault_password_file) if secrets else None
     loader = _make_loader(vault_file) if secrets else _VaultlessLoader()
     try:

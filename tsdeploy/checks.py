@@ -7,6 +7,7 @@ the problem with the host, the variable, where the value came from and the bad v
 from __future__ import annotations
 
 import ipaddress
+import math
 import pathlib
 import re
 from typing import Any
@@ -114,14 +115,120 @@ def choice(*options: str) -> Check:
     return check
 
 
-def secret(min_length: int) -> Check:
+#: Words that mark a value copied from an example or typed by a person, never generated: matched in the value
+#: lower-cased with everything but letters and digits removed ("REPLACE-ME" and "replace_me" alike).
+PLACEHOLDER_WORDS = ("replaceme", "changeme", "example", "password", "passwd", "placeholder", "secret",
+                     "dummy", "sample", "default", "insecure", "letmein", "qwerty")
+#: A generated secret's rules: length and estimated entropy (`entropy_bits`).
+SECRET_MIN_LENGTH, SECRET_MIN_BITS = 32, 128
+#: Runs this long of one character ("xxxxxxxx") or of consecutive ones ("01234567", "hgfedcba") mark a typed
+#: value; a random 43-character value has one with a probability below 1e-9 (hex: about 1e-7).
+_RUN = 8
+#: A stretch this long that occurs twice marks a repeated pattern ("Tr0ub4dor&3Tr0ub4dor&3...").
+_REPEAT = 10
+#: Fewer distinct characters than this marks a repeated pattern ("abababab...").
+_MIN_DISTINCT = 8
+_GENERATE = "`openssl rand -base64 32`"
+_HEX = frozenset("0123456789abcdef")
+_HEX_UPPER = frozenset("0123456789ABCDEF")
+
+
+def entropy_bits(value: str) -> float:
+    """The entropy of `value` estimated by counting character classes: length x log2(alphabet size).
+
+    The alphabet is the sum of the classes the value uses: lower-case letters 26, upper-case 26, digits 10,
+    anything else 33 (ASCII punctuation and space); a value of hex digits (digits and a-f, one case)
+    counts 16.
+    This credits a random value with about what its generator gives it (`openssl rand -base64 32`: 44
+    characters, 260-290 bits; `openssl rand -hex 16`: exactly 128; the lab's `secrets.token_urlsafe(32)`: 43
+    characters, 255-285), and overrates values that use many classes but little randomness ("Password1234567890..."):
+    `secret_pattern` refuses those (placeholder words, runs, repeats) before this estimate is consulted.
+    """
+    if not value:
+        return 0.0
+    used = set(value)
+    if ((used <= _HEX or used <= _HEX_UPPER) and any(c.isdigit() for c in used)
+            and any(c.isalpha() for c in used)):
+        alphabet = 16
+    else:
+        alphabet = ((26 if any(c.islower() and c.isascii() for c in value) else 0)
+                    + (26 if any(c.isupper() and c.isascii() for c in value) else 0)
+                    + (10 if any(c.isdigit() and c.isascii() for c in value) else 0)
+                    + (33 if any(not (c.isascii() and c.isalnum()) for c in value) else 0))
+    return len(value) * math.log2(alphabet)
+
+
+def _longest_run(value: str) -> int:
+    """The longest stretch of one character, or of consecutive characters up or down ("abcd", "4321")."""
+    longest = same = up = down = 1
+    for before, after in zip(value, value[1:]):
+        step = ord(after) - ord(before)
+        same = same + 1 if step == 0 else 1
+        up = up + 1 if step == 1 else 1
+        down = down + 1 if step == -1 else 1
+        longest = max(longest, same, up, down)
+    return longest
+
+
+def _repeats_a_stretch(value: str) -> bool:
+    seen: set[str] = set()
+    for start in range(len(value) - _REPEAT + 1):
+        stretch = value[start:start + _REPEAT]
+        if stretch in seen:
+            return True
+        seen.add(stretch)
+    return False
+
+
+def _is_placeholder(value: str) -> bool:
+    folded = "".join(c for c in value.lower() if c.isalnum())
+    return any(word in folded for word in PLACEHOLDER_WORDS)
+
+
+def secret_pattern(value: str) -> str | None:
+    """Why `value` is not a generated secret (a placeholder, or typed), or None. Never quotes the value."""
+    if _is_placeholder(value):
+        return ("is a placeholder, not a generated secret (it contains a word such as REPLACE-ME, changeme, "
+                "example or password)")
+    if len(value) > 1 and _longest_run(value) >= _RUN:
+        return (f"is not random: it holds {_RUN} or more repeated or consecutive characters "
+                "(like xxxxxxxx or 12345678)")
+    if len(set(value)) < _MIN_DISTINCT or _repeats_a_stretch(value):
+        return "is not random: it repeats a pattern"
+    return None
+
+
+def secret(min_length: int = SECRET_MIN_LENGTH, min_bits: int = SECRET_MIN_BITS) -> Check:
+    """A secret the operator generates: >= `min_length` characters, no placeholder or typed pattern
+    (`secret_pattern`), and >= `min_bits` bits of estimated entropy (`entropy_bits`: character classes).
+
+    The problem never quotes the value: validation shows a secret as "(secret, not shown)".
+    """
+    fix = f"put a random value in the vault file, generated with {_GENERATE} (then ansible-vault encrypt it)"
+
     def check(value: Any) -> tuple[str, str] | None:
         if not isinstance(value, str) or len(value) < min_length:
             return (f"is missing or shorter than {min_length} characters",
                     f"put a random value of >= {min_length} characters in the vault file "
-                    "(e.g. `openssl rand -base64 32`)")
+                    f"(e.g. {_GENERATE})")
+        if problem := secret_pattern(value):
+            return problem, fix
+        if (bits := entropy_bits(value)) < min_bits:
+            return (f"is too guessable: about {bits:.0f} bits of entropy (estimated from its length and "
+                    f"character classes), fewer than {min_bits}", fix)
         return None
     return check
+
+
+def issued_secret(value: Any) -> tuple[str, str] | None:
+    """A credential a provider issues (an S3 access key): its format is the provider's, so only the
+    placeholders of documentation examples are refused (AWS's own is AKIAIOSFODNN7EXAMPLE)."""
+    if not isinstance(value, str):
+        return "is not a string", "put the credential the provider issued in the vault file, quoted"
+    if value and _is_placeholder(value):
+        return ("is a placeholder from an example, not an issued credential",
+                "put the credential your storage provider issued in the vault file")
+    return None
 
 
 def hostname(value: Any) -> tuple[str, str] | None:

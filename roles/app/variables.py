@@ -44,7 +44,7 @@ VARIABLES: tuple[Variable, ...] = (
              checks.number),
     Variable("app_slow_query_threshold", 0.5,
              "statements slower than this (seconds) are logged by the app and by PostgreSQL", checks.number),
-    Variable("app_secret_key", REQUIRED, "Flask's SECRET_KEY, from the vault (signs tokens)", checks.secret(32),
+    Variable("app_secret_key", REQUIRED, "Flask's SECRET_KEY, from the vault (signs tokens)", checks.secret(),
              secret=True),
     Variable("app_releases_keep", 3, "releases kept under /opt/talentsphere/releases (the current one always is)",
              checks.integer(1, 100)),

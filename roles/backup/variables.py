@@ -46,7 +46,7 @@ BACKUP_REPO_PATH = Variable("backup_repo_path", "/var/lib/pgbackrest",
 BACKUP_REPO_CIPHER_PASS = Variable(
     "backup_repo_cipher_pass", REQUIRED,
     "passphrase of the repository's aes-256-cbc encryption; from the vault; losing it loses every backup",
-    checks.secret(32), secret=True)
+    checks.secret(), secret=True)
 BACKUP_RETENTION_FULL = Variable("backup_retention_full", 4, "full backups kept (with the diffs and WAL they need)",
                                  checks.integer(1, 9999))
 BACKUP_RETENTION_DIFF = Variable("backup_retention_diff", 6,
@@ -84,11 +84,13 @@ BACKUP_S3_REGION = Variable("backup_s3_region", "", "S3 region, e.g. eu-west-1")
 BACKUP_S3_PATH = Variable("backup_s3_path", "/talentsphere", "path of the repository inside the bucket")
 BACKUP_S3_URI_STYLE = Variable("backup_s3_uri_style", "host", "host (AWS) or path (MinIO and most others)",
                                checks.choice("host", "path"))
-BACKUP_S3_KEY = Variable("backup_s3_key", "", "S3 access key id; from the vault", secret=True)
-BACKUP_S3_KEY_SECRET = Variable("backup_s3_key_secret", "", "S3 secret access key; from the vault", secret=True)
+BACKUP_S3_KEY = Variable("backup_s3_key", "", "S3 access key id; from the vault", optional(checks.issued_secret),
+                         secret=True)
+BACKUP_S3_KEY_SECRET = Variable("backup_s3_key_secret", "", "S3 secret access key; from the vault",
+                                optional(checks.issued_secret), secret=True)
 BACKUP_S3_CIPHER_PASS = Variable("backup_s3_cipher_pass", "",
                                  "passphrase of the S3 repository's encryption; from the vault",
-                                 optional(checks.secret(32)), secret=True)
+                                 optional(checks.secret()), secret=True)
 BACKUP_S3_RETENTION_FULL = Variable("backup_s3_retention_full", 8, "full backups kept in the S3 repository",
                                     checks.integer(1, 9999))
 

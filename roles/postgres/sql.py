@@ -1,11 +1,16 @@
 """Fact-comparing SQL operations run as the postgres superuser over the local socket (peer auth).
 
 SQL that carries a secret is never put on a command line (visible in `ps`): it is uploaded into the deploy
-user's 0700 upload dir and fed to psql on stdin, then removed.
+user's 0700 upload dir and fed to psql on stdin, then removed. No fact reads a secret back either: pyinfra
+prints a fact's command with -vv and its output with -vvv, so the app role's stored SCRAM verifier is compared
+through its SHA-256 (`role_query`, `password_matches`), never read.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
 
 from pyinfra import host, logger
@@ -62,6 +67,53 @@ def _secret_sql(sql: str, temp_dir: str) -> list[object]:
     ]
 
 
+#: A role's attributes as `login_role` wants them (its connection limit is appended).
+ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT"
+
+
+def role_query(user: str) -> str:
+    """The query of `login_role`'s fact: one row `flags|limit|iterations:salt|sha256` for `user`, none if absent.
+
+    Of the stored password it reads only the SCRAM parameters (iterations and salt, which the server sends to
+    any client that starts a login) and the SHA-256 of the stored verifier, never the verifier itself: pyinfra
+    prints a fact's output with -vvv, and a verifier lets whoever holds it pose as the server to the app.
+    """
+    return ("SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolcanlogin, rolconnlimit, "
+            "coalesce(split_part(rolpassword, '$', 2), ''), "
+            "coalesce(encode(sha256(convert_to(rolpassword, 'UTF8')), 'hex'), '') "
+            f"FROM pg_authid WHERE rolname = {_quote_literal(user)}")
+
+
+def password_matches(parameters: str, digest: str, password: str) -> bool:
+    """Whether the stored verifier, seen as its `iterations:salt` and its SHA-256 (`role_query`), is one of
+    `password`: recompute the verifier with that salt and count and compare the digests (an md5 or missing
+    password has no parameters and never matches)."""
+    try:
+        iterations, salt = parameters.split(":", 1)
+        expected = scram.verifier(password, base64.b64decode(salt, validate=True), int(iterations))
+    except ValueError:
+        return False
+    return hmac.compare_digest(hashlib.sha256(expected.encode()).hexdigest(), digest)
+
+
+def role_statements(user: str, connection_limit: int, row: str | None, password: str) -> list[str]:
+    """The SQL that makes `user` as `login_role` wants it, from the fact's row (None: no such role); [] = as wanted.
+
+    The password reaches PostgreSQL only as a new SCRAM verifier, in these statements, which are uploaded as a
+    file and never logged (`_secret_sql`).
+    """
+    attributes = f"{ROLE_ATTRIBUTES} {connection_limit}"
+    if row is None:
+        return [f"CREATE ROLE {user} {attributes} PASSWORD {_quote_literal(scram.verifier(password))};\n"]
+    *flags, limit, parameters, digest = row.split("|")
+    statements = []
+    if flags != ["f", "f", "f", "f", "f", "t"] or int(limit) != connection_limit:
+        statements.append(f"ALTER ROLE {user} {attributes};\n")
+    if not password_matches(parameters, digest, password):
+        statements.append(f"ALTER ROLE {user} PASSWORD {_quote_literal(scram.verifier(password))};\n")
+    return statements
+
+
 @operation()
 def login_role(user: str, password: HiddenValue, connection_limit: int, temp_dir: str):
     """An unprivileged login role with a SCRAM password and a connection limit.
@@ -72,23 +124,11 @@ def login_role(user: str, password: HiddenValue, connection_limit: int, temp_dir
     + temp_dir: the deploy user's 0700 upload dir
 
     Updates: creates a missing role; revokes SUPERUSER/CREATEDB/CREATEROLE/REPLICATION/BYPASSRLS and fixes
-    LOGIN and the limit when they differ; replaces the password only when the stored verifier does not match.
+    LOGIN and the limit when they differ; replaces the password only when the stored verifier does not match
+    (compared by digest: neither the fact's output nor any command holds the verifier).
     """
-    rows = host.get_fact(PsqlQuery, database="postgres", query=(
-        "SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolcanlogin, "
-        f"rolconnlimit, coalesce(rolpassword, '') FROM pg_authid WHERE rolname = {_quote_literal(user)}"))
-    attributes = f"LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT {connection_limit}"
-    plain = password.unmask()
-    if not rows:
-        sql = f"CREATE ROLE {user} {attributes} PASSWORD {_quote_literal(scram.verifier(plain))};\n"
-        yield from _secret_sql(sql, temp_dir)
-        return
-    *flags, limit, stored = rows[0].split("|")
-    statements = []
-    if flags != ["f", "f", "f", "f", "f", "t"] or int(limit) != connection_limit:
-        statements.append(f"ALTER ROLE {user} {attributes};\n")
-    if not scram.matches(stored, plain):
-        statements.append(f"ALTER ROLE {user} PASSWORD {_quote_literal(scram.verifier(plain))};\n")
+    rows = host.get_fact(PsqlQuery, database="postgres", query=role_query(user))
+    statements = role_statements(user, connection_limit, rows[0] if rows else None, password.unmask())
     if not statements:
         host.noop(f"role {user} has the wanted attributes, limit and password")
         return

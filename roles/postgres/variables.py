@@ -28,7 +28,7 @@ POSTGRESQL_APP_USER = Variable("postgresql_app_user", "talentsphere",
                                checks.identifier)
 POSTGRESQL_APP_PASSWORD = Variable("postgresql_app_password", REQUIRED,
                                    "its password, from the vault; PostgreSQL only receives a SCRAM verifier",
-                                   checks.secret(16), secret=True)
+                                   checks.secret(), secret=True)
 
 VARIABLES: tuple[Variable, ...] = (
     POSTGRESQL_PORT,

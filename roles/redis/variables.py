@@ -41,7 +41,7 @@ REDIS_APP_USER = Variable("redis_app_user", "talentsphere",
                           checks.identifier)
 REDIS_APP_PASSWORD = Variable("redis_app_password", REQUIRED,
                               "its password, from the vault; the ACL file holds only its SHA-256",
-                              checks.secret(16), secret=True)
+                              checks.secret(), secret=True)
 REDIS_KEY_PREFIX = Variable("redis_key_prefix", "ts:",
                             "every app key starts with this (CACHE_KEY_PREFIX); the app ACL user is limited to it",
                             checks.key_prefix)
@@ -59,7 +59,7 @@ VARIABLES: tuple[Variable, ...] = (
     REDIS_APP_PASSWORD,
     Variable("redis_admin_user", "admin", "a separate ACL user with every permission, for operators",
              checks.identifier),
-    Variable("redis_admin_password", REQUIRED, "its password, from the vault, stored hashed", checks.secret(16),
+    Variable("redis_admin_password", REQUIRED, "its password, from the vault, stored hashed", checks.secret(),
              secret=True),
     REDIS_KEY_PREFIX,
     Variable("redis_appendonly", True,

@@ -20,7 +20,7 @@ from roles.backup import manifest as backup_manifest
 from roles.backup import stanza as backup_stanza
 from roles.backup.configure import repository_check
 from roles.common.files import candidate_path, land_script
-from test_rendering_golden import _lab_inventory
+from test_rendering_golden import LAB_SECRETS, _lab_inventory
 from tsdeploy import ROOT, manifest, validation
 from tsdeploy import inventory as inventory_module
 from tsdeploy.context import build_context
@@ -32,8 +32,9 @@ APP_INDEXES = ROOT / "app" / "src" / "talentsphere" / "indexes.py"
 UNITS = ("pgbackrest-backup@.service", "pgbackrest-backup-full.timer", "pgbackrest-backup-diff.timer",
          "pgbackrest-drill.service", "pgbackrest-drill.timer")
 S3 = {"backup_s3_bucket": "ts-backups", "backup_s3_endpoint": "s3.eu-west-1.amazonaws.com",
-      "backup_s3_region": "eu-west-1", "backup_s3_key": "AKIAEXAMPLE", "backup_s3_key_secret": "s3-secret-key-x",
-      "backup_s3_cipher_pass": "s3-cipher-pass-0123456789abcdef0123456789"}
+      "backup_s3_region": "eu-west-1", "backup_s3_key": "AKIAQ3VZ7RTL2M5XK8PD",
+      "backup_s3_key_secret": "Zq8vR2mK7xL4tW9pC3nB6yH1jF5dG0sAeU7iO2qN",
+      "backup_s3_cipher_pass": "s3-cipher-pass-7Kq2Vx9Lm4Tz8Rw3Np6Hb1Jd5Fg0SyQ"}
 
 
 def _with_main(path: pathlib.Path, values: dict[str, object]) -> pathlib.Path:
@@ -125,7 +126,7 @@ def test_the_split_repository_conf_reads_the_cluster_over_mutual_tls(contexts) -
     assert conf.sections() == ["global", "talentsphere"]
     assert dict(conf["global"]) == {
         "repo1-path": "/var/lib/pgbackrest", "repo1-cipher-type": "aes-256-cbc",
-        "repo1-cipher-pass": "golden-backup-repo-cipher-pass-0123456789", "repo1-retention-full": "4",
+        "repo1-cipher-pass": LAB_SECRETS["vault_backup_repo_cipher_pass"], "repo1-retention-full": "4",
         "repo1-retention-diff": "6", "repo1-bundle": "y", "compress-type": "zst", "process-max": "2",
         "start-fast": "y", "log-path": "/var/log/pgbackrest", "log-level-file": "detail",
         "tls-server-address": "198.18.0.11", "tls-server-port": "8432",

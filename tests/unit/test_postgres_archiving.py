@@ -212,16 +212,18 @@ def test_the_db_side_pgbackrest_conf(split) -> None:
 
 def test_an_s3_repository_is_pushed_to_from_the_db_host_too(tmp_path) -> None:
     s3 = {"backup_s3_bucket": "ts-backups", "backup_s3_endpoint": "s3.eu-west-1.amazonaws.com",
-          "backup_s3_region": "eu-west-1", "backup_s3_key": "AKIAEXAMPLE", "backup_s3_key_secret": "s3-secret",
-          "backup_s3_cipher_pass": "s3-cipher-pass-0123456789abcdef0123456789"}
+          "backup_s3_region": "eu-west-1", "backup_s3_key": "AKIAQ3VZ7RTL2M5XK8PD",
+          "backup_s3_key_secret": "Zq8vR2mK7xL4tW9pC3nB6yH1jF5dG0sAeU7iO2qN",
+          "backup_s3_cipher_pass": "s3-cipher-pass-7Kq2Vx9Lm4Tz8Rw3Np6Hb1Jd5Fg0SyQ"}
     ctx = build_context(load(lab(tmp_path, "split", group_vars=s3)), "db1")
     repo2 = {option: value for option, value in conf_lines(render("postgres/pgbackrest.conf.j2", ctx))["global"].items()
              if option.startswith("repo2-")}
     assert repo2 == {"repo2-type": "s3", "repo2-s3-bucket": "ts-backups",
                      "repo2-s3-endpoint": "s3.eu-west-1.amazonaws.com", "repo2-s3-region": "eu-west-1",
-                     "repo2-s3-uri-style": "host", "repo2-s3-key": "AKIAEXAMPLE", "repo2-s3-key-secret": "s3-secret",
+                     "repo2-s3-uri-style": "host", "repo2-s3-key": "AKIAQ3VZ7RTL2M5XK8PD",
+                     "repo2-s3-key-secret": "Zq8vR2mK7xL4tW9pC3nB6yH1jF5dG0sAeU7iO2qN",
                      "repo2-path": "/talentsphere", "repo2-cipher-type": "aes-256-cbc",
-                     "repo2-cipher-pass": "s3-cipher-pass-0123456789abcdef0123456789"}
+                     "repo2-cipher-pass": "s3-cipher-pass-7Kq2Vx9Lm4Tz8Rw3Np6Hb1Jd5Fg0SyQ"}
 
 
 @pytest.mark.skipif(PGBACKREST is None, reason="needs pgbackrest (apt-get install pgbackrest)")

@@ -13,8 +13,8 @@ from tsdeploy.context import build_context
 from tsdeploy.inventory import load
 from tsdeploy.templating import MANAGED_MARKER, render
 
-SECRET_KEY = 'k3y-with-"quotes"-$dollar-`tick`-\\backslash-0123456789'
-DB_PASSWORD = "p@ss/word:with?url&chars"
+SECRET_KEY = 'k3y-with-"quotes"-$dollar-`tick`-\\backslash-9f3Kq7Lx2W'
+DB_PASSWORD = "p@ss/word:with?url&chars-9f3Kq7Lx2W"
 
 
 def write_inventory(root: pathlib.Path, app_hosts: dict[str, str], extra: dict | None = None) -> pathlib.Path:
@@ -39,8 +39,8 @@ def write_inventory(root: pathlib.Path, app_hosts: dict[str, str], extra: dict |
     settings = {
         "debian_release": "bookworm", "deploy_user": "deploy", "ssh_allow_from": ["198.18.9.0/24"],
         "tls_ca_cert_file": str(root / "ca.pem"), "nginx_server_name": "jobs.example.test",
-        "postgresql_app_password": DB_PASSWORD, "redis_app_password": "r" * 24,
-        "redis_admin_password": "a" * 24, "app_secret_key": SECRET_KEY, **(extra or {}),
+        "postgresql_app_password": DB_PASSWORD, "redis_app_password": "r7Kx2Qm9Vt4Lw8Zp3Hc6Nb1Jd5Fg0SyXe",
+        "redis_admin_password": "a3Wq8Ez1Rt6Yu9Io2Pl5Kj7Hg4Fd0SxMv", "app_secret_key": SECRET_KEY, **(extra or {}),
     }
     (group_vars / "main.yml").write_text(yaml.safe_dump(settings))
     return root
@@ -86,7 +86,8 @@ def test_env_file_keeps_secret_key_with_shell_special_characters_intact(ctx):
 
 def test_database_url_verifies_the_server_certificate_against_the_ca_and_quotes_the_password(ctx):
     url = parse_env_file(render("app/env.j2", ctx))["DATABASE_URL"]
-    assert url.startswith("postgresql+psycopg2://talentsphere:p%40ss%2Fword%3Awith%3Furl%26chars@198.18.9.10:")
+    assert url.startswith("postgresql+psycopg2://talentsphere:p%40ss%2Fword%3Awith%3Furl%26chars-9f3Kq7Lx2W"
+                          "@198.18.9.10:")
     assert "sslmode=verify-full" in url
     assert f"sslrootcert={ctx['common']['ca_cert_path']}" in url
 
