@@ -15,6 +15,11 @@ and its id is pinned for the run. Every pyinfra run writes a per-host log of its
 (tsdeploy.runlog): the summary says, per host, what changed, what failed and why, and what was not run.
 PostgreSQL and Redis are restarted only when `--allow-restart` (or the inventory's policy) allows it; a
 restart that waits is reported at the end.
+
+Before any of it, every host's SSH key must be pinned in the inventory's known_hosts file (tsdeploy.host_keys):
+the first deploy sends the env file and TLS keys, so it never trusts a key on first contact.
+`--trust-new-hosts` records the keys of hosts the file does not know yet (printing each fingerprint) and
+refuses a host whose key changed.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import click
 
 from roles import registry
 from roles.registry import Group
-from tsdeploy import ROOT, artifacts, runlog
+from tsdeploy import ROOT, artifacts, host_keys, runlog
 from tsdeploy.inventory import Inventory, InventoryError, load
 from tsdeploy.topology import Topology
 
@@ -103,7 +108,8 @@ def run(inventory: Inventory, limit: tuple[str, ...] = (), diff: bool = False, *
         return log
     if not log.operations:
         raise DeployFailed(f"{what}: pyinfra exited with {process.returncode} before running any operation "
-                           "(a host unreachable or the inventory unreadable: see its messages above)", log)
+                           "(a host unreachable, a host presenting another SSH key than the one pinned in the inventory's known_hosts "
+                           "file, or the inventory unreadable: see its messages above)", log)
     lines = [f"{what} failed; the deploy stopped there:", *log.failures(), "per host:", *log.table()]
     raise DeployFailed("\n".join(lines), log)
 
@@ -164,8 +170,11 @@ def pending_restarts(inventory: Inventory) -> list[str]:
               envvar="ANSIBLE_VAULT_PASSWORD_FILE", metavar="FILE",
               help="The ansible-vault password file (default: the inventory's ansible.cfg).")
 @click.option("--diff", is_flag=True, help="Show changes to files (files holding secrets stay hidden).")
+@click.option(host_keys.TRUST_FLAG, "trust_new", is_flag=True,
+              help="Record the SSH keys of hosts the inventory's known_hosts file does not know yet (ssh-keyscan; "
+                   "prints each fingerprint). A changed key is still refused.")
 def deploy(inventory: pathlib.Path, limit: tuple[str, ...], allow_restart: str, vault_password_file: str | None,
-           diff: bool) -> None:
+           diff: bool, trust_new: bool) -> None:
     """Validate INVENTORY, deploy it (app hosts one at a time) and print `changed: N operations on M hosts`."""
     from tsdeploy import rolling
 
@@ -174,6 +183,7 @@ def deploy(inventory: pathlib.Path, limit: tuple[str, ...], allow_restart: str, 
         loaded = load(inventory, vault_password_file=vault_password_file)
     except InventoryError as error:
         raise click.ClickException(f"the inventory {inventory} is not valid:\n{error}") from None
+    host_keys.require_for_command(loaded, f"tsdeploy deploy {inventory}", trust_new=trust_new)
     click.echo(f"==> inventory {inventory}: {len(loaded.hosts)} hosts valid; deploying with pyinfra", err=True)
     _print_warnings(loaded)
     started = time.monotonic()

@@ -2,26 +2,17 @@
 
 Used by `inventories/ansible.py` (the pyinfra inventory file). Each host's data also carries
 `tsdeploy_inventory`, the inventory path, so that `roles.runtime.host_context()` can rebuild the template context.
+Host keys are always checked strictly against the inventory's known_hosts file (`tsdeploy.host_keys`):
+pyinfra's own default, accept-new, would trust whichever machine answers first.
 """
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from roles import registry
+from tsdeploy import host_keys
 from tsdeploy.ansible_inventory import Inventory
-
-
-def _ssh_options(common_args: str) -> dict[str, str]:
-    """`-o Key=Value` pairs from ansible_ssh_common_args (the lab pins its known_hosts file there)."""
-    options: dict[str, str] = {}
-    words = shlex.split(common_args)
-    for flag, value in zip(words, words[1:]):
-        if flag == "-o" and "=" in value:
-            key, _, option = value.partition("=")
-            options[key.lower()] = option
-    return options
 
 
 def host_data(inventory: Inventory, hostname: str) -> dict[str, Any]:
@@ -37,12 +28,21 @@ def host_data(inventory: Inventory, hostname: str) -> dict[str, Any]:
         data["ssh_port"] = int(hostvars["ansible_port"])
     if "ansible_ssh_private_key_file" in hostvars:
         data["ssh_key"] = hostvars["ansible_ssh_private_key_file"]
-    options = _ssh_options(hostvars.get("ansible_ssh_common_args", ""))
-    if "userknownhostsfile" in options:
-        data["ssh_known_hosts_file"] = options["userknownhostsfile"]
-    if "stricthostkeychecking" in options:
-        data["ssh_strict_host_key_checking"] = options["stricthostkeychecking"]
+    known_hosts = host_keys.pin_of(inventory, hostname).known_hosts
+    if known_hosts is not None:
+        data["ssh_known_hosts_file"] = str(known_hosts)
+    data["ssh_strict_host_key_checking"] = host_keys.STRICT
     return data
+
+
+def pinned_groups(inventory: Inventory) -> dict[str, Any]:
+    """`groups()`, after refusing (HostKeyError) an inventory whose hosts' keys are not all pinned.
+
+    What the pyinfra inventory file uses: every pyinfra run (deploy, facts, rollback, backups, or pyinfra
+    by hand) stops before it connects, not only the runs `tsdeploy deploy` starts.
+    """
+    host_keys.require_pinned(inventory)
+    return groups(inventory)
 
 
 def groups(inventory: Inventory) -> dict[str, Any]:

@@ -9,6 +9,10 @@ inventory without the vault (`tsdeploy.inventory.load(..., secrets=False)`: plac
 secrets), and each check that needs a secret is reported as "not run (needs secret ...)", never as passed.
 No secret reaches a report: the suite never prints one, and `redact_reports` replaces any that slipped into
 the files as a last line of defence.
+
+The suite reaches the hosts with the inventory's pinned known_hosts file and strict checking, like the
+deploy: a host whose key is not pinned is refused before the suite starts (`--trust-new-hosts` records the
+keys of new hosts first, tsdeploy.host_keys).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Iterable, Mapping
 import click
 
 from roles import registry
-from tsdeploy import ROOT, controls
+from tsdeploy import ROOT, controls, host_keys
 from tsdeploy import inventory as inventory_module
 
 SUITE_DIR = ROOT / "tests" / "infra"
@@ -139,8 +143,11 @@ def pytest_command(inventory: pathlib.Path, report_dir: pathlib.Path, *, limit: 
               help="Parallel pytest-xdist workers (checks are I/O bound: SSH round trips).")
 @click.option("--no-secrets", is_flag=True,
               help="Verify as an auditor without the vault password: checks needing a secret are not run.")
+@click.option(host_keys.TRUST_FLAG, "trust_new", is_flag=True,
+              help="Record the SSH keys of hosts the inventory's known_hosts file does not know yet (ssh-keyscan; "
+                   "prints each fingerprint). A changed key is still refused.")
 def verify(inventory: pathlib.Path, limit: str | None, report_dir: pathlib.Path, workers: int,
-           no_secrets: bool) -> None:
+           no_secrets: bool, trust_new: bool) -> None:
     """Verify INVENTORY's hosts read-only against the security baseline and write auditor reports."""
     started = time.monotonic()
     try:
@@ -156,6 +163,9 @@ def verify(inventory: pathlib.Path, limit: str | None, report_dir: pathlib.Path,
     junit.unlink(missing_ok=True)
     # Checks are grouped per host (one xdist group each), so more workers than hosts only cost start-up time.
     hosts = loaded.inventory.hosts_in(limit) if limit else loaded.inventory.hosts
+    command_line = f"tsdeploy verify {inventory} --report {report_dir}" + (f" --limit {limit}" if limit else "")
+    host_keys.require_for_command(loaded.inventory, command_line, hosts,
+                                  trust_new=trust_new)
     command = pytest_command(inventory.resolve(), report_dir.resolve(), limit=limit,
                              workers=min(workers, len(hosts)), no_secrets=not loaded.has_secrets)
     click.echo(f">> verifying {inventory} ({'with' if loaded.has_secrets else 'without'} the deploy's secrets)",

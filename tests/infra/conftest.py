@@ -24,6 +24,7 @@ from collections.abc import Iterator
 import pytest
 
 from roles.registry import GROUPS
+from tsdeploy import host_keys
 from tsdeploy.manifest import files_for
 from tsdeploy.topology import Topology
 from tsdeploy.verify import load_for_verify
@@ -47,6 +48,19 @@ def pytest_ignore_collect(collection_path: pathlib.Path, config: pytest.Config) 
     if config.getoption("inventory") is None and collection_path.name.startswith("test_"):
         return True
     return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The suite connects only to hosts whose SSH key the inventory pins (as the deploy does), so it never sends
+    # a secret to a machine that merely answers at a host's address: refuse before any host is touched.
+    if config.getoption("inventory") is None:
+        return
+    inventory = _loaded(config).inventory
+    try:
+        host_keys.require_pinned(inventory, _hosts_for(config, None),
+                                 command=f"tsdeploy verify {config.getoption('inventory')} --report DIR")
+    except host_keys.HostKeyError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 @pytest.fixture(scope="session")

@@ -34,11 +34,9 @@ def write_ssh_config(inventory: Inventory, directory: pathlib.Path) -> pathlib.P
     blocks = []
     for name in inventory.hosts:
         data = host_data(inventory, name)
-        known = data.get("ssh_known_hosts_file")
-        # Without a known_hosts file in the inventory, trust on first use into a file of this run only.
-        known_hosts = (f"    UserKnownHostsFile {known}\n"
-                       f"    StrictHostKeyChecking {data.get('ssh_strict_host_key_checking', 'yes')}\n" if known else
-                       f"    UserKnownHostsFile {directory / 'known_hosts'}\n    StrictHostKeyChecking accept-new\n")
+        # The inventory's pinned known_hosts file, checked strictly (conftest refuses a host without a pinned key).
+        known_hosts = (f"    UserKnownHostsFile {data['ssh_known_hosts_file']}\n"
+                       f"    StrictHostKeyChecking {data['ssh_strict_host_key_checking']}\n")
         key = data.get("ssh_key")
         blocks.append(
             f"Host {name}\n"
