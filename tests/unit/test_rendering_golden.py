@@ -12,6 +12,7 @@ with the change.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -30,14 +31,11 @@ from tsdeploy.context import build_context
 
 GOLDEN_DIR = pathlib.Path(__file__).parent / "data" / "golden"
 UPDATE = os.environ.get("TSDEPLOY_UPDATE_GOLDEN") == "1"
-#: Fixed values, so that the snapshot is stable: test secrets, never used anywhere else.
-LAB_SECRETS = {
-    "vault_postgresql_app_password": "golden-postgresql-app-password-0123456789",
-    "vault_redis_app_password": "golden-redis-app-password-0123456789",
-    "vault_redis_admin_password": "golden-redis-admin-password-0123456789",
-    "vault_app_secret_key": "golden-app-secret-key-0123456789abcdef0123456789abcdef",
-    "vault_backup_repo_cipher_pass": "golden-backup-repo-cipher-pass-0123456789",
-}
+#: Fixed values, so that the snapshot is stable: test secrets (64 hex digits, derived from their names, so that
+#: they pass the secret checks), never used anywhere else.
+LAB_SECRETS = {name: hashlib.sha256(f"tsdeploy golden {name}".encode()).hexdigest() for name in (
+    "vault_postgresql_app_password", "vault_redis_app_password", "vault_redis_admin_password",
+    "vault_app_secret_key", "vault_backup_repo_cipher_pass")}
 
 
 def managed_state(inventory: inventory_module.Inventory, host: str) -> dict[str, Any]:
@@ -74,6 +72,7 @@ def _lab_inventory(root: pathlib.Path, topology: str) -> pathlib.Path:
         (files / name).write_text("-----BEGIN CERTIFICATE-----\ngolden\n-----END CERTIFICATE-----\n")
     (files / "host.key").write_text("-----BEGIN PRIVATE KEY-----\ngolden\n-----END PRIVATE KEY-----\n")
     (files / "vault-password").write_text("golden-vault-password\n")
+    (files / "vault-password").chmod(0o600)
     hosts = [InventoryHost(name, f"198.18.0.{10 + index}", groups, str(files / "host.crt"), str(files / "host.key"))
              for index, (name, groups) in enumerate(hosts_of(topology))]
     lb = next(host.address for host in hosts if "lb" in host.groups)
