@@ -16,9 +16,8 @@ from typing import Any, NamedTuple
 import pytest
 from sqlalchemy import Engine, text
 
+from app_helpers import make_employer
 from talentsphere.config import load_config
-
-PASSWORD = "correct horse battery"
 
 
 class Employer(NamedTuple):
@@ -28,20 +27,9 @@ class Employer(NamedTuple):
 
 
 def _employer(client) -> Employer:  # noqa: ANN001
-    """A fresh employer with a company (registration answers a token, or the login does)."""
-    email = f"feature-{uuid.uuid4().hex[:12]}@example.com"
-    registered = client.post("/api/auth/register", json={"email": email, "password": PASSWORD,
-                                                          "full_name": "Featuring Rule", "role": "employer"})
-    assert registered.status_code in (201, 202), registered.get_json()
-    token = (registered.get_json() or {}).get("token")
-    if token is None:
-        token = client.post("/api/auth/login", json={"email": email, "password": PASSWORD}).get_json()["token"]
-    headers = {"Authorization": f"Bearer {token}"}
-    slug = f"feat-{uuid.uuid4().hex[:10]}"
-    created = client.post("/api/companies", headers=headers, json={
-        "name": f"Company {slug}", "slug": slug, "industry": "Software", "location": "Berlin"})
-    assert created.status_code == 201, created.get_json()
-    return Employer(headers, created.get_json()["company"]["id"])
+    """A fresh employer with a company of its own."""
+    actor = make_employer(client, f"feat-{uuid.uuid4().hex[:10]}")
+    return Employer(actor.headers, actor.company["id"])
 
 
 def _set_verified(engine: Engine, employer: Employer, verified: bool) -> None:

@@ -9,26 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-PASSWORD = "correct horse battery"
-
-
-def _employer_headers(client) -> dict[str, str]:  # noqa: ANN001
-    """A fresh employer without a company (registration answers a token, or the login does)."""
-    email = f"web-{uuid.uuid4().hex[:12]}@example.com"
-    registered = client.post("/api/auth/register", json={"email": email, "password": PASSWORD,
-                                                          "full_name": "Website Rule", "role": "employer"})
-    assert registered.status_code in (201, 202), registered.get_json()
-    token = (registered.get_json() or {}).get("token")
-    if token is None:
-        token = client.post("/api/auth/login", json={"email": email, "password": PASSWORD}).get_json()["token"]
-    return {"Authorization": f"Bearer {token}"}
+from app_helpers import register
 
 
 def _create(client, website: Any) -> tuple[Any, str]:  # noqa: ANN001, ANN401
     """POST /api/companies with ``website``; the response and the slug asked for (also its industry, so a
     list filtered by it holds only this company)."""
     slug = f"web-{uuid.uuid4().hex[:10]}"
-    response = client.post("/api/companies", headers=_employer_headers(client), json={
+    response = client.post("/api/companies", headers=register(client, "employer").headers, json={
         "name": f"Company {slug}", "slug": slug, "industry": slug, "location": "Berlin", "website": website})
     return response, slug
 
