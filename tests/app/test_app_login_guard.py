@@ -166,6 +166,26 @@ def test_failures_lock_the_account_and_the_right_password_is_refused_without_has
     assert verify_calls == []
 
 
+def test_wrong_current_passwords_on_a_password_change_lock_the_account_like_failed_logins(
+        make_app, account, verify_calls) -> None:  # noqa: ANN001
+    app = make_app()
+    email = account(app)
+    client = Client(app)
+    token = client.login(email, PASSWORD).get_json()["token"]
+
+    def change(current: str) -> Any:
+        return client.http.post("/api/auth/password", json={"current_password": current, "new_password": PASSWORD},
+                                headers={"Authorization": f"Bearer {token}"},
+                                environ_base={"REMOTE_ADDR": client.address})
+
+    for _ in range(3):
+        assert change(WRONG).status_code == 403
+    verify_calls.clear()
+    assert_refused(change(PASSWORD), retry_after=60)
+    assert verify_calls == []  # a stolen token cannot keep guessing: no scrypt once locked
+    assert_refused(Client(app).login(email, PASSWORD))  # the lock is the account's, for login too
+
+
 def test_a_locked_account_is_refused_before_the_user_is_looked_up(make_app, account) -> None:  # noqa: ANN001
     app = make_app()
     email = account(app)

@@ -50,6 +50,7 @@ ERROR_STATUSES = {
     "413": "Request body too large",
     "415": "Body is not JSON",
     "422": "Invalid parameters; details name each field",
+    "429": "Too many attempts from this address or for this account (login protection); retry after Retry-After s",
     "503": "Database unavailable",
 }
 
@@ -243,10 +244,10 @@ PATHS: dict[str, Any] = {
     "/api/auth/register": {"post": _op(
         "Create an account unless the email has one; the same answer either way (no token: log in)", _responses(
             {"202": _json(_ref("Registered"), "Accepted: the email has an account now (new or not)")},
-            ["400", "413", "415", "422", "503"]),
+            ["400", "413", "415", "422", "429", "503"]),
         body="RegisterInput", tag="auth")},
     "/api/auth/login": {"post": _op("Get a token", _responses(
-        {"200": _json(_ref("AuthResult"), "Logged in")}, ["400", "401", "413", "415", "422", "503"]),
+        {"200": _json(_ref("AuthResult"), "Logged in")}, ["400", "401", "413", "415", "422", "429", "503"]),
         body="LoginInput", tag="auth")},
     "/api/auth/me": {"get": _op("The current account", _responses(
         {"200": _json(_obj({"user": _ref("User")}), "The account")}, ["401", "503"]), secured=True, tag="auth")},
@@ -255,7 +256,7 @@ PATHS: dict[str, Any] = {
     "/api/auth/password": {"post": _op(
         "Change the password (current one required); revokes every earlier token, returns a fresh one",
         _responses({"200": _json(_ref("AuthResult"), "Password changed")},
-                   ["400", "401", "403", "413", "415", "422", "503"]),
+                   ["400", "401", "403", "413", "415", "422", "429", "503"]),
         body="PasswordChangeInput", secured=True, tag="auth")},
     "/api/jobs": {
         "get": _op("Search and list published jobs (cached 5 min)", _responses(
@@ -324,7 +325,7 @@ PATHS: dict[str, Any] = {
 def document() -> dict[str, Any]:
     """The complete OpenAPI 3.0.3 document."""
     responses = {f"E{status}": _json(_ref("Error"), text) for status, text in ERROR_STATUSES.items()}
-    responses["Unexpected"] = _json(_ref("Error"), "Any other error (405, 429, ...), same JSON shape")
+    responses["Unexpected"] = _json(_ref("Error"), "Any other error (405; 429 from a proxy's rate limit), same JSON shape")
     return {
         "openapi": "3.0.3",
         "info": {"title": "TalentSphere API", "version": "1.0.0",

@@ -94,9 +94,13 @@ def change_password() -> dict:
     """Change the password after checking the current one; every earlier token is revoked, and the answer
     carries a fresh one so this client stays logged in."""
     data = parse_body(CHANGE_PASSWORD)
+    # A stolen token must not become a way to guess the password: the same counters as login.
+    login_guard.before_login(g.user.email)
     if not verify_password(g.user.password_hash, data["current_password"]):
+        login_guard.login_failed(g.user.email)
         raise APIError(403, "wrong_password", "current_password is wrong; send the password you log in with",
                        {"current_password": "does not match the account's password"})
+    login_guard.login_succeeded(g.user.email)
     db = session()
     version = revoke_tokens(db, g.user.id, password_hash=hash_password(data["new_password"]))
     db.commit()
