@@ -86,6 +86,14 @@ def test_by_default_apt_runs_it_daily_and_it_never_reboots_a_host(tmp_path) -> N
     assert config["Unattended-Upgrade::Automatic-Reboot-Time"] == ["03:30"]
 
 
+@pytest.mark.parametrize("enabled", [True, False])
+@needs_apt_config
+def test_apt_waits_for_the_dpkg_lock_so_a_deploy_and_the_daily_run_never_fail_each_other(tmp_path,
+                                                                                        enabled) -> None:
+    config = apt_reads(tmp_path, context(tmp_path, unattended_upgrades_enabled=enabled))
+    assert config["DPkg::Lock::Timeout"] == ["300"]
+
+
 @needs_apt_config
 def test_an_inventory_may_allow_reboots_at_its_own_time(tmp_path) -> None:
     config = apt_reads(tmp_path, context(tmp_path, unattended_upgrades_reboot=True,
