@@ -53,8 +53,8 @@ deploy: venv ## Deploy INVENTORY (validates it first)
 verify: venv ## Verify INVENTORY's hosts read-only and write reports to REPORT
 	$(BIN)/tsdeploy verify $(INVENTORY) --report $(REPORT)
 
-test: venv ## Run every test: unit, app (real PostgreSQL/Redis), e2e (real lab hosts)
-	$(BIN)/pytest tests
+test: venv ## Run every test: unit, app (real PostgreSQL/Redis), e2e (real lab hosts); lists the 30 slowest
+	$(BIN)/pytest tests --durations=30
 
 test-unit: venv
 	$(BIN)/pytest tests/unit
