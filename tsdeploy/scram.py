@@ -32,16 +32,3 @@ def verifier(password: str, salt: bytes | None = None, iterations: int = ITERATI
     server_key = hmac.digest(salted, b"Server Key", "sha256")
     b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
-
-
-def matches(stored: str | None, password: str) -> bool:
-    """Whether PostgreSQL's stored `rolpassword` is a SCRAM verifier of `password`."""
-    if not stored or not stored.startswith("SCRAM-SHA-256$"):
-        return False
-    try:
-        params, _ = stored[len("SCRAM-SHA-256$"):].split("$", 1)
-        iterations, salt = params.split(":", 1)
-        expected = verifier(password, base64.b64decode(salt), int(iterations))
-    except ValueError:
-        return False
-    return hmac.compare_digest(expected, stored)

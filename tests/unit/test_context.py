@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import pathlib
 
 import pytest
 
 from test_inventory import SECRETS, write_inventory
+from roles.postgres import sql
 from tsdeploy import scram, tuning
 from tsdeploy.context import build_context
 from tsdeploy.inventory import load
@@ -139,9 +141,11 @@ def test_the_context_is_a_pure_function_of_the_inventory(inventory_path: pathlib
 
 def test_scram_verifier_matches_its_password_and_nothing_else() -> None:
     stored = scram.verifier("correct horse battery staple")
-    assert scram.matches(stored, "correct horse battery staple")
-    assert not scram.matches(stored, "another password")
-    assert not scram.matches("md5abcdef", "correct horse battery staple")
+    parameters = stored.split("$")[1]
+    digest = hashlib.sha256(stored.encode()).hexdigest()  # what the login_role fact reads instead of the verifier
+    assert sql.password_matches(parameters, digest, "correct horse battery staple")
+    assert not sql.password_matches(parameters, digest, "another password")
+    assert not sql.password_matches("", hashlib.sha256(b"md5abcdef").hexdigest(), "correct horse battery staple")
 
 
 def test_scram_verifier_matches_postgresqls_format() -> None:
