@@ -18,7 +18,9 @@ from talentsphere.view_counts import DIRECT_UPDATE, ViewCounter
 
 config = load_config()
 engine = make_engine(config)
-cache = Cache(config["REDIS_URL"], config["CACHE_KEY_PREFIX"], socket_timeout=2.0)
+# Its own key prefix, so its own buffer and flush lock: the deployed apps' periodic flush would otherwise take
+# the lock or the buffer mid-measurement and the figures would count their statements, not this run's.
+cache = Cache(config["REDIS_URL"], config["CACHE_KEY_PREFIX"] + "bench:", socket_timeout=2.0)
 counter = ViewCounter(cache, engine)
 statements = [0]
 
@@ -41,8 +43,10 @@ def bulk():
         if not counter.record(job_id):
             raise SystemExit("Redis is down: the buffered path fell back to direct writes")
     recorded = time.perf_counter()
-    counter.flush()
+    flushed = counter.flush()
     done = time.perf_counter()
+    if flushed.views != len(sequence):
+        raise SystemExit(f"the flush wrote {flushed.views} of {len(sequence)} views (skipped: {flushed.skipped})")
     return {"record_seconds": recorded - started, "flush_seconds": done - recorded, "seconds": done - started,
             "statements": statements[0]}
 
