@@ -57,8 +57,9 @@ class Lab:
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
 
-    def traffic(self, paths: tuple[str, ...], workers: int = 8, write: Write | None = None) -> Traffic:
-        return Traffic(self.lb, self.cafile, paths, workers=workers, write=write)
+    def traffic(self, paths: tuple[str, ...], workers: int = 8, write: Write | None = None,
+                pace: float | None = None) -> Traffic:
+        return Traffic(self.lb, self.cafile, paths, workers=workers, write=write, pace=pace)
 
     def employer(self) -> str:
         """A new employer with a verified company; returns its token."""

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 READS = ("/api/jobs?per_page=5", "/api/jobs/featured", "/api/categories")
+#: Requests/s offered: enough writes on each side of a restore target, with CPU left for the backup, the
+#: restore and the host rebuild the tests time.
+PACE = 60.0
 PSQL = "sudo runuser -u postgres -- psql -XAt -d talentsphere -c"
 #: The lab inventory's archive_timeout (the role default): the most writes a lost db host may take with it,
 #: plus the time an asynchronous push of the last segment may take.
@@ -112,7 +115,7 @@ def test_the_drill_passes_and_fails_loudly_on_a_corrupted_repository_file(lab: L
 
 
 def test_a_restore_to_a_time_brings_back_every_write_before_it_and_none_after(lab: Lab, employer: str) -> None:
-    with lab.traffic(READS, workers=6, write=job_writes(employer, "Backup probe")) as traffic:
+    with lab.traffic(READS, workers=6, write=job_writes(employer, "Backup probe"), pace=PACE) as traffic:
         time.sleep(8)
         tsdeploy(lab, "backup", "--type", "full")
         time.sleep(8)
@@ -131,7 +134,7 @@ def test_a_restore_to_a_time_brings_back_every_write_before_it_and_none_after(la
     refused = tsdeploy(lab, "restore", "--to", target.isoformat(), check=False)
     assert refused.returncode != 0 and "--yes" in refused.stdout + refused.stderr
     started, started_wall = time.monotonic(), datetime.datetime.now(datetime.UTC)
-    with lab.traffic(READS, workers=4, write=job_writes(employer, "Backup probe")) as during:
+    with lab.traffic(READS, workers=4, write=job_writes(employer, "Backup probe"), pace=PACE) as during:
         tsdeploy(lab, "restore", "--to", target.isoformat(), "--yes")
         restored_at = time.monotonic()
         time.sleep(5)
@@ -152,7 +155,7 @@ def test_a_restore_to_a_time_brings_back_every_write_before_it_and_none_after(la
 
 
 def test_after_losing_the_db_host_a_fresh_one_is_restored_from_the_repository(lab: Lab, employer: str) -> None:
-    with lab.traffic(READS, workers=6, write=job_writes(employer, "Backup probe")) as traffic:
+    with lab.traffic(READS, workers=6, write=job_writes(employer, "Backup probe"), pace=PACE) as traffic:
         # Longer than archive_timeout: some of these writes reached the archive, the newest may not have.
         time.sleep(ARCHIVE_TIMEOUT + 2 * PUSH_MARGIN)
         lost_at = time.monotonic()

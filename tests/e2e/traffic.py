@@ -64,8 +64,11 @@ class Traffic:
     """Threads requesting `paths` round-robin over HTTPS until `stop()` (or `max_seconds`)."""
 
     def __init__(self, host: str, cafile: str, paths: Iterable[str], workers: int = 8, timeout: float = 10.0,
-                 max_seconds: float = 300.0, write: Write | None = None) -> None:
+                 max_seconds: float = 300.0, write: Write | None = None, pace: float | None = None) -> None:
         self.host, self.paths, self.workers, self.timeout = host, list(paths), workers, timeout
+        #: Requests/s offered in total, spread over the workers; None: as fast as the stack answers. A paced
+        #: load leaves the machine's CPU to what the test measures (a deploy, a restore) instead of saturating it.
+        self.pace = pace
         self.write = write
         self.context = ssl.create_default_context(cafile=cafile)
         self.max_seconds = max_seconds
@@ -99,7 +102,14 @@ class Traffic:
     def _run(self, index: int) -> None:
         connection, turn, used = self._connect(), index, False
         deadline = self.started + self.max_seconds
+        interval = self.workers / self.pace if self.pace else 0.0
+        # Workers start spread over one interval, so a paced load arrives evenly rather than in bursts.
+        slot = self.started + interval * index / self.workers
         while not self._stop.is_set() and time.monotonic() < deadline:
+            if interval:
+                if self._stop.wait(max(0.0, slot - time.monotonic())):
+                    break
+                slot = max(slot + interval, time.monotonic() - interval)
             path, method, payload, headers = self.paths[turn % len(self.paths)], "GET", None, {}
             if self.write is not None and turn % self.write.every == 0:
                 path, method = self.write.path, "POST"
