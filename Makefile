@@ -15,7 +15,7 @@ REPORT    ?= reports/verify
 SYSTEM_PACKAGES := python3-venv python3-dev build-essential systemd-container debootstrap nftables iproute2 \
                    openssh-client openssl postgresql redis-server pgbackrest curl
 
-.PHONY: help system-deps venv up down deploy verify test test-unit test-app test-e2e bench clean
+.PHONY: help system-deps venv lock up down deploy verify test test-unit test-app test-e2e bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,15 +28,21 @@ system-deps: ## Install the Debian packages the control node needs (idempotent)
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-$(BIN)/.installed: requirements/control.txt requirements/test.txt requirements/bench.txt app/requirements.txt pyproject.toml app/pyproject.toml | system-deps
+# Hash-checking mode: pip installs nothing that is not in the lock with a matching sha256, dependencies included.
+$(BIN)/.installed: requirements/control.lock pyproject.toml app/pyproject.toml | system-deps
 	@echo ">> building the control virtualenv in $(VENV)" >&2
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements/control.txt -r requirements/test.txt -r requirements/bench.txt -r app/requirements.txt
+	$(BIN)/pip install -q --require-hashes -r requirements/control.lock
 	$(BIN)/pip install -q --no-deps -e . -e app
 	touch $@
 
-venv: system-deps $(BIN)/.installed ## Build the control virtualenv (pinned)
+venv: system-deps $(BIN)/.installed ## Build the control virtualenv (hash-locked)
+
+# Universal resolution: one lock serves every Python a host or the control node runs (markers select).
+LOCK := $(BIN)/uv pip compile --quiet --universal --generate-hashes --python-version 3.11 --custom-compile-command "make lock"
+lock: venv ## Resolve the pinned requirements files into the hash-locked ones (after editing a pin)
+	$(LOCK) app/requirements.txt -o app/requirements.lock
+	$(LOCK) requirements/control.txt requirements/test.txt requirements/bench.txt app/requirements.txt -o requirements/control.lock
 
 up: venv ## Build the lab, deploy the whole stack, verify, print the API URL
 	$(BIN)/tsdeploy lab up --topology $(TOPOLOGY) --release $(RELEASE)

@@ -15,7 +15,7 @@ from setuptools.command.build_py import build_py
 
 #: Paths of the checkout, relative to it, that an installed tsdeploy needs (tsdeploy.ROOT mirrors them).
 BUNDLE = ("deploy.py", "templates", "inventories/ansible.py", "inventories/production.example", "tests/infra",
-          "app/pyproject.toml", "app/requirements.txt", "app/README.md", "app/src")
+          "app/pyproject.toml", "app/requirements.txt", "app/requirements.lock", "app/README.md", "app/src")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")
 
 

@@ -1,8 +1,10 @@
 """Build the app's release artifact on the control node: its wheel plus an offline wheelhouse.
 
 Hosts never reach PyPI (design decision 6). The control node builds, once per release and target Python,
-one tarball holding the `talentsphere` wheel, a wheel for every pinned dependency (manylinux, x86_64, for the
-target's CPython) and `requirements.txt`. The app role uploads it and installs with `pip --no-index`.
+one tarball holding the `talentsphere` wheel, a wheel for every locked dependency (manylinux, x86_64, for the
+target's CPython) and `requirements.txt`: the entries of `requirements.lock` that the target's markers select,
+each with its hashes. pip downloads, and the host installs, in hash-checking mode (`--require-hashes`): no
+wheel reaches a host unless the lock names its sha256, and a dependency the lock does not cover stops the build.
 
 The release id is a content hash of the app's source and pins, so the same inputs give the same release id
 and the same tarball bytes: a second deploy uploads and installs nothing. The release files are copied into
@@ -27,7 +29,7 @@ import tarfile
 import tempfile
 import zipfile
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from tsdeploy import ROOT
@@ -47,7 +49,9 @@ TARGET_PYTHONS: dict[str, tuple[str, str]] = {
 #: Set by `tsdeploy deploy` for its pyinfra run: the release id it built before pyinfra started.
 RELEASE_ENV = "TSDEPLOY_RELEASE_ID"
 #: Files and folders of app/ that make up a release; tests, caches and build output do not.
-_RELEASE_INPUTS = ("pyproject.toml", "requirements.txt", "setup.cfg", "MANIFEST.in", "src")
+_RELEASE_INPUTS = ("pyproject.toml", "requirements.txt", "requirements.lock", "setup.cfg", "MANIFEST.in", "src")
+#: The app's dependency tree pinned with hashes (`make lock`), resolved for every target Python at once.
+LOCK_FILE = "requirements.lock"
 _IGNORED_PARTS = {"__pycache__", "build", "dist"}
 _IGNORED_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 #: Wheels carry file timestamps; a fixed epoch (1980-01-01, the zip minimum) makes rebuilt wheels identical.
@@ -96,6 +100,9 @@ def release_id(app_dir: pathlib.Path | None = None) -> str:
     files = _release_files(app_dir)
     if not (app_dir / "pyproject.toml").is_file() or not (app_dir / "requirements.txt").is_file():
         raise ArtifactError(f"{app_dir} is not the app: it needs pyproject.toml and requirements.txt")
+    if not (app_dir / LOCK_FILE).is_file():
+        raise ArtifactError(f"{app_dir} has no {LOCK_FILE} (its dependencies pinned with hashes): run `make lock` "
+                            "in the repository and commit the file")
     digest = hashlib.sha256()
     for path in files:
         # Length-prefixed name and content, so that moving bytes between files changes the hash.
@@ -150,13 +157,49 @@ def _target_environment(full_version: str) -> dict[str, str]:
     }
 
 
-def _missing_requirements(wheelhouse: pathlib.Path, full_version: str) -> list[str]:
-    """Requirements of the wheels that the target's markers select but no wheel in the house satisfies.
+def target_requirements(lock: str, full_version: str) -> str:
+    r"""The lock's entries the target CPython's markers select: a requirements file with hashes, no markers.
 
-    pip evaluates environment markers against the control node's own Python even with --python-version,
-    so e.g. redis' `async-timeout; python_full_version < "3.11.3"` is skipped on a 3.11.7 control node
-    although Debian 12's 3.11.2 needs it.
+    The lock is universal (one file for every Python), and pip evaluates markers against the Python it runs
+    on, the control node's, not the host's: so the selection happens here. Raises ArtifactError naming an
+    entry that is not an exact pin with at least one hash (hash-checking mode needs both).
+
+    >>> lock = "a==1.0 \\\n    --hash=sha256:aa\n    # via x\nb==2.0 ; python_full_version < '3.11.3' \\\n    --hash=sha256:bb\n"
+    >>> print(target_requirements(lock, "3.11.2"), end="")
+    a==1.0 --hash=sha256:aa
+    b==2.0 --hash=sha256:bb
+    >>> print(target_requirements(lock, "3.13.5"), end="")
+    a==1.0 --hash=sha256:aa
     """
+    environment = _target_environment(full_version) | {"extra": ""}
+    logical, pending = [], ""
+    for raw in lock.splitlines():
+        line = "" if raw.lstrip().startswith("#") else raw.strip()
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        if pending + line:
+            logical.append(pending + line)
+        pending = ""
+    selected: list[str] = []
+    for entry in logical:
+        requirement_text, _, hashes = entry.partition(" --hash=")
+        hashes = ("--hash=" + hashes).split() if hashes else []
+        try:
+            requirement = Requirement(requirement_text.strip())
+        except InvalidRequirement:
+            requirement = None
+        pins = [spec for spec in requirement.specifier if spec.operator == "=="] if requirement else []
+        if requirement is None or len(pins) != 1 or not hashes:
+            raise ArtifactError(f"{LOCK_FILE}: {entry.split(' --hash=')[0]!r} is not an exact pin with a hash; "
+                                "run `make lock` to regenerate it")
+        if requirement.marker is None or requirement.marker.evaluate(environment):
+            selected.append(f"{requirement.name}=={pins[0].version} {' '.join(hashes)}\n")
+    return "".join(selected)
+
+
+def _missing_requirements(wheelhouse: pathlib.Path, full_version: str) -> list[str]:
+    """Requirements of the wheels that the target's markers select but no wheel in the house satisfies."""
     environment = _target_environment(full_version)
     wheels = {parse_wheel_filename(path.name)[0] for path in wheelhouse.glob("*.whl")}
     missing: list[str] = []
@@ -176,21 +219,23 @@ def _missing_requirements(wheelhouse: pathlib.Path, full_version: str) -> list[s
 
 
 def _build_wheelhouse(app_dir: pathlib.Path, full_version: str, glibc: str, out: pathlib.Path) -> str:
-    """Fill `out` with the app wheel and its pinned dependencies' wheels; return the app wheel's name."""
+    """Fill `out` with the app wheel and its locked dependencies' wheels; return the app wheel's name."""
     _pip(["wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(app_dir)], "building the app wheel")
     app_wheels = [path.name for path in out.glob("*.whl")]
     if len(app_wheels) != 1:
         raise ArtifactError(f"pip wheel {app_dir} produced {app_wheels}, expected exactly one wheel")
+    pinned = out / "requirements.txt"
+    pinned.write_text(target_requirements((app_dir / LOCK_FILE).read_text(), full_version))
     abi = "cp" + "".join(full_version.split(".")[:2])
-    download = ["download", "--quiet", "--only-binary=:all:", "--dest", str(out), "--python-version", full_version,
-                "--implementation", "cp", "--abi", abi, "--abi", "abi3", "--abi", "none", *_platform_args(glibc)]
-    step = (f"downloading wheels for CPython {full_version} (check that app/requirements.txt pins have "
-            f"manylinux x86_64 or pure-Python wheels for that version)")
-    _pip([*download, "-r", str(app_dir / "requirements.txt")], step)
-    # Until a pass adds nothing: each added wheel may itself need marker-selected dependencies.
-    while missing := _missing_requirements(out, full_version):
-        _pip([*download, *missing], f"{step}; adding {', '.join(missing)}")
-    shutil.copyfile(app_dir / "requirements.txt", out / "requirements.txt")
+    _pip(["download", "--quiet", "--only-binary=:all:", "--no-deps", "--require-hashes", "--dest", str(out),
+          "--python-version", full_version, "--implementation", "cp", "--abi", abi, "--abi", "abi3",
+          "--abi", "none", *_platform_args(glibc), "-r", str(pinned)],
+         f"downloading the locked wheels for CPython {full_version} (each must be a manylinux x86_64 or "
+         f"pure-Python wheel whose sha256 is in app/{LOCK_FILE}; after changing a pin run `make lock`)")
+    # Every requirement of every wheel (the app's included) must be in the house, or the host's install fails.
+    if missing := _missing_requirements(out, full_version):
+        raise ArtifactError(f"app/{LOCK_FILE} does not cover what CPython {full_version} needs: "
+                            f"{', '.join(missing)}; add the pins to app/requirements.txt and run `make lock`")
     return app_wheels[0]
 
 

@@ -92,8 +92,13 @@ def install_release(releases_dir: str, current: str, release_id: str, tarball: s
         f"mkdir -p {wheelhouse}",
         f"tar -xf {shlex.quote(tarball)} -C {wheelhouse}",
         f"python3 -m venv {target}",
+        # Dependencies in hash-checking mode (each wheel's sha256 must be the lock's), then the app's own wheel,
+        # built with the release, without dependencies; pip check proves the two agree.
         f"PIP_DISABLE_PIP_VERSION_CHECK=1 {target}/bin/pip install --quiet --no-index --find-links {wheelhouse} "
-        f"-r {wheelhouse}/requirements.txt {wheelhouse}/{shlex.quote(wheel_name)}",
+        f"--require-hashes -r {wheelhouse}/requirements.txt",
+        f"PIP_DISABLE_PIP_VERSION_CHECK=1 {target}/bin/pip install --quiet --no-index --no-deps "
+        f"{wheelhouse}/{shlex.quote(wheel_name)}",
+        f"PIP_DISABLE_PIP_VERSION_CHECK=1 {target}/bin/pip check",
         # The app reports RELEASE in /health/ready; requirements.txt tells the next deploy whether a HUP can
         # load the next release (same dependencies) or Gunicorn's master must restart.
         f"cp {wheelhouse}/requirements.txt {target}/requirements.txt",

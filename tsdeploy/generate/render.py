@@ -254,7 +254,8 @@ def blueprint(topology: Topology) -> tuple[dict[str, Any], Pool, dict[str, Any]]
         {"key": "DB_POOL_SIZE", "value": "1"},
         {"key": "DB_MAX_OVERFLOW", "value": "0"},
     ] + [{"key": key, "value": str(value)} for key, value in settings.items()]
-    build = "pip install -r requirements.txt && pip install --no-deps ."
+    # The lock is universal (markers pick what Render's Python needs); hash-checking mode, as on the hosts.
+    build = "pip install --require-hashes -r requirements.lock && pip install --no-deps . && pip check"
     document = {
         "services": [
             {
