@@ -12,8 +12,10 @@ REPORT    ?= reports/verify
 # Debian packages the control node needs: venv for the tooling, nspawn/debootstrap/nftables for the lab,
 # ssh for pyinfra/testinfra, openssl for the lab CA, PostgreSQL and Redis for the app tests, pgBackRest for the
 # backup role's drill test (a real restore into a scratch cluster).
+# nginx-light, openssh-server and sudo give the unit tests the real validators the deploy runs on the hosts
+# (nginx -t, a real sshd on 127.0.0.1 for the host key checks, visudo); their services are not left running.
 SYSTEM_PACKAGES := python3-venv python3-dev build-essential systemd-container debootstrap nftables iproute2 \
-                   openssh-client openssl postgresql redis-server pgbackrest curl
+                   openssh-client openssl postgresql redis-server pgbackrest curl nginx-light openssh-server sudo
 
 .PHONY: help system-deps venv lock up down deploy verify test test-unit test-app test-e2e bench clean
 
@@ -25,7 +27,12 @@ system-deps: ## Install the Debian packages the control node needs (idempotent)
 	if [ -n "$$missing" ]; then \
 	  echo ">> installing Debian packages: $$missing" >&2; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null && \
+	  if [ -d /run/systemd/system ]; then \
+	    case " $$(echo $$missing) " in *" nginx-light "*) systemctl disable --now nginx.service >/dev/null 2>&1;; esac; \
+	    case " $$(echo $$missing) " in *" openssh-server "*) systemctl disable --now ssh.service >/dev/null 2>&1;; esac; \
+	    true; \
+	  fi; \
 	fi
 
 # Hash-checking mode: pip installs nothing that is not in the lock with a matching sha256, dependencies included.
