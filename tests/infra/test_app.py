@@ -101,3 +101,14 @@ def test_gunicorn_runs_the_configured_number_of_workers(app: Target) -> None:
     workers = len(app.sudo_check("pgrep -P %s", main_pid).split())
     assert workers == app.ctx["app"]["workers"], (
         f"{app}: Gunicorn runs {workers} workers, its config asks for {app.ctx['app']['workers']}")
+
+
+@pytest.mark.control("ts-app-06")
+def test_the_live_release_was_installed_from_hash_pinned_requirements(app: Target) -> None:
+    current = app.ctx["app"]["current_dir"]
+    pins = [line for line in app.sudo_check("cat %s", f"{current}/requirements.txt").splitlines() if line.strip()]
+    assert pins, f"{app}: {current}/requirements.txt lists no dependency"
+    unhashed = [line.split()[0] for line in pins if "==" not in line.split()[0] or "--hash=sha256:" not in line]
+    assert not unhashed, f"{app}: the live release installed {unhashed} without an exact pin and sha256"
+    check = app.host.run("PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 %s/bin/python -m pip check", current)
+    assert check.rc == 0, f"{app}: pip check in the live release: {check.stdout.strip()} {check.stderr.strip()}"
