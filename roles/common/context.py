@@ -84,6 +84,13 @@ class UpgradesContext(TypedDict):
     security_codename: str
 
 
+class JournaldContext(TypedDict):
+    """`ctx["common"]["journald"]`: the journal's bounds (roles/common/journald.py)."""
+
+    max_use: str
+    max_retention: str
+
+
 class CommonContext(TypedDict):
     """`ctx["common"]`."""
 
@@ -95,6 +102,7 @@ class CommonContext(TypedDict):
     ca_cert_src: str | None
     ca_cert_path: str
     upgrades: UpgradesContext
+    journald: JournaldContext
 
 
 def describe_host(name: str, groups: list[str], v: dict[str, Any]) -> HostFacts:
@@ -128,4 +136,6 @@ def derive(view: HostView) -> CommonContext:
                          upgrades=UpgradesContext(enabled=bool(v["unattended_upgrades_enabled"]),
                                                   reboot=bool(v["unattended_upgrades_reboot"]),
                                                   reboot_time=str(v["unattended_upgrades_reboot_time"]),
-                                                  security_codename=f"{v['debian_release']}-security"))
+                                                  security_codename=f"{v['debian_release']}-security"),
+                         journald=JournaldContext(max_use=str(v["journald_max_use"]),
+                                                  max_retention=str(v["journald_max_retention"])))

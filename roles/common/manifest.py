@@ -22,12 +22,16 @@ AUTO_UPGRADES = ManagedFile("common/auto-upgrades.j2", "/etc/apt/apt.conf.d/21ts
 UNATTENDED_UPGRADES = ManagedFile("common/unattended-upgrades.j2",
                                   "/etc/apt/apt.conf.d/51tsdeploy-unattended-upgrades", "root", "root", "644",
                                   template="common/unattended-upgrades.j2", trigger="upgrades")
-FILES = (SUDOERS, CA_CERT, SSHD_DROP_IN, NFTABLES, AUTO_UPGRADES, UNATTENDED_UPGRADES)
+JOURNALD = ManagedFile("common/journald.conf.j2", "/etc/systemd/journald.conf.d/60-tsdeploy.conf",
+                       "root", "root", "644", template="common/journald.conf.j2", trigger="journald")
+FILES = (SUDOERS, CA_CERT, SSHD_DROP_IN, NFTABLES, AUTO_UPGRADES, UNATTENDED_UPGRADES, JOURNALD)
 
 CA_DIR = ManagedPath("/etc/ssl/tsdeploy", "root", "root", "755", why="for the inventory's CA certificate")
 SSHD_CONFIG = ManagedPath("/etc/ssh/sshd_config", "root", "root", "600", directory=False,
                           why="readable by root only (sshd-27)")
-PATHS = (CA_DIR, SSHD_CONFIG)
+JOURNALD_DIR = ManagedPath("/etc/systemd/journald.conf.d", "root", "root", "755",
+                           why="for the journal's retention drop-in")
+PATHS = (CA_DIR, SSHD_CONFIG, JOURNALD_DIR)
 
 #: /etc/sysctl.d drop-in the sysctls persist to (pyinfra's server.sysctl edits it line by line).
 SYSCTL_FILE = "/etc/sysctl.d/60-tsdeploy.conf"

@@ -2,16 +2,18 @@
 
 from pyinfra.api import deploy
 
-from roles.common import ROLE, firewall, sshd, sysctl, upgrades, users
+from roles.common import ROLE, firewall, journald, sshd, sysctl, upgrades, users
 from roles.runtime import host_context
 
 
 @deploy("Common baseline", data_defaults=ROLE.defaults)
 def tasks() -> None:
-    """Deploy user and sudo, sshd hardening, nftables for the host's roles, network sysctls, unattended-upgrades."""
+    """Deploy user and sudo, sshd hardening, nftables for the host's roles, network sysctls, unattended-upgrades,
+    the journal's bounds."""
     ctx = host_context()
     users.apply(ctx)
     sshd.apply(ctx)
     firewall.apply(ctx)
     sysctl.apply(ctx)
     upgrades.apply(ctx)
+    journald.apply(ctx)

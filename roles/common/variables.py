@@ -25,6 +25,12 @@ TLS_KEY_FILE = Variable("tls_key_file", REQUIRED, "the private key of tls_cert_f
                         checks.local_file, files=True)
 
 _CLOCK_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+#: journald.conf(5) sizes: bytes with a K, M, G or T suffix (base 1024).
+_JOURNAL_SIZE = re.compile(r"^[1-9][0-9]*[KMGT]$")
+#: systemd.time(7) spans as journald reads MaxRetentionSec: a whole number and one of systemd's unit spellings
+#: (m is minutes, M months).
+_TIMESPAN = re.compile(r"^[1-9][0-9]* ?(s|sec|seconds?|m|min|minutes?|h|hr|hours?|d|days?|w|weeks?|M|months?|y|"
+                       r"years?)$")
 
 
 def reboot_time(value: Any) -> tuple[str, str] | None:
@@ -32,6 +38,21 @@ def reboot_time(value: Any) -> tuple[str, str] | None:
     if isinstance(value, str) and _CLOCK_TIME.match(value):
         return None
     return "is not a time of day as HH:MM", "write a quoted 24-hour time such as \"03:30\" (00:00 to 23:59)"
+
+
+def journal_size(value: Any) -> tuple[str, str] | None:
+    """SystemMaxUse as journald reads it: a whole number with a K, M, G or T suffix."""
+    if isinstance(value, str) and _JOURNAL_SIZE.match(value):
+        return None
+    return "is not a journald size", "write a whole number with K, M, G or T, such as \"1G\" or \"500M\""
+
+
+def timespan(value: Any) -> tuple[str, str] | None:
+    """MaxRetentionSec as journald reads it: a whole number and one systemd time unit."""
+    if isinstance(value, str) and _TIMESPAN.match(value):
+        return None
+    return ("is not a systemd time span",
+            "write a whole number and one unit (s, min, h, d or day, w or week, month, year), such as \"1month\"")
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -62,6 +83,13 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("unattended_upgrades_reboot_time", "03:30",
              "local time (HH:MM) of an automatic reboot, when unattended_upgrades_reboot is true",
              reboot_time),
+    # journald keeps every service's log (the app, PostgreSQL's slow statements, nginx's errors); without a
+    # bound it takes up to 10 % of /var (4 GiB at most) and keeps entries for as long as that lasts.
+    Variable("journald_max_use", "1G",
+             "most disk the persistent journal may use (SystemMaxUse); journald deletes the oldest entries beyond",
+             journal_size),
+    Variable("journald_max_retention", "1month",
+             "journal entries older than this are deleted (MaxRetentionSec)", timespan),
 )
 
 
