@@ -81,7 +81,8 @@ class Site:
         return [self.request(method, path)[0] for _ in range(count)]
 
 
-def serve(tmp_path: pathlib.Path, settings: dict) -> Iterator[Site]:
+def serve(tmp_path: pathlib.Path, settings: dict, http_block: str = "access_log off;") -> Iterator[Site]:
+    """The rendered site on loopback ports; `http_block` goes into the stub nginx.conf's http block."""
     app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), App)
     threading.Thread(target=app.serve_forever, daemon=True).start()
     (tmp_path / "inventory").mkdir()
@@ -101,7 +102,7 @@ def serve(tmp_path: pathlib.Path, settings: dict) -> Iterator[Site]:
     (tmp_path / "nginx.conf").write_text(
         f"worker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
         "events { worker_connections 64; }\n"
-        f"http {{\n    access_log off;\n    include /etc/nginx/mime.types;\n    include {tmp_path}/site.conf;\n}}\n")
+        f"http {{\n    {http_block}\n    include /etc/nginx/mime.types;\n    include {tmp_path}/site.conf;\n}}\n")
     nginx = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
                               "-g", "daemon off;"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
