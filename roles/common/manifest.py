@@ -41,7 +41,9 @@ UPLOAD_ROOT = "/var/lib/tsdeploy-upload"
 
 def packages(ctx: Context) -> list[str]:
     upgrades = ["unattended-upgrades"] if ctx["common"]["upgrades"]["enabled"] else []
-    return ["sudo", "nftables", "ca-certificates", *upgrades]
+    # logrotate: Debian's packages ship their rotation (nginx's access log daily, PostgreSQL's log weekly) as
+    # /etc/logrotate.d files that do nothing without it, and a minimal Debian does not install it.
+    return ["sudo", "nftables", "ca-certificates", "logrotate", *upgrades]
 
 
 def private_temp_dir(deploy_user: str) -> str:
