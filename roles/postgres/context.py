@@ -230,6 +230,8 @@ def derive(view: HostView) -> PostgresContext:
         Setting(name="log_statement", value="'ddl'", reason="schema changes are logged (CIS 3.1.24)"),
         Setting(name="log_min_duration_statement", value=str(threshold_ms),
                 reason=f"statements slower than SLOW_QUERY_THRESHOLD ({threshold} s)"),
+        Setting(name="log_lock_waits", value="on",
+                reason="a wait for a lock longer than deadlock_timeout (1 s) is logged, with who holds it"),
     ]
     archive = archiving(view)
     if archive is not None:

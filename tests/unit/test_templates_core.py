@@ -71,7 +71,8 @@ def test_postgresql_drop_in_has_the_baseline_settings(contexts: dict[str, dict])
     for expected in ("listen_addresses = 'localhost,10.0.0.10'", "password_encryption = 'scram-sha-256'",
                      "ssl = on", "ssl_min_protocol_version = 'TLSv1.2'",
                      "shared_preload_libraries = 'pg_stat_statements'", "log_connections = on",
-                     "log_statement = 'ddl'", "ssl_cert_file = '/etc/postgresql/15/main/server.crt'"):
+                     "log_statement = 'ddl'", "log_lock_waits = on",
+                     "ssl_cert_file = '/etc/postgresql/15/main/server.crt'"):
         assert f"\n{expected}\n" in text, expected
     assert "snakeoil.pem" not in text
 
