@@ -305,3 +305,15 @@ def test_releases_from_failed_deploys_are_pruned_before_the_rollback_target():
     # a served, then two failed deploys left b and c, then d went live: keeping 3 must keep a (rollback target).
     assert artifacts.releases_to_prune({"a": 1, "b": 2, "c": 3, "d": 4}, keep=3, protected={"d"},
                                        went_live={"a", "d"}) == ["b"]
+
+
+def test_a_dependency_of_the_app_that_the_lock_does_not_cover_stops_the_build(frozen_app, tmp_path, monkeypatch):
+    grown = tmp_path / "grown"
+    shutil.copytree(frozen_app, grown)
+    pyproject = grown / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('    "flask>=3.1,<4",\n', '    "flask>=3.1,<4",\n    "six>=1.16",\n'))
+    assert "six>=1.16" in pyproject.read_text()
+    monkeypatch.setenv("TSDEPLOY_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(artifacts.ArtifactError, match=r"app/requirements\.lock does not cover what CPython 3\.11\.2 "
+                                                      r"needs: six>=1\.16; add the pins .* run `make lock`"):
+        artifacts.build("bookworm", grown)
