@@ -10,6 +10,7 @@ The rendered config disables the socket. Here the unwritable path is made by poi
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 import time
@@ -108,9 +109,10 @@ def test_gunicorn_boots_workers_with_the_rendered_config_and_no_control_server_e
 
 
 def _run_gunicorn(tmp_path: Path, app_env: dict[str, str], extra: dict, requests: int,
-                  path: str = "/health", settled=None) -> tuple[list[int], str]:  # noqa: ANN001
+                  path: str = "/health", settled=None, starts: int = 2) -> tuple[list[int], str, float]:  # noqa: ANN001
     """Start Gunicorn with the rendered config (+ `extra`), send `requests` GETs, wait (up to 30 s) until
-    `settled(log)` holds if given, stop it: the statuses and the log."""
+    `settled(log)` holds if given and /metrics counts at least `starts` worker starts, stop it: the statuses,
+    the log and the worker starts /metrics counted."""
     conf = rendered_gunicorn_conf(tmp_path, extra)
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
@@ -147,10 +149,19 @@ def _run_gunicorn(tmp_path: Path, app_env: dict[str, str], extra: dict, requests
                     break
                 previous = text
                 time.sleep(1.0)
+            # A worker counts its start once it has imported the app, which may be after its first answer.
+            deadline, counted = time.monotonic() + 30, 0.0
+            while counted < starts and time.monotonic() < deadline:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                    found = re.search(r"^talentsphere_gunicorn_worker_starts_total (\S+)$", response.read().decode(),
+                                      flags=re.M)
+                assert found, "/metrics has no talentsphere_gunicorn_worker_starts_total"
+                counted = float(found.group(1))
+                time.sleep(0.2)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    return statuses, log.read_text()
+    return statuses, log.read_text(), counted
 
 
 def test_a_worker_over_its_memory_limit_answers_then_is_replaced(tmp_path, app_env) -> None:  # noqa: ANN001
@@ -158,21 +169,27 @@ def test_a_worker_over_its_memory_limit_answers_then_is_replaced(tmp_path, app_e
     def replaced(text: str) -> int:
         return text.count("(limit 1 MiB): replacing it")
 
-    statuses, log = _run_gunicorn(tmp_path, app_env, {"app_worker_max_memory": "1MiB"}, requests=6,
-                                  settled=lambda text: text.count("Booting worker") >= 2 + replaced(text))
+    statuses, log, starts = _run_gunicorn(tmp_path, app_env, {"app_worker_max_memory": "1MiB"}, requests=6,
+                                          settled=lambda text: text.count("Booting worker") >= 2 + replaced(text),
+                                          starts=5)
     assert statuses == [200] * 6, log
     # A worker told to go still answers the connections it had accepted, so there may be fewer than six.
     assert replaced(log) >= 3, log
     assert log.count("Worker exiting") >= replaced(log), log
     assert log.count("Booting worker") >= 2 + replaced(log), log
+    # The replacements are counted: the replaced workers' counter files outlive them.
+    assert starts >= 2 + 3, (starts, log)
+    assert starts <= log.count("Booting worker"), (starts, log)
 
 
 def test_workers_under_the_memory_limit_are_kept(tmp_path, app_env) -> None:  # noqa: ANN001
-    statuses, log = _run_gunicorn(tmp_path, app_env, {}, requests=20)
+    statuses, log, starts = _run_gunicorn(tmp_path, app_env, {}, requests=20)
     assert statuses == [200] * 20, log
     assert "replacing it" not in log and log.count("Booting worker") == 2, log
+    assert starts == 2, log
 
 
 def test_preloaded_workers_serve_database_requests(tmp_path, app_env) -> None:  # noqa: ANN001
-    statuses, log = _run_gunicorn(tmp_path, app_env, {"app_preload": True}, requests=20, path="/health/ready")
+    statuses, log, starts = _run_gunicorn(tmp_path, app_env, {"app_preload": True}, requests=20,
+                                          path="/health/ready")
     assert statuses == [200] * 20, log

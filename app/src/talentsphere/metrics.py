@@ -25,6 +25,9 @@ DB_STATEMENTS = Counter("talentsphere_db_statements_total", "SQL statements exec
 POOL_CHECKED_OUT = Gauge("talentsphere_db_pool_checked_out", "Connections in use", multiprocess_mode="livesum")
 POOL_SIZE = Gauge("talentsphere_db_pool_size", "Configured pool size", multiprocess_mode="max")
 VIEWS_FLUSHED = Counter("talentsphere_views_flushed_total", "Job views written to PostgreSQL by flush-views")
+# Incremented by the deploy's gunicorn.conf.py (post_worker_init): its rate is how often workers are replaced
+# (recycling by count or memory, crashes, reloads), each replacement costing an import of the app.
+WORKER_STARTS = Counter("talentsphere_gunicorn_worker_starts_total", "Gunicorn workers that finished booting")
 AUTH_LOCKOUTS = Counter("talentsphere_auth_lockouts_total", "Lockouts started by a failed login (login_guard.py), "
                         "by what was locked: account or address", ["scope"])
 AUTH_REFUSED = Counter("talentsphere_auth_refused_total", "Login and registration attempts answered 429 before any "
