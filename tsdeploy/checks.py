@@ -10,6 +10,7 @@ import ipaddress
 import math
 import pathlib
 import re
+import subprocess
 from typing import Any
 
 from tsdeploy.rolespec import Check
@@ -246,4 +247,22 @@ def key_prefix(value: Any) -> tuple[str, str] | None:
 def local_file(value: Any) -> tuple[str, str] | None:
     if not isinstance(value, str) or not pathlib.Path(value).is_file():
         return "is not a readable file on the control node", "point it at the PEM file (outside the repository)"
+    return None
+
+
+def current_certificate(value: Any) -> tuple[str, str] | None:
+    """A file on the control node which, if openssl reads it as a certificate, has not expired.
+
+    Checked before any host is touched: an expired certificate would land, and every client verifying it (the
+    app towards PostgreSQL, browsers towards nginx, pgBackRest's peers) would refuse the host. Whether the file
+    is a certificate its service accepts is checked on the host before it lands (nginx -t, PostgreSQL's and
+    pgBackRest's candidate checks), where the service's own parser decides.
+    """
+    if (problem := local_file(value)) is not None:
+        return problem
+    result = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-checkend", "0", "-in", value],
+                            capture_output=True, text=True, check=False)
+    end = result.stdout.partition("notAfter=")[2].strip()
+    if end and result.returncode != 0:
+        return f"is a certificate that expired on {end}", "renew it and point the variable at the new file"
     return None

@@ -16,11 +16,11 @@ if TYPE_CHECKING:
 #: certificate with it), PostgreSQL and nginx (verify and `tsdeploy smoke` check their certificates against it).
 TLS_CA_CERT_FILE = Variable("tls_ca_cert_file", REQUIRED,
                             "CA certificate (PEM) on the control node; installed as /etc/ssl/tsdeploy/ca.pem",
-                            checks.local_file, files=True)
+                            checks.current_certificate, files=True)
 #: The host's own certificate and key, for the roles that serve TLS (PostgreSQL on db hosts, nginx on lb hosts).
 TLS_CERT_FILE = Variable("tls_cert_file", REQUIRED,
                          "the host's TLS certificate (PEM) on the control node, signed by tls_ca_cert_file's CA",
-                         checks.local_file, files=True)
+                         checks.current_certificate, files=True)
 TLS_KEY_FILE = Variable("tls_key_file", REQUIRED, "the private key of tls_cert_file (PEM) on the control node",
                         checks.local_file, files=True)
 

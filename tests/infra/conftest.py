@@ -119,9 +119,18 @@ def _managed_pairs(config: pytest.Config) -> list:
     return pairs
 
 
+def _certificate_pairs(config: pytest.Config) -> list:
+    """(host, managed file) for every certificate the deploy installs (the CA's and the host's own)."""
+    return [pair for pair in _managed_pairs(config)
+            if pair.values[1].variable in ("tls_cert_file", "tls_ca_cert_file")]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "managed_file" in metafunc.fixturenames:
         metafunc.parametrize(("any_host", "managed_file"), _managed_pairs(metafunc.config), indirect=["any_host"])
+        return
+    if "certificate" in metafunc.fixturenames:
+        metafunc.parametrize(("any_host", "certificate"), _certificate_pairs(metafunc.config), indirect=["any_host"])
         return
     for fixture, group in GROUP_FIXTURES.items():
         if fixture in metafunc.fixturenames:
