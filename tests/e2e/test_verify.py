@@ -38,6 +38,9 @@ BREAKAGES = {
     "work_mem changed in the tuning drop-in + reload": {"ts-pg-tuning", "ts-drift-01"},
     "Redis stopped": {"ts-redis-01", "ts-redis-02", "ts-redis-03", "ts-redis-04", "ts-fw-03"},
     "app env file chmod 0644": {"ts-app-04"},
+    "the cache host's CA certificate replaced by one expiring in 5 days": {"ts-tls-01", "ts-drift-01"},
+    "the app host's journald drop-in removed + journald restarted": {"ts-log-01", "ts-drift-01"},
+    "logrotate removed from the lb": {"ts-log-02"},
 }
 
 
@@ -141,13 +144,17 @@ def broken_verify(first_verify: dict, deployed_split: Deployment, tmp_path_facto
     lab = deployed_split.lab
     loaded = inventory.load(lab.inventory_dir)
     pg = build_context(loaded, loaded.hosts_in("db")[0])["postgres"]
-    db, cache, app = (loaded.hosts_in(group)[0] for group in ("db", "cache", "app"))
+    db, cache, app, lb = (loaded.hosts_in(group)[0] for group in ("db", "cache", "app", "lb"))
     env_file = build_context(loaded, app)["app"]["env_file"]
     ssh(lab, db, f"echo 'host all all 0.0.0.0/0 scram-sha-256' | sudo tee -a {pg['conf_dir']}/pg_hba.conf"
                  f" >/dev/null && sudo sed -i -E 's/^work_mem = .*/work_mem = 1MB/' "
                  f"{pg['conf_dir']}/conf.d/50-tsdeploy.conf && sudo systemctl reload {pg['service']}")
     ssh(lab, cache, "sudo systemctl stop redis-server")
+    ssh(lab, cache, "sudo openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 5 "
+                    "-subj /CN=expiring -keyout /dev/null -out /etc/ssl/tsdeploy/ca.pem 2>/dev/null")
     ssh(lab, app, f"sudo chmod 0644 {env_file}")
+    ssh(lab, app, "sudo rm /etc/systemd/journald.conf.d/60-tsdeploy.conf && sudo systemctl restart systemd-journald")
+    ssh(lab, lb, "sudo DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq logrotate >/dev/null")
     report = tmp_path_factory.mktemp("verify-broken")
     returncode, _ = run_verify(lab.inventory_dir, report)
     return {"report": report, "returncode": returncode}
