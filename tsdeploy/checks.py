@@ -260,8 +260,11 @@ def current_certificate(value: Any) -> tuple[str, str] | None:
     """
     if (problem := local_file(value)) is not None:
         return problem
-    result = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-checkend", "0", "-in", value],
-                            capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-checkend", "0", "-in", value],
+                                capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return "cannot be checked for expiry: openssl is not installed", "install it (apt-get install openssl)"
     end = result.stdout.partition("notAfter=")[2].strip()
     if end and result.returncode != 0:
         return f"is a certificate that expired on {end}", "renew it and point the variable at the new file"
