@@ -13,9 +13,16 @@ REPORT    ?= reports/verify
 # ssh for pyinfra/testinfra, openssl for the lab CA, PostgreSQL and Redis for the app tests, pgBackRest for the
 # backup role's drill test (a real restore into a scratch cluster).
 # nginx-light, openssh-server and sudo give the unit tests the real validators the deploy runs on the hosts
-# (nginx -t, a real sshd on 127.0.0.1 for the host key checks, visudo); their services are not left running.
+# (nginx -t, a real sshd on 127.0.0.1 for the host key checks, visudo); prometheus (promtool) and the exporters
+# test the alert rules against what the exporters really export. Their services are not left running.
 SYSTEM_PACKAGES := python3-venv python3-dev build-essential systemd-container debootstrap nftables iproute2 \
-                   openssh-client openssl postgresql redis-server pgbackrest curl nginx-light openssh-server sudo
+                   openssh-client openssl postgresql redis-server pgbackrest curl nginx-light openssh-server sudo \
+                   prometheus prometheus-node-exporter prometheus-postgres-exporter prometheus-redis-exporter \
+                   prometheus-blackbox-exporter
+# package:service pairs of the test-only packages above, stopped and disabled when `system-deps` installed them.
+TEST_SERVICES := nginx-light:nginx openssh-server:ssh prometheus:prometheus \
+                 prometheus-node-exporter:prometheus-node-exporter prometheus-postgres-exporter:prometheus-postgres-exporter \
+                 prometheus-redis-exporter:prometheus-redis-exporter prometheus-blackbox-exporter:prometheus-blackbox-exporter
 
 .PHONY: help system-deps venv lock up down deploy verify test test-unit test-app test-e2e bench clean
 
@@ -29,8 +36,9 @@ system-deps: ## Install the Debian packages the control node needs (idempotent)
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null && \
 	  if [ -d /run/systemd/system ]; then \
-	    case " $$(echo $$missing) " in *" nginx-light "*) systemctl disable --now nginx.service >/dev/null 2>&1;; esac; \
-	    case " $$(echo $$missing) " in *" openssh-server "*) systemctl disable --now ssh.service >/dev/null 2>&1;; esac; \
+	    for pair in $(TEST_SERVICES); do \
+	      case " $$(echo $$missing) " in *" $${pair%%:*} "*) systemctl disable --now "$${pair#*:}.service" >/dev/null 2>&1;; esac; \
+	    done; \
 	    true; \
 	  fi; \
 	fi
