@@ -265,7 +265,8 @@ def current_certificate(value: Any) -> tuple[str, str] | None:
                                 capture_output=True, text=True, check=False)
     except FileNotFoundError:
         return "cannot be checked for expiry: openssl is not installed", "install it (apt-get install openssl)"
-    end = result.stdout.partition("notAfter=")[2].strip()
+    # openssl prints "notAfter=<date>" then, with -checkend, "Certificate will (not) expire".
+    end = result.stdout.partition("notAfter=")[2].partition("\n")[0].strip()
     if end and result.returncode != 0:
         return f"is a certificate that expired on {end}", "renew it and point the variable at the new file"
     return None

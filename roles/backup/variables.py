@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from tsdeploy import checks
 from tsdeploy.rolespec import REQUIRED, Variable
 
+from roles.common.variables import TLS_CA_CERT_FILE, TLS_CERT_FILE, TLS_KEY_FILE
 from roles.registry import Group
 
 if TYPE_CHECKING:
@@ -101,6 +102,9 @@ ARCHIVING_VARIABLES = (BACKUP_STANZA, BACKUP_ARCHIVE_TIMEOUT, BACKUP_ARCHIVE_QUE
                        BACKUP_COMPRESS_TYPE, BACKUP_TLS_PORT, *S3_VARIABLES)
 
 VARIABLES: tuple[Variable, ...] = (
+    # A remote backup host serves and verifies pgBackRest's TLS with them (roles/backup/manifest.py); listed
+    # here so that they are required and checked (an expired certificate is refused) on backup hosts too.
+    TLS_CA_CERT_FILE, TLS_CERT_FILE, TLS_KEY_FILE,
     BACKUP_STANZA, BACKUP_REPO_PATH, BACKUP_REPO_CIPHER_PASS, BACKUP_RETENTION_FULL, BACKUP_RETENTION_DIFF,
     BACKUP_FULL_CALENDAR, BACKUP_DIFF_CALENDAR, BACKUP_DRILL_CALENDAR, BACKUP_ARCHIVE_TIMEOUT,
     BACKUP_ARCHIVE_QUEUE_MAX, BACKUP_PROCESS_MAX, BACKUP_COMPRESS_TYPE, BACKUP_TLS_PORT, BACKUP_DRILL_PORT,

@@ -17,7 +17,7 @@ def test_certificate_is_valid_for_at_least_14_more_days(any_host: Target, certif
     dest = certificate.dest(any_host.ctx)
     # -checkend exits 1 when the certificate expires within the given seconds, 0 otherwise.
     result = any_host.sudo("openssl x509 -noout -enddate -checkend %s -in %s", str(MIN_DAYS_LEFT * 86400), dest)
-    end = result.stdout.partition("notAfter=")[2].strip()
+    end = result.stdout.partition("notAfter=")[2].partition("\n")[0].strip()
     assert end, f"{any_host}: openssl cannot read {dest} as a certificate: {result.stderr.strip()}"
     assert result.rc == 0, (f"{any_host}: {dest} ({certificate.variable}) expires on {end}, within "
                             f"{MIN_DAYS_LEFT} days: renew it, point {certificate.variable} at it and deploy")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime
 import pathlib
+import re
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -16,6 +18,7 @@ from tsdeploy import checks
 from tsdeploy.inventory import load
 
 from test_inventory import problems_of, write_inventory
+from test_rendering_golden import _lab_inventory
 
 
 def certificate(path: pathlib.Path, *, days_left: float) -> pathlib.Path:
@@ -37,7 +40,7 @@ def test_a_host_certificate_that_expired_is_refused_naming_host_variable_date_an
     problems = problems_of(write_inventory(tmp_path, host_overrides={"db1": {"tls_cert_file": str(expired)}}))
     assert len(problems) == 1, problems
     assert problems[0].startswith(f"db1: tls_cert_file = '{expired}' (inventory/hosts.yml:")
-    assert "is a certificate that expired on " in problems[0] and " GMT" in problems[0]
+    assert re.search(r"is a certificate that expired on \w{3} +\d+ [\d:]+ \d{4} GMT; fix:", problems[0]), problems[0]
     assert problems[0].endswith("fix: renew it and point the variable at the new file")
 
 
@@ -47,6 +50,19 @@ def test_an_expired_ca_certificate_is_refused_on_every_host_whose_roles_verify_w
     # The app, PostgreSQL and nginx roles list the CA among their variables; the cache host's do not.
     assert sorted(problem.split(":", 1)[0] for problem in problems) == ["app1", "app2", "db1", "lb1"]
     assert all("tls_ca_cert_file" in problem and "expired on" in problem for problem in problems)
+
+
+def test_a_backup_host_with_an_expired_certificate_is_refused_too(tmp_path) -> None:
+    # backup1 serves pgBackRest's TLS in the split topology; it runs no other role that lists the TLS files.
+    inventory = _lab_inventory(tmp_path, "split")
+    expired = certificate(tmp_path / "backup1-old.crt", days_left=-2)
+    hosts = inventory / "hosts.yml"
+    document = yaml.safe_load(hosts.read_text())
+    document["all"]["hosts"]["backup1"]["tls_cert_file"] = str(expired)
+    hosts.write_text(yaml.safe_dump(document))
+    problems = problems_of(inventory)
+    assert [problem.split(":", 1)[0] for problem in problems] == ["backup1"], problems
+    assert "tls_cert_file" in problems[0] and "expired on" in problems[0]
 
 
 def test_certificates_still_valid_pass_even_if_they_expire_soon(tmp_path) -> None:
