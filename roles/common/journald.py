@@ -1,7 +1,8 @@
 """The journal's bounds: persistent storage, a size cap and a retention time from the inventory.
 
-Every service here logs to the journal (Gunicorn, PostgreSQL, Redis and nginx's errors through systemd), so its
-limits are the hosts' log retention. A drop-in of ours sets them; Debian's journald.conf stays as shipped.
+The journal holds what systemd's units print (Gunicorn and the app, pgBackRest's and the deploy's units, sshd,
+sudo); PostgreSQL, Redis and nginx write their own files, which logrotate bounds (docs/logs.md). A drop-in of
+ours sets the journal's limits; Debian's journald.conf stays as shipped.
 journald reads its configuration only at start, and restarting it is what systemd documents for a change:
 services keep their log streams (their file descriptors are held by systemd across the restart).
 """

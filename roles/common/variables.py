@@ -83,8 +83,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("unattended_upgrades_reboot_time", "03:30",
              "local time (HH:MM) of an automatic reboot, when unattended_upgrades_reboot is true",
              reboot_time),
-    # journald keeps every service's log (the app, PostgreSQL's slow statements, nginx's errors); without a
-    # bound it takes up to 10 % of /var (4 GiB at most) and keeps entries for as long as that lasts.
+    # The journal holds what the units print (Gunicorn and the app, pgBackRest's units, sshd); without a bound
+    # it takes up to 10 % of /var (4 GiB at most) and keeps entries for as long as that lasts.
     Variable("journald_max_use", "1G",
              "most disk the persistent journal may use (SystemMaxUse); journald deletes the oldest entries beyond",
              journal_size),
