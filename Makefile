@@ -48,7 +48,7 @@ $(BIN)/.installed: requirements/control.lock pyproject.toml app/pyproject.toml |
 	@echo ">> building the control virtualenv in $(VENV)" >&2
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --require-hashes -r requirements/control.lock
-	$(BIN)/pip install -q --no-deps -e . -e app
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e . -e app
 	touch $@
 
 venv: system-deps $(BIN)/.installed ## Build the control virtualenv (hash-locked)

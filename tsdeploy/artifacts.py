@@ -220,7 +220,9 @@ def _missing_requirements(wheelhouse: pathlib.Path, full_version: str) -> list[s
 
 def _build_wheelhouse(app_dir: pathlib.Path, full_version: str, glibc: str, out: pathlib.Path) -> str:
     """Fill `out` with the app wheel and its locked dependencies' wheels; return the app wheel's name."""
-    _pip(["wheel", "--quiet", "--no-deps", "--wheel-dir", str(out), str(app_dir)], "building the app wheel")
+    # The control venv's pinned setuptools builds it: no build tool is fetched unpinned for a release.
+    _pip(["wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(out), str(app_dir)],
+         "building the app wheel")
     app_wheels = [path.name for path in out.glob("*.whl")]
     if len(app_wheels) != 1:
         raise ArtifactError(f"pip wheel {app_dir} produced {app_wheels}, expected exactly one wheel")
