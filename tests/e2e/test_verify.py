@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING
+from xml.etree import ElementTree
 
 import pytest
 
@@ -165,6 +166,30 @@ def test_verify_of_broken_hosts_fails_exactly_the_controls_they_violate(broken_v
     failed = set(controls.failed_controls(rows(broken_verify["report"]).values()))
     assert broken_verify["returncode"] == 1
     assert failed == expected
+
+
+def _failed_checks(report: pathlib.Path) -> set[str]:
+    """Names of the failed checks in the junit report, with their parameters: `test_x[host]`."""
+    return {case.get("name", "") for case in ElementTree.parse(report / "junit.xml").iter("testcase")
+            if case.find("failure") is not None or case.find("error") is not None}
+
+
+def test_the_certificate_journal_and_logrotate_breakages_fail_on_the_broken_host_only(
+        broken_verify: dict, deployed_split: Deployment) -> None:
+    loaded = inventory.load(deployed_split.lab.inventory_dir)
+    cache, app, lb = (loaded.hosts_in(group)[0] for group in ("cache", "app", "lb"))
+    failed = _failed_checks(broken_verify["report"])
+
+    def failing(test: str) -> set[str]:
+        return {name.removeprefix(f"{test}[").removesuffix("]") for name in failed if name.startswith(f"{test}[")}
+
+    assert failing("test_certificate_is_valid_for_at_least_14_more_days") == {f"{cache}:/etc/ssl/tsdeploy/ca.pem"}
+    assert failing("test_journald_keeps_the_journal_on_disk_within_the_inventorys_bounds") == {app}
+    for test in ("test_logrotate_is_installed", "test_logrotates_daily_timer_is_enabled_and_active",
+                 "test_logrotate_accepts_every_rule_of_the_host"):
+        assert failing(test) == {lb}, test
+    drift = failing("test_managed_file_equals_what_the_deploy_renders")
+    assert {f"{cache}:/etc/ssl/tsdeploy/ca.pem", f"{app}:/etc/systemd/journald.conf.d/60-tsdeploy.conf"} <= drift
 
 
 def test_the_drift_failure_names_the_file_and_hides_secrets(broken_verify: dict) -> None:
