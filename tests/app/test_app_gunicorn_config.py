@@ -140,6 +140,20 @@ def _run_gunicorn(tmp_path: Path, app_env: dict[str, str], extra: dict, requests
                         if time.monotonic() > deadline:
                             raise
                         time.sleep(0.1)
+            # A worker counts its start once it has imported the app, which may be after its first answer. Read
+            # before the log settles: a /metrics request may itself get a worker replaced (memory limit).
+            deadline, counted = time.monotonic() + 30, 0.0
+            while counted < starts and time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                        exposition = response.read().decode()
+                except OSError:
+                    time.sleep(0.2)
+                    continue
+                found = re.search(r"^talentsphere_gunicorn_worker_starts_total (\S+)$", exposition, flags=re.M)
+                assert found, "/metrics has no talentsphere_gunicorn_worker_starts_total"
+                counted = float(found.group(1))
+                time.sleep(0.2)
             # A worker logs its replacement after its response, so the log is read until it holds still for
             # 1 s with `settled` true, not at the first moment `settled` holds.
             deadline, previous = time.monotonic() + 30, None
@@ -149,15 +163,6 @@ def _run_gunicorn(tmp_path: Path, app_env: dict[str, str], extra: dict, requests
                     break
                 previous = text
                 time.sleep(1.0)
-            # A worker counts its start once it has imported the app, which may be after its first answer.
-            deadline, counted = time.monotonic() + 30, 0.0
-            while counted < starts and time.monotonic() < deadline:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-                    found = re.search(r"^talentsphere_gunicorn_worker_starts_total (\S+)$", response.read().decode(),
-                                      flags=re.M)
-                assert found, "/metrics has no talentsphere_gunicorn_worker_starts_total"
-                counted = float(found.group(1))
-                time.sleep(0.2)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
