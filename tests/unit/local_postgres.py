@@ -6,6 +6,7 @@ PostgreSQL packages create (`make system-deps` installs them, CI included).
 
 from __future__ import annotations
 
+import pathlib
 import pwd
 
 
@@ -16,3 +17,9 @@ def has_postgres_account() -> bool:
     except KeyError:
         return False
     return True
+
+
+def newest_postgresql_bin() -> pathlib.Path:
+    """The binaries of the newest PostgreSQL installed (15 on bookworm, 17 on trixie)."""
+    found = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda path: int(path.parts[-3]))
+    return found[-1].parent if found else pathlib.Path("/usr/lib/postgresql/15/bin")

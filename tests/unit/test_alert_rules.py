@@ -12,7 +12,6 @@ import os
 import pathlib
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,7 +23,8 @@ import yaml
 from prometheus_client import REGISTRY
 
 import talentsphere.metrics  # noqa: F401  (registers the app's metrics)
-from local_postgres import has_postgres_account
+from local_postgres import has_postgres_account, newest_postgresql_bin
+from redis_server import free_port
 
 ROOT = pathlib.Path(__file__).parents[2]
 RULES = ROOT / "templates" / "monitor" / "alerts.yml"
@@ -92,12 +92,6 @@ def test_metric_names_are_read_from_expressions_without_labels_functions_or_rang
 
 # The real exporters --------------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def scrape(port: int, path: str = "/metrics", timeout: float = 15.0) -> set[str]:
     """The sample names an exporter answers with (waiting for it to listen)."""
     deadline = time.monotonic() + timeout
@@ -115,11 +109,6 @@ def scrape(port: int, path: str = "/metrics", timeout: float = 15.0) -> set[str]
 def start(*command: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=None if env is None else os.environ | env)
-
-
-def _postgres_bin() -> pathlib.Path:
-    found = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda path: int(path.parts[-3]))
-    return found[-1].parent if found else pathlib.Path("/usr/lib/postgresql/15/bin")
 
 
 def app_samples() -> set[str]:
@@ -145,7 +134,7 @@ def exported() -> Iterator[set[str]]:
 
 def _exporters(base: pathlib.Path) -> Iterator[set[str]]:
     processes: list[subprocess.Popen] = []
-    pg_bin, pg_port = _postgres_bin(), free_port()
+    pg_bin, pg_port = newest_postgresql_bin(), free_port()
     try:
         subprocess.run(["runuser", "-u", "postgres", "--", str(pg_bin / "initdb"), "-D", str(base / "pg"),
                         "-A", "trust", "--no-sync"], check=True, capture_output=True)

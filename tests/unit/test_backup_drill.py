@@ -32,17 +32,11 @@ from test_rendering_golden import _lab_inventory
 from tsdeploy import inventory as inventory_module
 from tsdeploy.context import build_context
 from tsdeploy.templating import render
-from local_postgres import has_postgres_account
+from local_postgres import has_postgres_account, newest_postgresql_bin
 
 
-def _newest_postgresql_bin() -> pathlib.Path:
-    """The binaries of the newest PostgreSQL installed (15 on bookworm, 17 on trixie): the drill runs the cluster's
-    own major version, whichever it is."""
-    found = sorted(pathlib.Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda path: int(path.parts[-3]))
-    return found[-1].parent if found else pathlib.Path("/usr/lib/postgresql/15/bin")
-
-
-PG_BIN = _newest_postgresql_bin()
+#: The drill runs the cluster's own major version, whichever is installed.
+PG_BIN = newest_postgresql_bin()
 PGBACKREST = pathlib.Path("/usr/bin/pgbackrest")
 STANZA = "talentsphere"
 SOURCE_PORT = 5481
