@@ -27,6 +27,7 @@ class Group(enum.StrEnum):
     CACHE = "cache"
     APP = "app"
     LB = "lb"
+    MONITOR = "monitor"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,9 @@ ROLES: tuple[Role, ...] = (
     Role("redis", Group.CACHE),
     Role("app", Group.APP),
     Role("nginx", Group.LB),
+    # After the service roles: an exporter is configured once the service it reads is in place.
+    Role("exporters", None),
+    Role("monitor", Group.MONITOR),
 )
 
 #: The stages after every role's `tasks`, in order; deploy.py puts a barrier every host shares before each, so a

@@ -108,6 +108,43 @@ def pg_duration(value: Any) -> tuple[str, str] | None:
     return None
 
 
+_PROM_DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+
+
+def prometheus_duration(value: Any) -> tuple[str, str] | None:
+    """A Prometheus/Alertmanager duration: units ms, s, m, h, d, w, y, combinable (1h30m)."""
+    if not isinstance(value, str) or not _PROM_DURATION.match(value) or not any(c in "123456789" for c in value):
+        return ("is not a Prometheus duration",
+                "write a positive number with a unit: ms, s, m, h, d, w or y, e.g. 15s, 5m, 15d, 1h30m")
+    return None
+
+
+def url_list(value: Any) -> tuple[str, str] | None:
+    """A list (maybe empty) of http:// or https:// URLs with a host."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, list):
+        return "is not a list of URLs", 'write a YAML list, e.g. ["https://hooks.example.org/alerts"], or []'
+    for item in value:
+        parts = urlsplit(item) if isinstance(item, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(
+                c.isspace() for c in item):
+            return (f"has {item!r}, which is not an http(s) URL",
+                    'write each entry as https://host[:port]/path')
+    return None
+
+
+def host_port(value: Any) -> tuple[str, str] | None:
+    """host:port (a name or an IPv4 address, then a port), or empty for none."""
+    if value == "":
+        return None
+    if isinstance(value, str) and ":" in value:
+        name, _, port = value.rpartition(":")
+        if _HOSTNAME.match(name) and port.isdigit() and 0 < int(port) < 65536:
+            return None
+    return "is not host:port", "write e.g. smtp.example.org:587, or \"\" for none"
+
+
 def choice(*options: str) -> Check:
     def check(value: Any) -> tuple[str, str] | None:
         if value not in options:

@@ -100,7 +100,10 @@ def env_quote(value: Any) -> str:
 
 
 def inbound(view: HostView) -> list[Inbound]:
-    return [Inbound(int(view.vars["app_port"]), view.addresses(Group.LB), "Gunicorn from lb hosts")]
+    rules = [Inbound(int(view.vars["app_port"]), view.addresses(Group.LB), "Gunicorn from lb hosts")]
+    if monitor := view.addresses(Group.MONITOR):
+        rules.append(Inbound(int(view.vars["app_port"]), monitor, "the app's /metrics from the monitor host"))
+    return rules
 
 
 def derive(view: HostView) -> AppContext:
@@ -113,7 +116,8 @@ def derive(view: HostView) -> AppContext:
     redis_url = f"redis://{redis_user}:{redis_password}@{redis['address']}:{redis['port']}/0"
     threads, port = int(v["app_threads"]), int(v["app_port"])
     lb_hosts = sorted(set(view.addresses(Group.LB)))
-    talks_to = {host["private_address"], *lb_hosts, *view.addresses(Group.DB), *view.addresses(Group.CACHE)}
+    talks_to = {host["private_address"], *lb_hosts, *view.addresses(Group.DB), *view.addresses(Group.CACHE),
+                *view.addresses(Group.MONITOR)}
     env = {
         "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": v["app_secret_key"],
         "DB_POOL_SIZE": int(v["app_db_pool_size"]), "DB_MAX_OVERFLOW": int(v["app_db_max_overflow"]),

@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from tsdeploy.topology import HostView
 
 TLS_DIR = "/etc/nginx/tls"
+#: nginx's connection counters (stub_status), served on localhost only: the nginx exporter reads them there.
+STATUS_LISTEN = "127.0.0.1:8089"
+STATUS_URL = f"http://{STATUS_LISTEN}/stub_status"
 
 #: `ctx["nginx"]`: server_name, upstream, upstream_keepalive_timeout, the TLS paths, and each nginx_* variable
 #: without its prefix (worker_connections, api_rate, ...): the templates read the variables by those names.
@@ -45,5 +48,6 @@ def derive(view: HostView) -> NginxContext:
         "tls_key_src": v.get("tls_key_file"),
         "tls_cert_path": f"{TLS_DIR}/talentsphere.crt",
         "tls_key_path": f"{TLS_DIR}/talentsphere.key",
+        "status_listen": STATUS_LISTEN,
         **settings,
     }

@@ -110,6 +110,19 @@ def _intended_listeners(target: Target) -> dict[int, set[str]]:
         intended[ctx["app"]["port"]] = {private}
     if "lb" in target.groups:
         intended[80] = intended[443] = {"*"}
+        intended[int(ctx["nginx"]["status_listen"].rsplit(":", 1)[1])] = {"127.0.0.1"}  # stub_status
+    exporters = ctx["exporters"]
+    if exporters["enabled"]:
+        for listen in (exporters["node_listen"], exporters["postgres_listen"] if exporters["postgres"] else None,
+                       exporters["nginx_listen"] if exporters["nginx"] else None):
+            if listen:
+                intended[int(listen.rsplit(":", 1)[1])] = {private}
+    if "monitor" in target.groups:
+        monitor = ctx["monitor"]
+        listens = [monitor["prometheus_listen"], monitor["alertmanager_listen"], monitor["blackbox_listen"]]
+        for listen in listens + ([monitor["sink_listen"]] if monitor["sink"] else []):
+            address, port = listen.rsplit(":", 1)
+            intended[int(port)] = {address}
     return intended
 
 

@@ -140,7 +140,8 @@ def test_the_stanza_port_and_archive_timeout_follow_the_inventory(tmp_path) -> N
     assert (archive["stanza"], archive["tls_port"], archive["tls_server_auth"]) == ("jobs", 9432, "backup1=jobs")
     assert settings["archive_command"]["value"] == "'pgbackrest --stanza=jobs archive-push %p'"
     assert settings["archive_timeout"]["value"] == "30s"
-    assert {"port": 9432, "sources": [archive["repo_address"]]}.items() <= ctx["common"]["firewall_rules"][-1].items()
+    assert any(rule["port"] == 9432 and rule["sources"] == [archive["repo_address"]]
+               for rule in ctx["common"]["firewall_rules"])
 
 
 def test_a_db_host_that_is_also_the_backup_host_archives_locally(single) -> None:

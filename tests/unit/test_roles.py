@@ -425,12 +425,14 @@ PG, REDIS_APP, REDIS_ADMIN, APP_SECRET, BACKUP_CIPHER = (LAB_SECRETS[f"vault_{na
     "backup_repo_cipher_pass"))
 #: host -> (its context's sections beyond host and peers, the secrets its files need).
 SPLIT_HOSTS = {
-    "db1": ({"common", "postgres"}, {PG}),
-    "backup1": ({"common", "backup"}, {BACKUP_CIPHER}),
-    "cache1": ({"common", "redis"}, {REDIS_APP, REDIS_ADMIN}),
-    "app1": ({"common", "app"}, {PG, REDIS_APP, APP_SECRET}),
-    "app2": ({"common", "app"}, {PG, REDIS_APP, APP_SECRET}),
-    "lb1": ({"common", "nginx"}, set()),
+    "db1": ({"common", "postgres", "exporters"}, {PG}),
+    "backup1": ({"common", "backup", "exporters"}, {BACKUP_CIPHER}),
+    "cache1": ({"common", "redis", "exporters"}, {REDIS_APP, REDIS_ADMIN}),
+    "app1": ({"common", "app", "exporters"}, {PG, REDIS_APP, APP_SECRET}),
+    "app2": ({"common", "app", "exporters"}, {PG, REDIS_APP, APP_SECRET}),
+    "lb1": ({"common", "nginx", "exporters"}, set()),
+    # The monitor host scrapes with no credential: it holds no secret.
+    "monitor1": ({"common", "monitor", "exporters"}, set()),
 }
 
 
@@ -506,7 +508,7 @@ def test_a_new_roles_variable_is_checked_on_the_hosts_of_its_group_only(archive_
 def test_a_new_roles_hosts_get_its_section_files_and_paths(archive_role, tmp_path) -> None:
     inventory = _with_archive_host(tmp_path / "inventory", {"archive1": 30})
     ctx = build_context(inventory, "archive1")
-    assert set(ctx) == {"host", "peers", "common", "archive"}
+    assert set(ctx) == {"host", "peers", "common", "exporters", "archive"}
     assert ctx["archive"]["retention_days"] == 30
     assert ctx["peers"]["archive"] == [{"name": "archive1", "address": "198.18.0.99"}]
     files = manifest.files_for(ctx)

@@ -24,6 +24,15 @@ VAULT_REFERENCES = {
     "backup_repo_cipher_pass": "vault_backup_repo_cipher_pass",
 }
 # Every file the lab writes into the inventory directory (lab down removes exactly these).
+#: The lab's monitor host: alerts go to the local sink the tests read, and the intervals are short so that an
+#: alert fires and resolves within a test (a production inventory keeps the roles' defaults).
+LAB_MONITOR = {
+    "monitor_alert_sink": True,
+    "monitor_scrape_interval": "5s",
+    "monitor_evaluation_interval": "5s",
+    "monitor_alert_group_wait": "5s",
+    "monitor_alert_group_interval": "10s",
+}
 WRITTEN_FILES = ("hosts.yml", "group_vars/all/main.yml", "group_vars/all/vault.yml", "ansible.cfg")
 
 
@@ -80,6 +89,7 @@ def main_vars(release: str, files: LabFiles, deploy_user: str, subnet: str, lb_a
         "tls_ca_cert_file": files.ca_cert,
         "app_seed_jobs": APP_SEED_JOBS,
         "nginx_server_name": lb_address,
+        **LAB_MONITOR,
         **{name: f"{{{{ {vault_name} }}}}" for name, vault_name in VAULT_REFERENCES.items()},
     }
 

@@ -1,0 +1,41 @@
+"""Install Prometheus, Alertmanager and the blackbox exporter; write their files (checked before they land);
+restart a service when its command line changed, reload it when only its configuration did."""
+
+from __future__ import annotations
+
+from pyinfra.operations import systemd
+
+from roles.common import packages
+from roles.common.files import put_checked, put_managed, put_path
+from roles.monitor import manifest
+from roles.monitor.checks import CHECK
+from tsdeploy.rolespec import Context, ManagedFile
+
+def apply(ctx: Context) -> None:
+    packages.install(name="Install Prometheus, Alertmanager and the blackbox exporter from Debian",
+                     packages=manifest.packages(ctx))
+    put_path(ctx, manifest.RULES_PATH)
+    rules = [manifest.ALERT_RULES, *([manifest.RECORDING_RULES] if manifest.RECORDING_RULES.applies_to(ctx) else [])]
+    _service(ctx, manifest.PROMETHEUS, manifest.PROMETHEUS_DEFAULT, [manifest.PROMETHEUS_CONF, *rules])
+    _service(ctx, manifest.ALERTMANAGER, manifest.ALERTMANAGER_DEFAULT, [manifest.ALERTMANAGER_CONF])
+    _service(ctx, manifest.BLACKBOX, manifest.BLACKBOX_DEFAULT, [manifest.BLACKBOX_CONF])
+    if ctx["monitor"]["sink"]:
+        put_path(ctx, manifest.SCRIPT_DIR)
+        script = put_managed(ctx, manifest.SINK_SCRIPT, name="Install the local alert sink")
+        unit = put_managed(ctx, manifest.SINK_UNIT, name="Write the alert sink's unit")
+        systemd.daemon_reload(name="Reload systemd because the alert sink's unit changed", _if=unit.did_change)
+        systemd.service(name="Run the alert sink at boot", service=manifest.SINK, running=True, enabled=True)
+        systemd.service(name="Restart the alert sink because it changed", service=manifest.SINK, restarted=True,
+                        _if=lambda: script.did_change() or unit.did_change())
+
+
+def _service(ctx: Context, service: str, default: ManagedFile, configs: list[ManagedFile]) -> None:
+    """A restart when the command line changed (read only at start); else a reload (SIGHUP) when the
+    configuration did."""
+    config = put_checked(ctx, configs, check=CHECK, name=f"Write {service}'s configuration")
+    command_line = put_managed(ctx, default, name=f"Write {service}'s command line: listen on localhost only")
+    systemd.service(name=f"Run {service} at boot", service=service, running=True, enabled=True)
+    systemd.service(name=f"Restart {service} because its command line changed", service=service,
+                    restarted=True, _if=command_line.did_change)
+    systemd.service(name=f"Reload {service} because its configuration changed", service=service,
+                    reloaded=True, _if=lambda: config.did_change() and not command_line.did_change())
