@@ -55,6 +55,9 @@ def apply(ctx: Context) -> None:
              f"{backup['retention_diff']} differential")
     units = [put_managed(ctx, item, name=f"Write {item.dest(ctx)}") for item in manifest.UNITS]
     put_managed(ctx, manifest.DRILL, name=f"Install the restore drill script {backup['drill_script']}")
+    put_managed(ctx, manifest.METRICS_WRITER,
+                name=f"Install {backup['metrics_script']}: the backup and drill metrics for node exporter's textfile "
+                     f"collector ({backup['textfile_dir']})")
     systemd.daemon_reload(name="Reload systemd because a backup or drill unit changed", _if=any_changed(*units))
     for timer in manifest.TIMERS:
         systemd.service(name=f"Run {timer} at boot and now", service=timer, running=True, enabled=True)

@@ -14,6 +14,7 @@ import os
 import pathlib
 from typing import TYPE_CHECKING, TypedDict
 
+from roles.backup import metrics
 from roles.backup.variables import S3Repository, s3_repository
 from roles.registry import Group
 from tsdeploy import ROOT
@@ -47,6 +48,8 @@ DRILL_SCRIPT = "/usr/local/lib/tsdeploy/backup-drill"
 DRILL_DIR = "/var/lib/tsdeploy/drill"
 DRILL_RESULT = f"{DRILL_DIR}/last.json"
 DRILL_BASE = "/var/lib/pgbackrest-drill"
+#: The script that writes the backup and drill metrics for node exporter's textfile collector (`metrics.py`).
+METRICS_SCRIPT = "/usr/local/lib/tsdeploy/backup-metrics"
 #: How long the drill's scratch cluster may take to replay WAL up to the end of the archive.
 DRILL_RECOVERY_TIMEOUT = 3600
 #: Debian's createcluster.conf reads this directory; a drop-in there stops postgresql-<v> from creating and
@@ -107,6 +110,13 @@ class BackupContext(TypedDict):
     drill_base: str
     drill_port: int
     drill_recovery_timeout: int
+    #: node exporter's textfile directory, the two files written there and the script that writes them.
+    textfile_dir: str
+    metrics_file: str
+    drill_metrics_file: str
+    metrics_script: str
+    #: {"backup": {...}, "drill": {...}}: each file's metrics ({key: {"name", "help", "labels"}}, `metrics.py`).
+    metrics: dict[str, dict[str, dict[str, object]]]
     expected_indexes: list[str]
     createcluster_drop_in: str
     warnings: list[str]
@@ -224,6 +234,11 @@ def derive(view: HostView) -> BackupContext:
         drill_base=DRILL_BASE,
         drill_port=int(v["backup_drill_port"]),
         drill_recovery_timeout=DRILL_RECOVERY_TIMEOUT,
+        textfile_dir=metrics.TEXTFILE_DIR,
+        metrics_file=metrics.BACKUP_FILE,
+        drill_metrics_file=metrics.DRILL_FILE,
+        metrics_script=METRICS_SCRIPT,
+        metrics={"backup": metrics.describe(metrics.BACKUP_METRICS), "drill": metrics.describe(metrics.DRILL_METRICS)},
         expected_indexes=indexes,
         createcluster_drop_in=CREATECLUSTER_DROP_IN,
         warnings=warnings,

@@ -1,5 +1,5 @@
 """What the backup role manages on a backup host: pgBackRest's configuration and TLS files, the backup and drill
-units and timers, the drill script, the repository and scratch directories, and the packages.
+units and timers, the drill and metrics scripts, the repository, scratch and textfile directories, and the packages.
 """
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 from tsdeploy.rolespec import Context, ManagedFile, ManagedPath
 
+from roles.backup import metrics
 from roles.backup.context import (CONF_DIR, CONF_PATH, CREATECLUSTER_DIR, CREATECLUSTER_DROP_IN, DIFF_TIMER,
                                   DRILL_BASE, DRILL_DIR, DRILL_SCRIPT, DRILL_TIMER, DRILL_UNIT, FULL_TIMER, LOG_PATH,
-                                  RUN_AS, SPOOL_PATH, TLS_DIR)
+                                  METRICS_SCRIPT, RUN_AS, SPOOL_PATH, TLS_DIR)
 
 #: Debian's package (the same version on both hosts: they share a Debian release, checked by validation).
 PACKAGE = "pgbackrest"
@@ -61,7 +62,12 @@ TIMERS = (FULL_TIMER, DIFF_TIMER, DRILL_TIMER)
 DRILL = ManagedFile("backup/backup-drill.sh.j2", DRILL_SCRIPT, "root", "root", "755",
                     template="backup/backup-drill.sh.j2", trigger="backup-drill")
 
-FILES = (CREATECLUSTER, CONF, TLS_CA, TLS_CERT, TLS_KEY, *UNITS, DRILL)
+#: Run as root by the units' ExecStopPost (only root may write Debian's textfile directory); it reads the repository
+#: as postgres.
+METRICS_WRITER = ManagedFile("backup/backup-metrics.py.j2", METRICS_SCRIPT, "root", "root", "755",
+                             template="backup/backup-metrics.py.j2", trigger="backup-metrics")
+
+FILES = (CREATECLUSTER, CONF, TLS_CA, TLS_CERT, TLS_KEY, *UNITS, DRILL, METRICS_WRITER)
 
 
 def _backup(key: str) -> Callable[[Context], str]:
@@ -84,8 +90,12 @@ DRILL_RESULT_DIR = ManagedPath(DRILL_DIR, RUN_AS, RUN_AS, "750", why="the restor
 DRILL_SCRATCH = ManagedPath(DRILL_BASE, RUN_AS, RUN_AS, "700",
                             why="the restore drill's scratch cluster (a full copy of the database while it runs)")
 DRILL_SCRIPT_DIR = ManagedPath("/usr/local/lib/tsdeploy", "root", "root", "755", why="scripts the deploy installs")
+#: Exactly as Debian's prometheus-node-exporter ships it (root:root 0755; its postinst chowns only the parent,
+#: /var/lib/prometheus), so that the exporter installed before or after this role, and the drift check, agree.
+TEXTFILE_DIR = ManagedPath(metrics.TEXTFILE_DIR, metrics.TEXTFILE_USER, metrics.TEXTFILE_GROUP, metrics.TEXTFILE_MODE,
+                           why="node exporter's textfile directory, where the backup and drill metrics land")
 POST_PACKAGE_PATHS = (CONF_DIR_PATH, TLS_DIR_PATH, REPO, LOG, SPOOL, DRILL_RESULT_DIR, DRILL_SCRATCH,
-                      DRILL_SCRIPT_DIR)
+                      DRILL_SCRIPT_DIR, TEXTFILE_DIR)
 
 PATHS = (*PRE_PACKAGE_PATHS, *POST_PACKAGE_PATHS)
 

@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
+from roles.backup import metrics
 from roles.backup.context import TLS_DIR
 from tsdeploy.topology import Topology
 from tsdeploy.verify import load_for_verify
 from verifyhosts import Target
 
-CONTROLS = ("ts-backup-01", "ts-backup-02", "ts-backup-03", "ts-backup-04", "ts-backup-05")
+CONTROLS = ("ts-backup-01", "ts-backup-02", "ts-backup-03", "ts-backup-04", "ts-backup-05", "ts-backup-06")
 #: Beyond archive_timeout, how long a completed WAL file may wait for the archiver (archive-push is async).
 ARCHIVE_MARGIN = 60
 #: The full backup runs weekly (backup_full_calendar); one day of slack for a run delayed or retried.
@@ -301,3 +302,53 @@ def test_the_last_run_of_the_timers_unit_succeeded(backup: Target, backup_timer:
     result = _show(backup, unit, "Result")
     assert result == "success", (f"{backup}: the last run of {unit} (started by {backup_timer}) ended with "
                                  f"Result={result}; see journalctl -u {unit} there")
+
+
+# --- ts-backup-06: the backup metrics for node exporter are present and fresh -------------------------------------------
+
+
+def _textfile(backup: Target, path: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """{(metric name, sorted label pairs): value} of a textfile on the backup host, after its owner and mode."""
+    found = _stat(backup, path)
+    assert found is not None, (f"{backup}: {path} does not exist: no backup or drill wrote its metrics since the role "
+                               "came; fix: tsdeploy backup INVENTORY (the unit writes them when it ends)")
+    assert found == ("root", "root", "644"), f"{backup}: {path} is {found}, not root root 644"
+    samples = {}
+    for line in backup.sudo_check("cat %s", path).splitlines():
+        match = re.match(r"^([a-z_]+)\{([^}]*)\} (\S+)$", line)
+        if match:
+            labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', match[2])))
+            samples[(match[1], labels)] = float(match[3])
+    return samples
+
+
+@pytest.mark.control("ts-backup-06")
+def test_the_backup_metrics_hold_the_newest_backup_of_each_type_that_pgbackrest_knows(backup: Target) -> None:
+    # Fresh = written after the newest backup: each type's stop time equals pgBackRest's own (a stale file would
+    # make BackupTooOld fire on backups that exist, or stay quiet on a writer that stopped).
+    ctx = backup.ctx["backup"]
+    written = _textfile(backup, ctx["metrics_file"])
+    entry = _info(backup)
+    for repo in _repositories(backup):
+        for kind in ("full", "diff", "incr"):
+            newest = _newest(entry, repo, (kind,))
+            key = (metrics.BACKUP_LAST_SUCCESS.name,
+                   tuple(sorted({"stanza": ctx["stanza"], "repo": str(repo), "type": kind}.items())))
+            assert written.get(key) == (newest["timestamp"]["stop"] if newest else None), (
+                f"{backup}: {ctx['metrics_file']} says the newest {kind} backup in repository {repo} ended at "
+                f"{written.get(key)}, pgBackRest says {newest and newest['timestamp']['stop']}: the metrics are stale; "
+                f"see journalctl -u 'pgbackrest-backup@*' there (the ExecStopPost line)")
+
+
+@pytest.mark.control("ts-backup-06")
+def test_the_drill_metrics_hold_the_last_drills_result(backup: Target) -> None:
+    ctx = backup.ctx["backup"]
+    written = _textfile(backup, ctx["drill_metrics_file"])
+    drill = json.loads(backup.sudo_check("cat %s", ctx["drill_result"]))
+    finished = datetime.datetime.fromisoformat(str(drill["finished_at"]).replace("Z", "+00:00")).timestamp()
+    stanza = (("stanza", ctx["stanza"]),)
+    run, success = (written.get((metric.name, stanza)) for metric in (metrics.DRILL_LAST_RUN,
+                                                                      metrics.DRILL_LAST_RUN_SUCCESS))
+    assert (run, success) == (finished, 1.0 if drill.get("passed") is True else 0.0), (
+        f"{backup}: {ctx['drill_metrics_file']} does not describe the last drill ({drill.get('finished_at')}, passed: "
+        f"{drill.get('passed')}): the metrics are stale; see journalctl -u pgbackrest-drill there")
