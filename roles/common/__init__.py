@@ -6,7 +6,7 @@ This module declares the role (`ROLE`) and imports nothing of pyinfra; its opera
 from tsdeploy.rolespec import RoleSpec
 
 from roles.common import context, manifest
-from roles.common.variables import VARIABLES, address_problems
+from roles.common.variables import VARIABLES, address_problems, syslog_forward_problems
 
 ROLE = RoleSpec(
     variables=VARIABLES,
@@ -16,5 +16,5 @@ ROLE = RoleSpec(
     paths=manifest.PATHS,
     packages=manifest.packages,
     inbound=context.inbound,
-    checks=(address_problems,),
+    checks=(address_problems, syslog_forward_problems),
 )

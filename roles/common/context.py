@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from roles.common.variables import parse_target
 from tsdeploy.rolespec import Inbound
 from tsdeploy.units import format_size, parse_size
 
@@ -14,6 +15,13 @@ if TYPE_CHECKING:
 PYTHON_VERSIONS = {"bookworm": "3.11", "trixie": "3.13"}
 #: Where the common role installs the inventory's CA certificate on every host (clients verify with it).
 CA_CERT_PATH = "/etc/ssl/tsdeploy/ca.pem"
+#: rsyslog's forwarding drop-in. Debian's rsyslog.conf includes /etc/rsyslog.d/*.conf before its own rules, so the
+#: drop-in's `stop` keeps those rules (a second, local copy of the journal in /var/log) from running.
+RSYSLOG_DROP_IN = "/etc/rsyslog.d/10-tsdeploy-forward.conf"
+#: The CA that signed the syslog endpoint's certificate (often not the inventory's own CA).
+SYSLOG_CA_PATH = "/etc/ssl/tsdeploy/syslog-ca.pem"
+#: Name of the forward action and of its queue files in rsyslog's work directory (/var/spool/rsyslog on Debian).
+SYSLOG_QUEUE_NAME = "tsdeploy-forward"
 
 #: linux-baseline sysctl-01..17 that live in each network namespace, so they apply inside containers too.
 NETWORK_SYSCTLS = {
@@ -91,6 +99,23 @@ class JournaldContext(TypedDict):
     max_retention: str
 
 
+class SyslogForwardContext(TypedDict):
+    """`ctx["common"]["syslog_forward"]`: forwarding the journal to a syslog endpoint (roles/common/syslog.py)."""
+
+    enabled: bool
+    #: The inventory's "host:port" ("" when off); host without brackets, and port, as omfwd takes them.
+    target: str
+    host: str
+    port: int
+    protocol: str
+    tls: bool
+    ca_path: str
+    #: Bytes, from the inventory's 1024-based size: written as a number, so rsyslog's own suffix rules never apply.
+    queue_max_disk: int
+    queue_name: str
+    drop_in: str
+
+
 class CommonContext(TypedDict):
     """`ctx["common"]`."""
 
@@ -103,6 +128,9 @@ class CommonContext(TypedDict):
     ca_cert_path: str
     upgrades: UpgradesContext
     journald: JournaldContext
+    syslog_forward: SyslogForwardContext
+    #: The control-node path of syslog_forward_tls_ca_file (None: no TLS), the source of manifest.SYSLOG_CA.
+    syslog_ca_src: str | None
 
 
 def describe_host(name: str, groups: list[str], v: dict[str, Any]) -> HostFacts:
@@ -128,8 +156,19 @@ def _firewall(view: HostView) -> list[FirewallRule]:
     return rules
 
 
+def _syslog_forward(v: dict[str, Any]) -> SyslogForwardContext:
+    target = str(v["syslog_forward_target"])
+    host, port = parse_target(target) if target else ("", 0)
+    return SyslogForwardContext(enabled=bool(target), target=target, host=host, port=port,
+                                protocol=str(v["syslog_forward_protocol"]),
+                                tls=bool(target and v["syslog_forward_tls_ca_file"]), ca_path=SYSLOG_CA_PATH,
+                                queue_max_disk=parse_size(v["syslog_forward_queue_max_disk"]),
+                                queue_name=SYSLOG_QUEUE_NAME, drop_in=RSYSLOG_DROP_IN)
+
+
 def derive(view: HostView) -> CommonContext:
     v = view.vars
+    forward = _syslog_forward(v)
     return CommonContext(deploy_user=v["deploy_user"], ssh_port=int(v["ssh_port"]), firewall_rules=_firewall(view),
                          network_sysctls=dict(NETWORK_SYSCTLS), kernel_sysctls=dict(KERNEL_SYSCTLS),
                          ca_cert_src=v.get("tls_ca_cert_file"), ca_cert_path=CA_CERT_PATH,
@@ -138,4 +177,6 @@ def derive(view: HostView) -> CommonContext:
                                                   reboot_time=str(v["unattended_upgrades_reboot_time"]),
                                                   security_codename=f"{v['debian_release']}-security"),
                          journald=JournaldContext(max_use=str(v["journald_max_use"]),
-                                                  max_retention=str(v["journald_max_retention"])))
+                                                  max_retention=str(v["journald_max_retention"])),
+                         syslog_forward=forward,
+                         syslog_ca_src=str(v["syslog_forward_tls_ca_file"]) if forward["tls"] else None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tsdeploy.rolespec import Context, ManagedFile, ManagedPath
 
-from roles.common.context import CA_CERT_PATH
+from roles.common.context import CA_CERT_PATH, RSYSLOG_DROP_IN, SYSLOG_CA_PATH
 
 SUDOERS = ManagedFile("common/sudoers.j2", lambda ctx: f"/etc/sudoers.d/tsdeploy-{ctx['common']['deploy_user']}",
                       "root", "root", "440", template="common/sudoers.j2", trigger="sudoers")
@@ -24,7 +24,15 @@ UNATTENDED_UPGRADES = ManagedFile("common/unattended-upgrades.j2",
                                   template="common/unattended-upgrades.j2", trigger="upgrades")
 JOURNALD = ManagedFile("common/journald.conf.j2", "/etc/systemd/journald.conf.d/60-tsdeploy.conf",
                        "root", "root", "644", template="common/journald.conf.j2", trigger="journald")
-FILES = (SUDOERS, CA_CERT, SSHD_DROP_IN, NFTABLES, AUTO_UPGRADES, UNATTENDED_UPGRADES, JOURNALD)
+# Forwarding the journal to a remote syslog endpoint: only on hosts whose inventory names one (roles/common/syslog.py).
+SYSLOG_CA = ManagedFile("common/syslog-ca.pem", SYSLOG_CA_PATH, "root", "root", "644",
+                        source=("common", "syslog_ca_src"), variable="syslog_forward_tls_ca_file",
+                        when=lambda ctx: ctx["common"]["syslog_forward"]["tls"], trigger="rsyslog")
+RSYSLOG_FORWARD = ManagedFile("common/rsyslog-forward.conf.j2", RSYSLOG_DROP_IN, "root", "root", "644",
+                              template="common/rsyslog-forward.conf.j2",
+                              when=lambda ctx: ctx["common"]["syslog_forward"]["enabled"], trigger="rsyslog")
+FILES = (SUDOERS, CA_CERT, SSHD_DROP_IN, NFTABLES, AUTO_UPGRADES, UNATTENDED_UPGRADES, JOURNALD, SYSLOG_CA,
+         RSYSLOG_FORWARD)
 
 CA_DIR = ManagedPath("/etc/ssl/tsdeploy", "root", "root", "755", why="for the inventory's CA certificate")
 SSHD_CONFIG = ManagedPath("/etc/ssh/sshd_config", "root", "root", "600", directory=False,
@@ -43,7 +51,10 @@ def packages(ctx: Context) -> list[str]:
     upgrades = ["unattended-upgrades"] if ctx["common"]["upgrades"]["enabled"] else []
     # logrotate: Debian's packages ship their rotation (nginx's access log daily, PostgreSQL's log weekly) as
     # /etc/logrotate.d files that do nothing without it, and a minimal Debian does not install it.
-    return ["sudo", "nftables", "ca-certificates", "logrotate", *upgrades]
+    forward = ctx["common"]["syslog_forward"]
+    # rsyslog only when the inventory names an endpoint (it forwards the journal); its TLS driver only for TLS.
+    syslog = (["rsyslog"] if forward["enabled"] else []) + (["rsyslog-gnutls"] if forward["tls"] else [])
+    return ["sudo", "nftables", "ca-certificates", "logrotate", *upgrades, *syslog]
 
 
 def private_temp_dir(deploy_user: str) -> str:

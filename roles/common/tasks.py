@@ -1,15 +1,16 @@
-"""The common role's operations on every host: deploy user and sudo, sshd, nftables, sysctls, security updates."""
+"""The common role's operations on every host: deploy user and sudo, sshd, nftables, sysctls, security updates,
+the journal and its optional forwarding."""
 
 from pyinfra.api import deploy
 
-from roles.common import ROLE, firewall, journald, sshd, sysctl, upgrades, users
+from roles.common import ROLE, firewall, journald, sshd, syslog, sysctl, upgrades, users
 from roles.runtime import host_context
 
 
 @deploy("Common baseline", data_defaults=ROLE.defaults)
 def tasks() -> None:
     """Deploy user and sudo, sshd hardening, nftables for the host's roles, network sysctls, unattended-upgrades,
-    the journal's bounds."""
+    the journal's bounds, its forwarding to a remote syslog endpoint when the inventory names one."""
     ctx = host_context()
     users.apply(ctx)
     sshd.apply(ctx)
@@ -17,3 +18,4 @@ def tasks() -> None:
     sysctl.apply(ctx)
     upgrades.apply(ctx)
     journald.apply(ctx)
+    syslog.apply(ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,65 @@ _JOURNAL_SIZE = re.compile(r"^[1-9][0-9]*[KMGT]$")
 #: (m is minutes, M months).
 _TIMESPAN = re.compile(r"^[1-9][0-9]* ?(s|sec|seconds?|m|min|minutes?|h|hr|hours?|d|days?|w|weeks?|M|months?|y|"
                        r"years?)$")
+
+
+#: A syslog endpoint's host: a DNS name or an IPv4 address (an IPv6 address is written in brackets, below).
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_ENDPOINT_HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+_TARGET_FIX = ('write the endpoint as "host:port", such as "logs.example.com:6514" (an IPv6 address in brackets: '
+               '"[2001:db8::5]:6514"), or "" to forward nothing')
+
+
+def parse_target(value: str) -> tuple[str, int]:
+    """syslog_forward_target "host:port" -> (host, port), IPv6 without its brackets; ValueError if malformed."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(value)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if ipaddress.ip_address(host).version != 6:  # ValueError for anything else
+            raise ValueError(value)
+    elif not _ENDPOINT_HOST.match(host) or (host.replace(".", "").isdigit() and not _is_ipv4(host)):
+        raise ValueError(value)
+    return host, int(port)
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 4
+    except ValueError:
+        return False
+
+
+def is_address(host: str) -> bool:
+    """Whether an endpoint host is an IP address rather than a name."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def forward_target(value: Any) -> tuple[str, str] | None:
+    """syslog_forward_target: "" (forwarding off) or "host:port" of the remote syslog endpoint."""
+    if value == "":
+        return None
+    if not isinstance(value, str):
+        return "is not a \"host:port\" string", _TARGET_FIX
+    try:
+        parse_target(value)
+    except ValueError:
+        return "is not host:port with a port from 1 to 65535", _TARGET_FIX
+    return None
+
+
+def optional_certificate(value: Any) -> tuple[str, str] | None:
+    """syslog_forward_tls_ca_file: "" (no TLS) or a current certificate on the control node."""
+    if value == "":
+        return None
+    if (problem := checks.current_certificate(value)) is not None:
+        return problem[0], f"{problem[1]}; or \"\" to forward without TLS"
+    return None
 
 
 def reboot_time(value: Any) -> tuple[str, str] | None:
@@ -90,7 +150,54 @@ VARIABLES: tuple[Variable, ...] = (
              journal_size),
     Variable("journald_max_retention", "1month",
              "journal entries older than this are deleted (MaxRetentionSec)", timespan),
+    # Off by default: an inventory names its endpoint; only then is rsyslog installed (roles/common/syslog.py).
+    Variable("syslog_forward_target", "",
+             "remote syslog endpoint as \"host:port\" that rsyslog forwards the journal to; \"\" = no forwarding",
+             forward_target),
+    Variable("syslog_forward_protocol", "tcp",
+             "tcp (queued on disk while the endpoint is down, optionally TLS) or udp (no TLS, lost when down)",
+             checks.choice("tcp", "udp")),
+    Variable("syslog_forward_tls_ca_file", "",
+             "CA certificate (PEM) on the control node that signed the endpoint's certificate; set: TLS; \"\" = none",
+             optional_certificate, files=True),
+    Variable("syslog_forward_queue_max_disk", "1GB",
+             "most disk rsyslog's forward queue may use while the endpoint is unreachable; newer messages are then "
+             "not forwarded", checks.size),
 )
+
+
+def syslog_forward_problems(topology: Topology) -> list[str]:
+    """TLS settings that cannot work with the rest of the forwarding settings (each value passed its own check).
+
+    The CA file is only tested for being set, never opened: readers without the control-node files (verify
+    without them, generate without certificates) get the same answer.
+    """
+    from tsdeploy.validation import origin, passes  # validation imports the roles: import it when checking
+
+    problems = []
+    for host in topology.inventory.hosts:
+        merged = topology.vars_of(host)
+        target, protocol = merged.get("syslog_forward_target"), merged.get("syslog_forward_protocol")
+        ca_file = merged.get("syslog_forward_tls_ca_file")
+        if not ca_file or not passes("syslog_forward_target", target) \
+                or not passes("syslog_forward_protocol", protocol):
+            continue
+        where = {name: origin(topology.inventory, host, name)
+                 for name in ("syslog_forward_target", "syslog_forward_protocol", "syslog_forward_tls_ca_file")}
+        ca = f"syslog_forward_tls_ca_file = {ca_file!r} ({where['syslog_forward_tls_ca_file']})"
+        if target == "":
+            problems.append(f"{host}: {ca} is set but syslog_forward_target = '' ({where['syslog_forward_target']}) "
+                            "forwards nothing; fix: set syslog_forward_target to the endpoint's \"host:port\", or "
+                            "remove syslog_forward_tls_ca_file")
+        elif protocol == "udp":
+            problems.append(f"{host}: {ca} asks for TLS, which needs TCP, but syslog_forward_protocol = 'udp' "
+                            f"({where['syslog_forward_protocol']}); fix: set syslog_forward_protocol to tcp, or "
+                            "remove syslog_forward_tls_ca_file to send plain UDP")
+        elif is_address(parse_target(target)[0]):
+            problems.append(f"{host}: syslog_forward_target = {target!r} ({where['syslog_forward_target']}) is an "
+                            f"IP address, but with TLS ({ca}) rsyslog verifies the endpoint's certificate by its "
+                            "DNS name; fix: write the name its certificate holds, such as \"logs.example.com:6514\"")
+    return problems
 
 
 def address_problems(topology: Topology) -> list[str]:
