@@ -32,6 +32,9 @@ def _register() -> None:
 
     for command in (backup_cli.backup, backup_cli.backups_command, backup_cli.restore, backup_cli.drill):
         cli.add_command(command)
+    from tsdeploy import status
+
+    cli.add_command(status.status)
     from tsdeploy import verify
 
     cli.add_command(verify.verify)
