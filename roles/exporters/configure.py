@@ -6,10 +6,11 @@ the monitor host may not reach, and the restart that follows the first write mov
 
 from __future__ import annotations
 
+from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import systemd
 
 from roles.common import packages
-from roles.common.files import put_managed
+from roles.common.files import put_managed, put_path
 from roles.exporters import manifest
 from roles.postgres import sql
 from tsdeploy.rolespec import Context, ManagedFile
@@ -32,12 +33,19 @@ def apply(ctx: Context) -> None:
     _exporter(ctx, manifest.NODE_DEFAULT, manifest.NODE_SERVICE)
     if manifest.POSTGRES_DEFAULT.applies_to(ctx):
         _exporter(ctx, manifest.POSTGRES_DEFAULT, manifest.POSTGRES_SERVICE)
+    if manifest.REDIS_DEFAULT.applies_to(ctx):
+        put_path(ctx, manifest.CONF_DIR)
+        password = put_managed(ctx, manifest.REDIS_PASSWORD,
+                               name="Write the Redis exporter's password file (its own ACL user; prometheus-readable)")
+        _exporter(ctx, manifest.REDIS_DEFAULT, manifest.REDIS_SERVICE, also=password)
     if manifest.NGINX_DEFAULT.applies_to(ctx):
         _exporter(ctx, manifest.NGINX_DEFAULT, manifest.NGINX_SERVICE)
 
 
-def _exporter(ctx: Context, default: ManagedFile, service: str) -> None:
+def _exporter(ctx: Context, default: ManagedFile, service: str, also: OperationMeta | None = None) -> None:
+    """Write the exporter's command line; restart it when that (or `also`, a file it reads at start) changed."""
     written = put_managed(ctx, default, name=f"Write {service}'s command line: listen on the private address")
     systemd.service(name=f"Run {service} at boot", service=service, running=True, enabled=True)
-    systemd.service(name=f"Restart {service} because its command line changed", service=service,
-                    restarted=True, _if=written.did_change)
+    systemd.service(name=f"Restart {service} because its command line or files changed", service=service,
+                    restarted=True,
+                    _if=lambda: written.did_change() or (also is not None and also.did_change()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 from roles.nginx.context import STATUS_URL
+from roles.redis.context import EXPORTER_USER
 from roles.registry import Group
 from tsdeploy.rolespec import Inbound
 
@@ -16,6 +17,9 @@ TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 #: The PostgreSQL role the exporter logs in as, over the local socket with peer authentication (no password):
 #: Debian runs the exporter as the system user of the same name. Member of pg_monitor only.
 POSTGRES_USER = "prometheus"
+#: The Redis exporter's password, as the exporter's --redis.password-file reads it ({"<redis URL>": "<password>"}):
+#: readable by the exporter's user only, never on its command line or in its environment.
+REDIS_PASSWORD_FILE = "/etc/prometheus/redis-exporter-password.json"
 
 
 class ExportersContext(TypedDict):
@@ -32,6 +36,12 @@ class ExportersContext(TypedDict):
     nginx: bool
     nginx_listen: str
     nginx_status_url: str
+    redis: bool
+    redis_listen: str
+    redis_addr: str
+    redis_user: str
+    redis_password: str
+    redis_password_file: str
 
 
 def monitored(view: HostView) -> bool:
@@ -46,6 +56,8 @@ def inbound(view: HostView) -> list[Inbound]:
     rules = [Inbound(int(v["exporters_node_port"]), sources, "node exporter from the monitor host")]
     if Group.DB in view.groups:
         rules.append(Inbound(int(v["exporters_postgres_port"]), sources, "PostgreSQL exporter from the monitor host"))
+    if Group.CACHE in view.groups:
+        rules.append(Inbound(int(v["exporters_redis_port"]), sources, "Redis exporter from the monitor host"))
     if Group.LB in view.groups:
         rules.append(Inbound(int(v["exporters_nginx_port"]), sources, "nginx exporter from the monitor host"))
     return rules
@@ -53,6 +65,7 @@ def inbound(view: HostView) -> list[Inbound]:
 
 def derive(view: HostView) -> ExportersContext:
     v = view.vars
+    cache = Group.CACHE in view.groups
     address = v["private_address"]
     return ExportersContext(
         enabled=monitored(view),
@@ -67,4 +80,11 @@ def derive(view: HostView) -> ExportersContext:
         nginx=Group.LB in view.groups,
         nginx_listen=f"{address}:{int(v['exporters_nginx_port'])}",
         nginx_status_url=STATUS_URL,
+        redis=cache,
+        redis_listen=f"{address}:{int(v['exporters_redis_port'])}",
+        # Redis listens on loopback too: the exporter's traffic never leaves the host.
+        redis_addr=f"redis://127.0.0.1:{int(v['redis_port'])}",
+        redis_user=EXPORTER_USER,
+        redis_password=v["redis_exporter_password"] if cache and monitored(view) else "",
+        redis_password_file=REDIS_PASSWORD_FILE,
     )

@@ -92,6 +92,7 @@ def derive(view: HostView) -> MonitorContext:
     jobs = [
         _job(view, "node", list(topology.inventory.hosts), "exporters_node_port"),
         _job(view, "postgres", topology.hosts(Group.DB), "exporters_postgres_port"),
+        _job(view, "redis", topology.hosts(Group.CACHE), "exporters_redis_port"),
         _job(view, "nginx", topology.hosts(Group.LB), "exporters_nginx_port"),
         _job(view, "app", topology.hosts(Group.APP), "app_port"),
         *local,

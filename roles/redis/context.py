@@ -29,9 +29,20 @@ class RedisContext(TypedDict):
     admin_user: str
     admin_password: str
     admin_password_sha256: str
+    exporter_user: str
+    exporter_commands: list[str]
+    exporter_password_sha256: str
     appendonly: bool
     appendfsync: str
     restart: str
+
+
+#: The Redis exporter's ACL user: INFO and the slowlog/latency reads it needs, no key and no channel.
+EXPORTER_USER = "exporter"
+#: What Debian's redis exporter (1.45) sends with --config-command=- (no CONFIG GET, which would read settings):
+#: AUTH/HELLO to log in, CLIENT SETNAME, PING, INFO, SLOWLOG GET/LEN, LATENCY LATEST/HISTOGRAM.
+EXPORTER_COMMANDS = ("+auth", "+hello", "+ping", "+client|setname", "+info", "+slowlog|get", "+slowlog|len",
+                     "+latency|latest", "+latency|histogram")
 
 
 def password_hash(password: str) -> str:
@@ -46,6 +57,7 @@ def inbound(view: HostView) -> list[Inbound]:
 def derive(view: HostView) -> RedisContext:
     v = view.vars
     address = str(v["private_address"])
+    monitored = bool(view.topology.hosts(Group.MONITOR))
     return RedisContext(
         host=view.name,
         address=address,
@@ -60,6 +72,11 @@ def derive(view: HostView) -> RedisContext:
         admin_user=v["redis_admin_user"],
         admin_password=v["redis_admin_password"],
         admin_password_sha256=password_hash(v["redis_admin_password"]),
+        # The exporter's user exists only while a monitor host scrapes this Redis (its password is then required).
+        exporter_user=EXPORTER_USER,
+        exporter_commands=list(EXPORTER_COMMANDS),
+        exporter_password_sha256=password_hash(v["redis_exporter_password"])
+        if monitored and v["redis_exporter_password"] else "",
         appendonly=bool(v["redis_appendonly"]),
         appendfsync=v["redis_appendfsync"],
         restart=v["redis_restart"],

@@ -1,5 +1,7 @@
 """Monitoring on the split lab: an app host stopped fires InstanceDown, the alert reaches Alertmanager's receiver
-(the lab's local sink on monitor1) within its `for` window, and resolves once the app is back.
+(the lab's local sink on monitor1) within its `for` window, and resolves once the app is back; Redis filled with
+keys that have no TTL (not cache entries: Redis cannot evict them) fires RedisMemoryNearLimit, and it resolves
+once they are gone.
 
 The lab's monitor settings (tsdeploy/lab/inventory.py LAB_MONITOR): scrape and evaluate every 5 s, group_wait 5 s,
 group_interval 10 s; InstanceDown's `for` is 1 minute (templates/monitor/alerts.yml). The measured latencies are
@@ -9,6 +11,8 @@ printed (pytest -s, or the junit log) for the issue notes.
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 import time
 from typing import TYPE_CHECKING
 
@@ -16,6 +20,8 @@ import pytest
 
 if TYPE_CHECKING:
     from conftest import Deployment
+
+from tsdeploy.lab.secrets import ensure_secrets
 
 pytestmark = pytest.mark.e2e
 
@@ -74,3 +80,61 @@ def test_an_app_host_stopped_fires_instance_down_at_the_sink_and_it_resolves_whe
               for alert in notification["alerts"] if alert["labels"].get("alertname") == "InstanceDown"
               and alert["status"] == "firing" and alert["labels"].get("instance") != instance]
     assert not others, f"InstanceDown fired for other targets too: {sorted(set(others))}"
+
+
+#: RedisMemoryNearLimit's `for` (2 min) + a scrape and an evaluation (<= 10 s) + group_wait (5 s), with room.
+MEMORY_FIRE_BOUND_SECONDS = 210
+#: Keys without a TTL the test writes (1 MB each): above 90 % of the lab's 256 MiB maxmemory.
+FILL_KEYS, FILL_BYTES = 250, 1_000_000
+FILL_PREFIX = "e2e:monitoring:fill:"
+
+#: Runs on cache1: the admin ACL user's password arrives on stdin (never in argv), then RESP commands go to
+#: redis-cli --pipe, which reports how many replies were errors (OOM once only keys without a TTL are left).
+_PIPE = """
+import subprocess, sys
+password = sys.stdin.readline().strip()
+action, count, size, prefix = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+def command(*words):
+    parts = [w if isinstance(w, bytes) else str(w).encode() for w in words]
+    return b"*%d\\r\\n" % len(parts) + b"".join(b"$%d\\r\\n%s\\r\\n" % (len(p), p) for p in parts)
+body = command("AUTH", "admin", password)
+for index in range(count):
+    key = prefix + str(index)
+    body += command("SET", key, b"x" * size) if action == "fill" else command("UNLINK", key)
+result = subprocess.run(["redis-cli", "--pipe"], input=body, capture_output=True)
+print(result.stdout.decode().strip().splitlines()[-1] if result.stdout else result.stderr.decode())
+"""
+
+
+def _redis_pipe(deployment: Deployment, action: str) -> str:
+    """Fill Redis with FILL_KEYS keys without a TTL, or unlink them, as the admin user (password on stdin)."""
+    lab = deployment.lab
+    password = ensure_secrets(lab.state_dir)["vault_redis_admin_password"]
+    command = f"python3 -c {shlex.quote(_PIPE)} {action} {FILL_KEYS} {FILL_BYTES} {FILL_PREFIX}"
+    result = subprocess.run(["ssh", "-F", str(lab.ssh_config), "cache1", command], input=password + "\n",
+                            capture_output=True, text=True, timeout=180, check=False)
+    assert result.returncode == 0, f"cache1: {action} failed: {result.stderr}"
+    return result.stdout.strip()
+
+
+def test_redis_filled_with_keys_it_cannot_evict_fires_the_memory_alert_and_it_resolves(
+        deployed_split: Deployment) -> None:
+    instance = "cache1:9121"
+    seen = len(_alert_states(deployed_split, "RedisMemoryNearLimit", instance))
+    started = time.monotonic()
+    try:
+        filled = _redis_pipe(deployed_split, "fill")
+        fired = _wait_for(deployed_split, "RedisMemoryNearLimit", instance, "firing", seen,
+                          MEMORY_FIRE_BOUND_SECONDS)
+        # The site kept answering: the app treats a refused cache write as a miss.
+        status = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
+                                 f"https://{deployed_split.lab.hosts['lb1']}/api/jobs/featured"],
+                                capture_output=True, text=True, timeout=30, check=False).stdout
+        assert status == "200", f"the site answered {status} while Redis was full"
+    finally:
+        emptied = _redis_pipe(deployed_split, "unlink")
+    resolved = _wait_for(deployed_split, "RedisMemoryNearLimit", instance, "resolved", seen + 1,
+                         RESOLVE_BOUND_SECONDS)
+    print(f"\nRedisMemoryNearLimit {instance}: fill ({filled}); firing at the sink {fired:.0f} s after the fill "
+          f"started (for: 2 min); after the unlink ({emptied}) resolved in {resolved:.0f} s; "
+          f"{time.monotonic() - started:.0f} s in all")

@@ -114,6 +114,7 @@ def _intended_listeners(target: Target) -> dict[int, set[str]]:
     exporters = ctx["exporters"]
     if exporters["enabled"]:
         for listen in (exporters["node_listen"], exporters["postgres_listen"] if exporters["postgres"] else None,
+                       exporters["redis_listen"] if exporters["redis"] else None,
                        exporters["nginx_listen"] if exporters["nginx"] else None):
             if listen:
                 intended[int(listen.rsplit(":", 1)[1])] = {private}

@@ -33,6 +33,7 @@ def _exporter_services(target: Target) -> list[str]:
     if not exporters["enabled"]:
         pytest.skip(f"{target}: the inventory has no monitor host, so no exporter runs")
     return ["prometheus-node-exporter", *(["prometheus-postgres-exporter"] if exporters["postgres"] else []),
+            *(["prometheus-redis-exporter"] if exporters["redis"] else []),
             *(["prometheus-nginx-exporter"] if exporters["nginx"] else [])]
 
 

@@ -20,6 +20,7 @@ SECRETS = {
     "vault_redis_admin_password": "redis-admin-secret",
     "vault_app_secret_key": "app-secret",
     "vault_backup_repo_cipher_pass": "backup-secret",
+    "vault_redis_exporter_password": "redis-exporter-secret",
 }
 
 

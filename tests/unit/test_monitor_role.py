@@ -11,13 +11,17 @@ from __future__ import annotations
 import pathlib
 import shutil
 import subprocess
+import time
+import urllib.request
 
 import pytest
 import yaml
 
 from roles.exporters import manifest as exporters_manifest
 from roles.monitor import manifest as monitor_manifest
-from test_rendering_golden import _lab_inventory
+from roles.redis import manifest as redis_manifest
+from redis_server import free_port
+from test_rendering_golden import LAB_SECRETS, _lab_inventory
 from tsdeploy import ROOT
 from tsdeploy import inventory as inventory_module
 from tsdeploy import manifest
@@ -78,13 +82,13 @@ def test_the_rule_files_reach_prometheus_as_the_bundle_ships_them(monitor_ctx) -
 
 
 def test_each_exporter_port_is_open_to_the_monitor_host_alone(split) -> None:
-    expected = {"db1": {9100, 9187}, "lb1": {9100, 9113}, "app1": {9100, 8000}, "cache1": {9100}}
+    expected = {"db1": {9100, 9187}, "lb1": {9100, 9113}, "app1": {9100, 8000}, "cache1": {9100, 9121}}
     for host, ports in expected.items():
         rules = build_context(split, host)["common"]["firewall_rules"]
         monitor_ports = {rule["port"] for rule in rules if MONITOR_ADDRESS in rule["sources"]}
         assert monitor_ports == ports, host
         for rule in rules:
-            if rule["port"] in (9100, 9187, 9113):
+            if rule["port"] in (9100, 9187, 9121, 9113):
                 assert rule["sources"] == [MONITOR_ADDRESS], (host, rule)
 
 
@@ -97,7 +101,14 @@ def test_every_exporter_listens_on_its_hosts_private_address(split) -> None:
     lb = build_context(split, "lb1")
     assert ("-web.listen-address=198.18.0.15:9113 -nginx.scrape-uri=http://127.0.0.1:8089/stub_status"
             in exporters_manifest.NGINX_DEFAULT.content(lb))
-    assert exporters_manifest.packages(build_context(split, "cache1")) == ["prometheus-node-exporter"]
+    cache = build_context(split, "cache1")
+    assert exporters_manifest.packages(cache) == ["prometheus-node-exporter", "prometheus-redis-exporter"]
+    # Its own ACL user, over loopback, the password in a file: never on the command line, no CONFIG command.
+    redis_args = exporters_manifest.REDIS_DEFAULT.content(cache)
+    assert ("--redis.addr=redis://127.0.0.1:6379 --redis.user=exporter --redis.password-file="
+            "/etc/prometheus/redis-exporter-password.json --config-command=-") in redis_args
+    assert LAB_SECRETS["vault_redis_exporter_password"] not in redis_args
+    assert exporters_manifest.REDIS_PASSWORD.secret and exporters_manifest.REDIS_PASSWORD.mode == "640"
 
 
 def test_the_lab_sends_alerts_and_their_resolution_to_the_local_sink(monitor_ctx) -> None:
@@ -187,4 +198,63 @@ def test_an_inventory_without_a_monitor_host_gets_no_exporter_and_no_port() -> N
         assert not ctx["exporters"]["enabled"]
         assert not [item for item in manifest.files_for(ctx) if item.role == "exporters"]
         assert exporters_manifest.packages(ctx) == []
-        assert not [rule for rule in ctx["common"]["firewall_rules"] if rule["port"] in (9100, 9187, 9113)]
+        assert not [rule for rule in ctx["common"]["firewall_rules"] if rule["port"] in (9100, 9187, 9121, 9113)]
+        # Nor an ACL user for an exporter that does not run.
+        if "redis" in ctx:
+            assert "user exporter" not in redis_manifest.ACL.content(ctx)
+
+
+def test_a_monitor_host_needs_the_redis_exporters_password_in_the_vault(tmp_path) -> None:
+    inventory = _with_main_vars(_lab_inventory(tmp_path, "split"), redis_exporter_password="")
+    with pytest.raises(InventoryError) as raised:
+        inventory_module.load(inventory)
+    assert any(problem.startswith("cache1: redis_exporter_password is not set") and
+               "vault_redis_exporter_password" in problem for problem in raised.value.problems)
+
+
+def test_the_redis_exporter_reads_everything_it_exports_as_its_acl_user_and_nothing_else(split, tmp_path) -> None:
+    """The real Redis with the rendered ACL file, the real exporter with the rendered arguments: every metric the
+    alert rules read is there, no scrape error, and the exporter's user is refused keys and CONFIG."""
+    redis_server, exporter = _tool("redis-server"), _tool("prometheus-redis-exporter")
+    cache = build_context(split, "cache1")
+    password = LAB_SECRETS["vault_redis_exporter_password"]
+    (tmp_path / "users.acl").write_text(redis_manifest.ACL.content(cache))
+    port, web = free_port(), free_port()
+    addr = f"redis://127.0.0.1:{port}"
+    (tmp_path / "password.json").write_text(f'{{"{addr}": "{password}"}}')
+    processes = [subprocess.Popen([redis_server, "--port", str(port), "--bind", "127.0.0.1", "--aclfile",
+                                   str(tmp_path / "users.acl"), "--dir", str(tmp_path), "--maxmemory", "64mb",
+                                   "--save", ""], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        time.sleep(0.5)
+        args = exporters_manifest.REDIS_DEFAULT.content(cache).split('ARGS="', 1)[1].rsplit('"', 1)[0].split()
+        args = [f"--web.listen-address=127.0.0.1:{web}" if arg.startswith("--web.listen-address") else
+                f"--redis.addr={addr}" if arg.startswith("--redis.addr") else
+                f"--redis.password-file={tmp_path / 'password.json'}" if arg.startswith("--redis.password-file")
+                else arg for arg in args]
+        processes.append(subprocess.Popen([exporter, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        metrics = ""
+        for _ in range(50):
+            try:
+                metrics = urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics", timeout=2).read().decode()
+                if "redis_up 1" in metrics:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        assert "redis_up 1" in metrics
+        assert 'redis_exporter_last_scrape_error{err=""} 0' in metrics
+        for name in ("redis_memory_used_bytes", "redis_memory_max_bytes", "redis_evicted_keys_total"):
+            assert any(line.startswith(name + " ") for line in metrics.splitlines()), name
+
+        def as_exporter(*command: str) -> str:
+            return subprocess.run(["redis-cli", "-p", str(port), "--user", "exporter", "--no-auth-warning", *command],
+                                  env={"REDISCLI_AUTH": password, "PATH": "/usr/bin:/bin"}, capture_output=True,
+                                  text=True, check=False).stdout
+        for refused in (("GET", "ts:x"), ("CONFIG", "GET", "maxmemory"), ("KEYS", "*"), ("FLUSHALL",)):
+            assert as_exporter(*refused).startswith("NOPERM"), refused
+        assert as_exporter("PING").strip() == "PONG"
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)

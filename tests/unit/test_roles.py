@@ -420,14 +420,15 @@ def lab_split(tmp_path_factory: pytest.TempPathFactory) -> inventory_module.Inve
     return inventory_module.load(_lab_inventory(tmp_path_factory.mktemp("roles-split"), "split"))
 
 
-PG, REDIS_APP, REDIS_ADMIN, APP_SECRET, BACKUP_CIPHER = (LAB_SECRETS[f"vault_{name}"] for name in (
+PG, REDIS_APP, REDIS_ADMIN, APP_SECRET, BACKUP_CIPHER, REDIS_EXPORTER = (LAB_SECRETS[f"vault_{name}"] for name in (
     "postgresql_app_password", "redis_app_password", "redis_admin_password", "app_secret_key",
-    "backup_repo_cipher_pass"))
+    "backup_repo_cipher_pass", "redis_exporter_password"))
 #: host -> (its context's sections beyond host and peers, the secrets its files need).
 SPLIT_HOSTS = {
     "db1": ({"common", "postgres", "exporters"}, {PG}),
     "backup1": ({"common", "backup", "exporters"}, {BACKUP_CIPHER}),
-    "cache1": ({"common", "redis", "exporters"}, {REDIS_APP, REDIS_ADMIN}),
+    # The exporter's password reaches its password file only; Redis's ACL file holds its hash.
+    "cache1": ({"common", "redis", "exporters"}, {REDIS_APP, REDIS_ADMIN, REDIS_EXPORTER}),
     "app1": ({"common", "app", "exporters"}, {PG, REDIS_APP, APP_SECRET}),
     "app2": ({"common", "app", "exporters"}, {PG, REDIS_APP, APP_SECRET}),
     "lb1": ({"common", "nginx", "exporters"}, set()),

@@ -22,6 +22,7 @@ VAULT_REFERENCES = {
     "redis_admin_password": "vault_redis_admin_password",
     "app_secret_key": "vault_app_secret_key",
     "backup_repo_cipher_pass": "vault_backup_repo_cipher_pass",
+    "redis_exporter_password": "vault_redis_exporter_password",
 }
 # Every file the lab writes into the inventory directory (lab down removes exactly these).
 #: The lab's monitor host: alerts go to the local sink the tests read, and the intervals are short so that an

@@ -14,6 +14,7 @@ SECRET_NAMES = (
     "vault_redis_admin_password",
     "vault_app_secret_key",
     "vault_backup_repo_cipher_pass",
+    "vault_redis_exporter_password",
 )
 
 
