@@ -102,7 +102,7 @@ def lab_factory() -> Iterator[LabFactory]:
 
 @pytest.fixture(scope="session")
 def split_lab(lab_factory: LabFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """Debian 12 hosts db1, backup1, cache1, app1, app2, lb1 with an inventory; removed at session end."""
+    """Debian 12 hosts db1, backup1, cache1, app1, app2, lb1, monitor1 with an inventory; removed at session end."""
     try:
         yield lab_factory.start("split", "split", "bookworm", tmp_path_factory.mktemp("split-inventory"))
     finally:

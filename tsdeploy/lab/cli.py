@@ -40,7 +40,7 @@ def lab() -> None:
 @lab.command()
 @name_option
 @click.option("--topology", type=click.Choice(sorted(TOPOLOGIES)), default="single", show_default=True,
-              help="single: one host in every group; split: db1, backup1, cache1, app1, app2, lb1.")
+              help="single: one host in every group; split: db1, backup1, cache1, app1, app2, lb1, monitor1.")
 @click.option("--release", type=click.Choice(image.RELEASES), default="bookworm", show_default=True,
               help="Debian release of the hosts.")
 @click.option("--inventory-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
