@@ -115,6 +115,21 @@ def _exporters(base: pathlib.Path) -> Iterator[set[str]]:
         subprocess.run(["runuser", "-u", "postgres", "--", str(pg_bin / "pg_ctl"), "-D", str(base / "pg"), "-w",
                         "-l", str(base / "pg.log"), "-o", f"-p {pg_port} -k {base} -c listen_addresses=''",
                         "start"], check=True, capture_output=True)
+        # A streaming replica of it, so that the primary's pg_stat_replication (and the exporter's series over
+        # it, which the replication-lag rule reads) has a row, as it has on a db host with a standby.
+        replica_port = free_port()
+        subprocess.run(["runuser", "-u", "postgres", "--", str(pg_bin / "pg_basebackup"), "-D", str(base / "replica"),
+                        "-h", str(base), "-p", str(pg_port), "-R", "-X", "stream", "--no-sync"],
+                       check=True, capture_output=True)
+        subprocess.run(["runuser", "-u", "postgres", "--", str(pg_bin / "pg_ctl"), "-D", str(base / "replica"),
+                        "-w", "-l", str(base / "replica.log"), "-o",
+                        f"-p {replica_port} -k {base} -c listen_addresses=''", "start"], check=True, capture_output=True)
+        deadline = time.monotonic() + 30
+        while subprocess.run(["runuser", "-u", "postgres", "--", str(pg_bin / "psql"), "-h", str(base), "-p",
+                              str(pg_port), "-d", "postgres", "-Atc", "SELECT count(*) FROM pg_stat_replication"],
+                             capture_output=True, text=True).stdout.strip() != "1":
+            assert time.monotonic() < deadline, "the replica did not start streaming within 30 s"
+            time.sleep(0.2)
         redis_port = free_port()
         processes.append(start("redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                                "--maxmemory", "64mb"))
@@ -148,5 +163,6 @@ def _exporters(base: pathlib.Path) -> Iterator[set[str]]:
             process.terminate()
         for process in processes:
             process.wait(timeout=10)
-        subprocess.run(["runuser", "-u", "postgres", "--", str(pg_bin / "pg_ctl"), "-D", str(base / "pg"),
-                        "-m", "immediate", "stop"], capture_output=True)
+        for cluster in ("replica", "pg"):
+            subprocess.run(["runuser", "-u", "postgres", "--", str(pg_bin / "pg_ctl"), "-D", str(base / cluster),
+                            "-m", "immediate", "stop"], capture_output=True)

@@ -1,7 +1,7 @@
 """The alert rules (templates/monitor/alerts.yml): Prometheus's promtool accepts them, each alert fires and stays
 quiet as its promtool unit tests say, every alert has such a test, and every metric the rules read is one that
-Debian's exporters or the app really export: the exporters run here against a throwaway PostgreSQL, Redis and
-TLS server, and the app's metrics come from its own registry.
+Debian's exporters or the app really export: the exporters run here against a throwaway PostgreSQL (with a
+streaming standby), Redis and TLS server, and the app's metrics come from its own registry.
 
 Skipped without promtool, the exporters, root or the postgres account (`make system-deps` installs them).
 """
