@@ -15,7 +15,6 @@ the binaries (apt-get install postgresql pgbackrest).
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import pwd
 import re
@@ -32,12 +31,12 @@ from test_rendering_golden import _lab_inventory
 from tsdeploy import inventory as inventory_module
 from tsdeploy.context import build_context
 from tsdeploy.templating import render
-from local_postgres import has_postgres_account, newest_postgresql_bin
+from local_postgres import (PGBACKREST, PGBACKREST_CLUSTERS_NEED, cannot_run_pgbackrest_clusters,
+                            newest_postgresql_bin)
 
 
 #: The drill runs the cluster's own major version, whichever is installed.
 PG_BIN = newest_postgresql_bin()
-PGBACKREST = pathlib.Path("/usr/bin/pgbackrest")
 STANZA = "talentsphere"
 SOURCE_PORT = 5481
 DRILL_PORT = 5499
@@ -46,11 +45,7 @@ ROWS_AT_BACKUP = {"jobs": 1000, "users": 50, "saved_jobs": 0}
 ROWS_AFTER_BACKUP = {"jobs": 1007, "users": 50, "saved_jobs": 0}
 
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not has_postgres_account() or not os.access(PG_BIN / "initdb", os.X_OK)
-    or not os.access(PG_BIN / "pg_amcheck", os.X_OK) or not os.access(PGBACKREST, os.X_OK)
-    or not shutil.which("runuser", path="/usr/sbin:/usr/bin:/sbin:/bin"),
-    reason="needs root, the postgres account, PostgreSQL and pgBackRest (apt-get install postgresql pgbackrest)")
+pytestmark = pytest.mark.skipif(cannot_run_pgbackrest_clusters(), reason=PGBACKREST_CLUSTERS_NEED)
 
 
 class Lab:

@@ -27,7 +27,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from local_postgres import has_postgres_account, newest_postgresql_bin
+from local_postgres import (PGBACKREST, PGBACKREST_CLUSTERS_NEED, cannot_run_pgbackrest_clusters,
+                            newest_postgresql_bin)
 from redis_server import free_port
 from roles.backup import manifest as backup_manifest
 from roles.backup import metrics
@@ -38,15 +39,10 @@ from tsdeploy.context import build_context
 from tsdeploy.templating import render
 
 PG_BIN = newest_postgresql_bin()
-PGBACKREST = pathlib.Path("/usr/bin/pgbackrest")
 STANZA = "talentsphere"
 ALERTS = ROOT / "templates" / "monitor" / "alerts.yml"
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not has_postgres_account() or not os.access(PG_BIN / "initdb", os.X_OK)
-    or not os.access(PG_BIN / "pg_amcheck", os.X_OK) or not os.access(PGBACKREST, os.X_OK)
-    or not shutil.which("runuser", path="/usr/sbin:/usr/bin:/sbin:/bin"),
-    reason="needs root, the postgres account, PostgreSQL and pgBackRest (apt-get install postgresql pgbackrest)")
+pytestmark = pytest.mark.skipif(cannot_run_pgbackrest_clusters(), reason=PGBACKREST_CLUSTERS_NEED)
 
 
 class Lab:
