@@ -7,9 +7,8 @@ the monitor host may not reach, and the restart that follows the first write mov
 from __future__ import annotations
 
 from pyinfra.api.operation import OperationMeta
-from pyinfra.operations import systemd
 
-from roles.common import packages
+from roles.common import packages, services
 from roles.common.files import put_managed, put_path
 from roles.exporters import manifest
 from roles.postgres import sql
@@ -45,7 +44,6 @@ def apply(ctx: Context) -> None:
 def _exporter(ctx: Context, default: ManagedFile, service: str, also: OperationMeta | None = None) -> None:
     """Write the exporter's command line; restart it when that (or `also`, a file it reads at start) changed."""
     written = put_managed(ctx, default, name=f"Write {service}'s command line: listen on the private address")
-    systemd.service(name=f"Run {service} at boot", service=service, running=True, enabled=True)
-    systemd.service(name=f"Restart {service} because its command line or files changed", service=service,
-                    restarted=True,
-                    _if=lambda: written.did_change() or (also is not None and also.did_change()))
+    services.restarted(name=f"Restart {service} because its command line or files changed", service=service,
+                       _if=lambda: written.did_change() or (also is not None and also.did_change()))
+    services.running(name=f"Run {service} at boot", service=service)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pyinfra.operations import systemd
 
-from roles.common import packages
+from roles.common import packages, services
 from roles.common.files import put_checked, put_managed, put_path
 from roles.monitor import manifest
 from roles.monitor.checks import CHECK
@@ -24,9 +24,9 @@ def apply(ctx: Context) -> None:
         script = put_managed(ctx, manifest.SINK_SCRIPT, name="Install the local alert sink")
         unit = put_managed(ctx, manifest.SINK_UNIT, name="Write the alert sink's unit")
         systemd.daemon_reload(name="Reload systemd because the alert sink's unit changed", _if=unit.did_change)
-        systemd.service(name="Run the alert sink at boot", service=manifest.SINK, running=True, enabled=True)
-        systemd.service(name="Restart the alert sink because it changed", service=manifest.SINK, restarted=True,
-                        _if=lambda: script.did_change() or unit.did_change())
+        services.restarted(name="Restart the alert sink because it changed", service=manifest.SINK,
+                           _if=lambda: script.did_change() or unit.did_change())
+        services.running(name="Run the alert sink at boot", service=manifest.SINK)
 
 
 def _service(ctx: Context, service: str, default: ManagedFile, configs: list[ManagedFile]) -> None:
@@ -34,8 +34,8 @@ def _service(ctx: Context, service: str, default: ManagedFile, configs: list[Man
     configuration did."""
     config = put_checked(ctx, configs, check=CHECK, name=f"Write {service}'s configuration")
     command_line = put_managed(ctx, default, name=f"Write {service}'s command line: listen on localhost only")
-    systemd.service(name=f"Run {service} at boot", service=service, running=True, enabled=True)
-    systemd.service(name=f"Restart {service} because its command line changed", service=service,
-                    restarted=True, _if=command_line.did_change)
+    services.restarted(name=f"Restart {service} because its command line changed", service=service,
+                       _if=command_line.did_change)
+    services.running(name=f"Run {service} at boot", service=service)
     systemd.service(name=f"Reload {service} because its configuration changed", service=service,
                     reloaded=True, _if=lambda: config.did_change() and not command_line.did_change())

@@ -34,29 +34,32 @@ FIRE_BOUND_SECONDS = 150
 RESOLVE_BOUND_SECONDS = 90
 
 
-def _notifications(deployment: Deployment) -> list[dict]:
-    """Every notification the sink received so far (Alertmanager's webhook documents)."""
+def _notifications(deployment: Deployment, since: float) -> list[dict]:
+    """The notifications the sink received since `since` (a Unix time: the lab's hosts share this machine's
+    clock); earlier ones belong to other tests of the session (a db host rebuilt, a drill broken on purpose)."""
     text = deployment.lab.ssh("monitor1", f"sudo cat {SINK_FILE} 2>/dev/null || true")
-    return [json.loads(line)["notification"] for line in text.splitlines() if line.strip()]
+    records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [record["notification"] for record in records if record["received"] >= since]
 
 
-def _alert_states(deployment: Deployment, alertname: str, instance: str) -> list[str]:
-    """The statuses ("firing", "resolved") the sink received for one alert, in order."""
-    return [alert["status"] for notification in _notifications(deployment) for alert in notification["alerts"]
+def _alert_states(deployment: Deployment, alertname: str, instance: str, since: float) -> list[str]:
+    """The statuses ("firing", "resolved") the sink received for one alert since `since`, in order."""
+    return [alert["status"] for notification in _notifications(deployment, since) for alert in notification["alerts"]
             if alert["labels"].get("alertname") == alertname and alert["labels"].get("instance") == instance]
 
 
-def _wait_for(deployment: Deployment, alertname: str, instance: str, status: str, seen: int,
+def _wait_for(deployment: Deployment, alertname: str, instance: str, status: str, since: float, seen: int,
               timeout: float) -> float:
-    """Seconds until the sink holds more than `seen` notifications of the alert, the last with `status`."""
+    """Seconds until the sink holds more than `seen` notifications of the alert since `since`, the last with
+    `status`."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        states = _alert_states(deployment, alertname, instance)
+        states = _alert_states(deployment, alertname, instance, since)
         if len(states) > seen and states[-1] == status:
             return time.monotonic() - started
         time.sleep(2)
     pytest.fail(f"no {status} {alertname} for {instance} reached the sink within {timeout:.0f} s "
-                f"(seen: {_alert_states(deployment, alertname, instance)})")
+                f"(seen since the test started: {_alert_states(deployment, alertname, instance, since)})")
 
 
 def _run(deployment: Deployment, host: str, command: str) -> None:
@@ -65,18 +68,17 @@ def _run(deployment: Deployment, host: str, command: str) -> None:
 
 def test_an_app_host_stopped_fires_instance_down_at_the_sink_and_it_resolves_when_back(
         deployed_split: Deployment) -> None:
-    instance = "app1:8000"
-    seen = len(_alert_states(deployed_split, "InstanceDown", instance))
+    instance, since = "app1:8000", time.time()
     _run(deployed_split, "app1", f"sudo systemctl stop {APP_UNIT}")
     try:
-        fired = _wait_for(deployed_split, "InstanceDown", instance, "firing", seen, FIRE_BOUND_SECONDS)
+        fired = _wait_for(deployed_split, "InstanceDown", instance, "firing", since, 0, FIRE_BOUND_SECONDS)
     finally:
         _run(deployed_split, "app1", f"sudo systemctl start {APP_UNIT}")
-    resolved = _wait_for(deployed_split, "InstanceDown", instance, "resolved", seen + 1, RESOLVE_BOUND_SECONDS)
+    resolved = _wait_for(deployed_split, "InstanceDown", instance, "resolved", since, 1, RESOLVE_BOUND_SECONDS)
     print(f"\nInstanceDown {instance}: firing at the sink {fired:.0f} s after the stop (for: 60 s); "
           f"resolved {resolved:.0f} s after the start")
     # Only the stopped host's app target fired: the other app host kept serving and being scraped.
-    others = [alert["labels"]["instance"] for notification in _notifications(deployed_split)
+    others = [alert["labels"]["instance"] for notification in _notifications(deployed_split, since)
               for alert in notification["alerts"] if alert["labels"].get("alertname") == "InstanceDown"
               and alert["status"] == "firing" and alert["labels"].get("instance") != instance]
     assert not others, f"InstanceDown fired for other targets too: {sorted(set(others))}"
@@ -119,12 +121,11 @@ def _redis_pipe(deployment: Deployment, action: str) -> str:
 
 def test_redis_filled_with_keys_it_cannot_evict_fires_the_memory_alert_and_it_resolves(
         deployed_split: Deployment) -> None:
-    instance = "cache1:9121"
-    seen = len(_alert_states(deployed_split, "RedisMemoryNearLimit", instance))
+    instance, since = "cache1:9121", time.time()
     started = time.monotonic()
     try:
         filled = _redis_pipe(deployed_split, "fill")
-        fired = _wait_for(deployed_split, "RedisMemoryNearLimit", instance, "firing", seen,
+        fired = _wait_for(deployed_split, "RedisMemoryNearLimit", instance, "firing", since, 0,
                           MEMORY_FIRE_BOUND_SECONDS)
         # The site kept answering: the app treats a refused cache write as a miss.
         status = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
@@ -133,7 +134,7 @@ def test_redis_filled_with_keys_it_cannot_evict_fires_the_memory_alert_and_it_re
         assert status == "200", f"the site answered {status} while Redis was full"
     finally:
         emptied = _redis_pipe(deployed_split, "unlink")
-    resolved = _wait_for(deployed_split, "RedisMemoryNearLimit", instance, "resolved", seen + 1,
+    resolved = _wait_for(deployed_split, "RedisMemoryNearLimit", instance, "resolved", since, 1,
                          RESOLVE_BOUND_SECONDS)
     print(f"\nRedisMemoryNearLimit {instance}: fill ({filled}); firing at the sink {fired:.0f} s after the fill "
           f"started (for: 2 min); after the unlink ({emptied}) resolved in {resolved:.0f} s; "
