@@ -131,6 +131,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                          f"archive_mode = on\nwal_level = replica\narchive_timeout = 60\n"
                          f"archive_command = '{PGBACKREST} --config={conf} --stanza={STANZA} archive-push %p'\n")
         lab.run(PG_BIN / "pg_ctl", "-D", lab.pg, "-l", base / "pg.log", "-w", "start")
+        # The stanza first: a WAL segment that fills before it exists fails archive-push, and PostgreSQL's
+        # archiver then waits a minute before trying again, which the next `check` would sit through.
+        lab.pgbackrest(conf, "stanza-create")
         lab.psql(f"CREATE DATABASE {STANZA}")
         lab.psql("CREATE TABLE jobs (id serial PRIMARY KEY, title text NOT NULL, posted_at timestamptz DEFAULT now());"
                  "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);"
@@ -139,7 +142,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                  "INSERT INTO users (email) SELECT 'u' || g || '@example.test' FROM generate_series(1, 50) g;"
                  "CREATE INDEX ix_jobs_title ON jobs (title); CREATE INDEX ix_jobs_posted ON jobs (posted_at);"
                  "CREATE INDEX ix_users_email ON users (email)", database=STANZA)
-        lab.pgbackrest(conf, "stanza-create")
         lab.pgbackrest(conf, "check")
         lab.pgbackrest(conf, "--type=full", "backup")
         # Written after the backup: only WAL replay brings them back.
@@ -176,6 +178,28 @@ def test_the_drill_restores_the_newest_backup_replays_the_wal_and_counts_every_r
     result_file = pathlib.Path(ctx["backup"]["drill_result"])
     assert (result_file.stat().st_mode & 0o777, pwd.getpwuid(result_file.stat().st_uid).pw_name) == (0o640, "postgres")
     assert _scratch_is_gone(ctx)
+
+
+def test_the_drill_leaves_the_archive_queue_of_a_live_cluster_on_its_host_alone(lab) -> None:
+    # pgBackRest's restore empties the spool's queues of the stanza. The lab cluster archives asynchronously
+    # through this spool, as a db host that is its own backup host does; the status file its archive-push waits
+    # for must survive a drill, and the next WAL segment must still reach the repository at once.
+    ctx = lab.context("single")
+    queue = lab.base / "spool" / "archive" / STANZA / "out"
+    marker = queue / "0000000100000000000000FF.ok"
+    queue.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    shutil.chown(marker, "postgres", "postgres")
+    try:
+        result, last = lab.drill(ctx)
+        assert result.returncode == 0 and last["passed"], result.stdout + result.stderr
+        assert marker.exists()
+        assert not (pathlib.Path(ctx["backup"]["drill_base"]) / "spool").exists()
+    finally:
+        marker.unlink(missing_ok=True)
+    failed = lab.psql("SELECT failed_count FROM pg_stat_archiver")
+    lab.pgbackrest(lab.base / "pgbackrest.conf", "check")  # a new segment, archived through the same queue
+    assert lab.psql("SELECT failed_count FROM pg_stat_archiver") == failed
 
 
 def test_the_drill_never_contacts_the_db_host_with_the_repository_hosts_configuration(lab) -> None:
