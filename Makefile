@@ -77,8 +77,13 @@ deploy: venv ## Deploy INVENTORY (validates it first)
 verify: venv ## Verify INVENTORY's hosts read-only and write reports to REPORT
 	$(BIN)/tsdeploy verify $(INVENTORY) --report $(REPORT)
 
+# Unit and app tests run two at a time (each starts its own PostgreSQL and Redis on free ports); the e2e tests
+# one at a time, as they share one lab per topology. Both parts run even if the first fails.
 test: venv ## Run every test: unit, app (real PostgreSQL/Redis), e2e (real lab hosts); lists the 30 slowest
-	$(BIN)/pytest tests --durations=30
+	@status=0; \
+	$(BIN)/pytest -n 2 tests/unit tests/app --durations=15 || status=$$?; \
+	$(BIN)/pytest tests/e2e --durations=30 || status=$$?; \
+	exit $$status
 
 test-unit: venv
 	$(BIN)/pytest tests/unit
