@@ -77,11 +77,14 @@ deploy: venv ## Deploy INVENTORY (validates it first)
 verify: venv ## Verify INVENTORY's hosts read-only and write reports to REPORT
 	$(BIN)/tsdeploy verify $(INVENTORY) --report $(REPORT)
 
-# Unit and app tests run two at a time (each starts its own PostgreSQL and Redis on free ports); the e2e tests
-# one at a time, as they share one lab per topology. Both parts run even if the first fails.
+# Unit and app tests run two at a time (each starts its own PostgreSQL and Redis on free ports) while the lab's
+# base images are built (mostly download and unpack); then the e2e tests, one at a time, as they share one lab
+# per topology. Every part runs even if an earlier one fails.
 test: venv ## Run every test: unit, app (real PostgreSQL/Redis), e2e (real lab hosts); lists the 30 slowest
-	@status=0; \
+	@mkdir -p reports; status=0; \
+	$(BIN)/tsdeploy lab images > reports/lab-images.log 2>&1 & images=$$!; \
 	$(BIN)/pytest -n 2 tests/unit tests/app --durations=15 || status=$$?; \
+	wait $$images || { echo "building the lab's base images failed:"; cat reports/lab-images.log; status=1; }; \
 	$(BIN)/pytest tests/e2e --durations=30 || status=$$?; \
 	exit $$status
 

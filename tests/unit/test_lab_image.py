@@ -18,3 +18,13 @@ def test_purge_removes_base_images_but_keeps_other_caches(tmp_path):
     (tmp_path / "base-bookworm.lock").touch()
     image.remove_images(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts"]
+
+
+def test_lab_images_refuses_an_unknown_release_naming_the_ones_it_builds():
+    from click.testing import CliRunner
+
+    from tsdeploy.lab.cli import lab
+
+    result = CliRunner().invoke(lab, ["images", "sid"])
+    assert result.exit_code == 2
+    assert "'sid' is not one of 'bookworm', 'trixie'" in result.output

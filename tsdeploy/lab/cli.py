@@ -1,4 +1,4 @@
-"""`tsdeploy lab up|down|status|ssh|url`: the command line over tsdeploy.lab.core.Lab."""
+"""`tsdeploy lab up|down|status|ssh|url|rebuild|images`: the command line over tsdeploy.lab.core.Lab."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import click
 
 from tsdeploy.lab import image
 from tsdeploy.lab.core import DEFAULT_NAME, Lab, all_labs
-from tsdeploy.lab.system import LabError, progress
+from tsdeploy.lab.system import LabError, ensure_packages, progress, require_root
 from tsdeploy.lab.topology import TOPOLOGIES
 
 name_option = click.option(
@@ -68,6 +68,17 @@ def down(name: str, everything: bool, purge: bool) -> None:
             raise LabError("other labs still use the cached base images: run `tsdeploy lab down --all --purge`")
         image.remove_images()
         progress("removed the cached base images")
+
+
+@lab.command()
+@click.argument("releases", nargs=-1, type=click.Choice(image.RELEASES))
+@_friendly
+def images(releases: tuple[str, ...]) -> None:
+    """Build the cached base images of RELEASES (default: all) now, so a later `lab up` only boots hosts."""
+    require_root()
+    ensure_packages()
+    for release in releases or image.RELEASES:
+        click.echo(f"{release}\t{image.ensure_image(release)}")
 
 
 @lab.command()
