@@ -131,9 +131,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                          f"archive_mode = on\nwal_level = replica\narchive_timeout = 60\n"
                          f"archive_command = '{PGBACKREST} --config={conf} --stanza={STANZA} archive-push %p'\n")
         lab.run(PG_BIN / "pg_ctl", "-D", lab.pg, "-l", base / "pg.log", "-w", "start")
-        # The stanza first: a WAL segment that fills before it exists fails archive-push, and PostgreSQL's
-        # archiver then waits a minute before trying again, which the next `check` would sit through.
-        lab.pgbackrest(conf, "stanza-create")
         lab.psql(f"CREATE DATABASE {STANZA}")
         lab.psql("CREATE TABLE jobs (id serial PRIMARY KEY, title text NOT NULL, posted_at timestamptz DEFAULT now());"
                  "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);"
@@ -142,6 +139,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                  "INSERT INTO users (email) SELECT 'u' || g || '@example.test' FROM generate_series(1, 50) g;"
                  "CREATE INDEX ix_jobs_title ON jobs (title); CREATE INDEX ix_jobs_posted ON jobs (posted_at);"
                  "CREATE INDEX ix_users_email ON users (email)", database=STANZA)
+        lab.pgbackrest(conf, "stanza-create")
         lab.pgbackrest(conf, "check")
         lab.pgbackrest(conf, "--type=full", "backup")
         # Written after the backup: only WAL replay brings them back.
