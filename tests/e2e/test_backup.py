@@ -83,7 +83,11 @@ def wall(traffic: Traffic, monotonic: float) -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=time.monotonic() - monotonic)
 
 
-def test_the_drill_passes_and_fails_loudly_on_a_corrupted_repository_file(lab: Lab) -> None:
+def test_the_drill_passes_and_fails_loudly_on_a_corrupted_repository_file(lab: Lab, employer: str) -> None:
+    # A transaction after the newest backup, archived (check switches the WAL segment and waits for it), so the
+    # drill has a recovery point to replay to whatever ran on the lab before this test.
+    lab.post_job(employer, "Drill probe")
+    lab.ssh("backup1", "sudo runuser -u postgres -- pgbackrest --stanza=talentsphere check")
     passed = tsdeploy(lab, "drill")
     result = json.loads(lab.ssh("backup1", "sudo cat /var/lib/tsdeploy/drill/last.json"))
     assert result["passed"] is True and result["error"] is None, result
