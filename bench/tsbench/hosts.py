@@ -28,6 +28,8 @@ from .settings import BENCH_HOSTS, BENCH_VARS
 REPO = Path(__file__).resolve().parents[2]
 TSDEPLOY = REPO / ".venv" / "bin" / "tsdeploy"
 APP_ENV = "/etc/talentsphere/env"
+#: The database owner role's URL, read after APP_ENV: the schema and data commands (seed, optimize-db) need it.
+OWNER_ENV = "/etc/talentsphere/owner.env"
 APP_PYTHON = "/opt/talentsphere/current/bin/python"
 APP_CLI = "/opt/talentsphere/current/bin/talentsphere"
 
@@ -36,10 +38,12 @@ class RemoteError(RuntimeError):
     """A command on a lab host failed; the message holds its stderr."""
 
 
-def as_app(*command: str) -> str:
-    """The shell command running `command` as the app user with the app's environment file."""
+def as_app(*command: str, owner: bool = False) -> str:
+    """The shell command running `command` as the app user with the app's environment file (and, with `owner`,
+    the owner role's database URL: what the deploy's own schema commands run with)."""
     return shlex.join(["sudo", "systemd-run", "--quiet", "--wait", "--pipe", "--collect",
                        "--uid=talentsphere", "--gid=talentsphere", f"--property=EnvironmentFile={APP_ENV}",
+                       *([f"--property=EnvironmentFile={OWNER_ENV}"] if owner else []),
                        "--property=WorkingDirectory=/", "--property=PrivateTmp=yes", *command])
 
 
@@ -117,16 +121,17 @@ class BenchLab:
         return self.ssh(BENCH_HOSTS["db"], command, stdin=sql, timeout=timeout)
 
     def app_python(self, program: str, args: dict[str, Any], host: str = BENCH_HOSTS["app"],
-                   timeout: float = 900) -> Any:
+                   timeout: float = 900, owner: bool = False) -> Any:
         """Run a Python `program` with the app's venv and environment on an app host; its last stdout line
         is JSON and is returned decoded. `args` reach it as the global ARGS."""
         source = f"ARGS = {json.dumps(args)!r}\nimport json as _json\nARGS = _json.loads(ARGS)\n{program}"
-        output = self.ssh(host, as_app(APP_PYTHON, "-"), stdin=source, timeout=timeout)
+        output = self.ssh(host, as_app(APP_PYTHON, "-", owner=owner), stdin=source, timeout=timeout)
         return json.loads(output.strip().splitlines()[-1])
 
     def talentsphere(self, *args: str, host: str = BENCH_HOSTS["app"], timeout: float = 1800) -> str:
-        """Run the app's console script (`talentsphere seed ...`) on an app host."""
-        return self.ssh(host, as_app(APP_CLI, *args), timeout=timeout)
+        """Run the app's console script (`talentsphere seed ...`) on an app host, as the deploy does: with the
+        database owner role (seed and optimize-db write the schema's sequences and indexes)."""
+        return self.ssh(host, as_app(APP_CLI, *args, owner=True), timeout=timeout)
 
     def redis(self, running: bool) -> None:
         """Start or stop Redis on the cache host (stopped = every app lookup is served by PostgreSQL)."""

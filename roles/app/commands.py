@@ -21,10 +21,13 @@ _COUNT_JOBS = (
 )
 
 
-def as_app(app: dict[str, Any], program: str, *args: str, env: dict[str, str] | None = None) -> str:
+def as_app(app: dict[str, Any], program: str, *args: str, env: dict[str, str] | None = None,
+           owner: bool = False) -> str:
     """The shell command that runs `program` (a path) with `args` as the app user in a transient unit.
 
     `env` adds non-secret variables on the command line (secrets come only from the EnvironmentFile).
+    `owner` adds the owner role's env file after the app's (its DATABASE_URL wins): for the deploy's schema
+    commands (migrate, optimize-db, seed) only.
 
     >>> as_app({"user": "talentsphere", "env_file": "/etc/talentsphere/env"}, "/x/bin/talentsphere", "migrate")
     'systemd-run --quiet --wait --pipe --collect --uid=talentsphere --gid=talentsphere --property=EnvironmentFile=/etc/talentsphere/env --property=WorkingDirectory=/ --property=PrivateTmp=yes --property=NoNewPrivileges=yes /x/bin/talentsphere migrate'
@@ -32,7 +35,9 @@ def as_app(app: dict[str, Any], program: str, *args: str, env: dict[str, str] | 
     return shlex.join([
         "systemd-run", "--quiet", "--wait", "--pipe", "--collect",
         f"--uid={app['user']}", f"--gid={app['user']}",
-        f"--property=EnvironmentFile={app['env_file']}", "--property=WorkingDirectory=/",
+        f"--property=EnvironmentFile={app['env_file']}",
+        *([f"--property=EnvironmentFile={app['owner_env_file']}"] if owner else []),
+        "--property=WorkingDirectory=/",
         "--property=PrivateTmp=yes", "--property=NoNewPrivileges=yes",
         *(f"--setenv={name}={value}" for name, value in (env or {}).items()),
         program, *args,

@@ -12,6 +12,8 @@ from tsdeploy.rolespec import Inbound
 from tsdeploy.units import parse_size
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from tsdeploy.topology import HostView
 
 #: The app's system user, and where its releases, config and units live.
@@ -48,8 +50,10 @@ class AppContext(TypedDict):
     current_dir: str
     config_dir: str
     env_file: str
+    owner_env_file: str
     gunicorn_conf: str
     env: dict[str, str]
+    owner_env: dict[str, str]
     bind: str
     ready_url: str
     ready_timeout: int
@@ -106,13 +110,17 @@ def inbound(view: HostView) -> list[Inbound]:
     return rules
 
 
+def _database_url(postgres: Mapping[str, Any], user: str, password: str) -> str:
+    """The app's SQLAlchemy URL for `user` (TLS, the server's name checked against the lab or inventory CA)."""
+    return (f"postgresql+psycopg2://{quote(user, safe='')}:{quote(password, safe='')}@{postgres['address']}:"
+            f"{postgres['port']}/{postgres['db_name']}?sslmode=verify-full&sslrootcert={CA_CERT_PATH}")
+
+
 def derive(view: HostView) -> AppContext:
     v, host = view.vars, view.facts
     postgres, redis = view.service("postgres"), view.service("redis")
-    user, password = quote(postgres["app_user"], safe=""), quote(postgres["app_password"], safe="")
     redis_user, redis_password = quote(redis["app_user"], safe=""), quote(redis["app_password"], safe="")
-    database_url = (f"postgresql+psycopg2://{user}:{password}@{postgres['address']}:{postgres['port']}/"
-                    f"{postgres['db_name']}?sslmode=verify-full&sslrootcert={CA_CERT_PATH}")
+    database_url = _database_url(postgres, postgres["app_user"], postgres["app_password"])
     redis_url = f"redis://{redis_user}:{redis_password}@{redis['address']}:{redis['port']}/0"
     threads, port = int(v["app_threads"]), int(v["app_port"])
     lb_hosts = sorted(set(view.addresses(Group.LB)))
@@ -154,8 +162,12 @@ def derive(view: HostView) -> AppContext:
         current_dir=f"{BASE_DIR}/current",
         config_dir=CONFIG_DIR,
         env_file=f"{CONFIG_DIR}/env",
+        owner_env_file=f"{CONFIG_DIR}/owner.env",
         gunicorn_conf=f"{CONFIG_DIR}/gunicorn.conf.py",
         env={name: env_quote(value) for name, value in env.items()},
+        # Read after env_file by the deploy's migrate, optimize-db and seed only: the owner's URL wins there.
+        owner_env={"DATABASE_URL": env_quote(_database_url(postgres, postgres["owner_user"],
+                                                           postgres["owner_password"]))},
         bind=f"{host['private_address']}:{port}",
         ready_url=f"http://{host['private_address']}:{port}/health/ready",
         ready_timeout=int(v["app_ready_timeout"]),

@@ -13,13 +13,16 @@ def _app(key: str) -> Callable[[Context], str]:
 
 ENV = ManagedFile("app/env.j2", _app("env_file"), "root", _app("user"), "640", template="app/env.j2", secret=True,
                   trigger="app-env")
+#: The owner role's database URL, for the deploy's schema commands: root-only, the app user cannot read it.
+OWNER_ENV = ManagedFile("app/owner.env.j2", _app("owner_env_file"), "root", "root", "600", template="app/owner.env.j2",
+                        secret=True, trigger="app-owner-env")
 GUNICORN = ManagedFile("app/gunicorn.conf.py.j2", _app("gunicorn_conf"), "root", _app("user"), "640",
                        template="app/gunicorn.conf.py.j2", trigger="app-gunicorn")
 #: The Gunicorn service first: its change decides a restart.
 UNITS = tuple(ManagedFile(f"app/{unit}.j2", f"/etc/systemd/system/{unit}", "root", "root", "644",
                           template=f"app/{unit}.j2", trigger="app-units")
               for unit in ("talentsphere.service", "talentsphere-flush-views.service", "talentsphere-flush-views.timer"))
-FILES = (ENV, GUNICORN, *UNITS)
+FILES = (ENV, OWNER_ENV, GUNICORN, *UNITS)
 
 #: Root-owned: the app cannot change its own code.
 BASE = ManagedPath(_app("base_dir"), "root", "root", "755", why="root-owned: the app cannot change its own code")

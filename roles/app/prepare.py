@@ -59,9 +59,9 @@ def plan_for(ctx: Context, release_id: str, requirements: str) -> Plan:
 
 
 def _staged(app: dict[str, Any], plan: Plan) -> dict[str, Any]:
-    """The app context with the env file the release runs with once activated (the candidate if staged)."""
-    staged = app["env_file"] in plan.changed_files
-    return {**app, "env_file": app["env_file"] + (CANDIDATE if staged else "")}
+    """The app context with the env files the release runs with once activated (the candidates if staged)."""
+    return {**app, **{key: app[key] + (CANDIDATE if app[key] in plan.changed_files else "")
+                      for key in ("env_file", "owner_env_file")}}
 
 
 def apply(ctx: Context, release_id: str, requirements: str) -> Plan:
@@ -89,9 +89,9 @@ def with_database(ctx: Context, release_id: str, plan: Plan) -> None:
                 "MIGRATION_STATEMENT_TIMEOUT": app["migration_statement_timeout"]}
     _once(target, MIGRATED_MARKER, f"Migrate the database for release {release_id} (once, before any host "
           f"switches; lock_timeout {timeouts['MIGRATION_LOCK_TIMEOUT']})",
-          as_app(runs_with, f"{target}/bin/talentsphere", "migrate", env=timeouts))
+          as_app(runs_with, f"{target}/bin/talentsphere", "migrate", env=timeouts, owner=True))
     _once(target, OPTIMIZED_MARKER, "Create the search indexes and refresh statistics (talentsphere optimize-db)",
-          as_app(runs_with, f"{target}/bin/talentsphere", "optimize-db"))
+          as_app(runs_with, f"{target}/bin/talentsphere", "optimize-db", owner=True))
     _seed(runs_with, target)
     prune_releases(name=f"Keep the newest {app['releases_keep']} releases", releases_dir=app["releases_dir"],
                    artifacts_dir=app["artifacts_dir"], current=app["current_dir"], keep=app["releases_keep"],
@@ -120,5 +120,5 @@ def _seed(app: dict[str, Any], target: str) -> None:
         return
     server.shell(name=f"Seed {app['seed_jobs']} jobs because the jobs table is empty",
                  commands=[as_app(app, f"{target}/bin/talentsphere", "seed", "--jobs", str(app["seed_jobs"]),
-                                  "--seed", str(app["seed"]))],
+                                  "--seed", str(app["seed"]), owner=True)],
                  _run_once=True)

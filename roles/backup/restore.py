@@ -228,7 +228,7 @@ revisions=$(printf '%s\\n' "$out" | tail -n 1)
 before=${{revisions% *}}; head=${{revisions#* }}
 case $rc in
   0) migrated=false ;;
-  3) {as_app(app, cli, "migrate", env=timeouts)} || fail {_q(failed)}
+  3) {as_app(app, cli, "migrate", env=timeouts, owner=True)} || fail {_q(failed)}
      migrated=true ;;
   *) echo "$out" >&2
      fail {_q(unread)} ;;

@@ -7,7 +7,8 @@ This module declares the role (`ROLE`) and imports nothing of pyinfra; its opera
 from tsdeploy.rolespec import RoleSpec
 
 from roles.postgres import context, manifest
-from roles.postgres.variables import VARIABLES, archiving_profile_problems, archiving_release_problems
+from roles.postgres.variables import (VARIABLES, archiving_profile_problems, archiving_release_problems,
+                                     owner_role_problems)
 
 ROLE = RoleSpec(
     variables=VARIABLES,
@@ -16,7 +17,7 @@ ROLE = RoleSpec(
     paths=manifest.PATHS,
     packages=manifest.packages,
     inbound=context.inbound,
-    checks=(archiving_profile_problems, archiving_release_problems),
+    checks=(owner_role_problems, archiving_profile_problems, archiving_release_problems),
     max_hosts=1,
     max_hosts_why="PostgreSQL replication is not supported yet",
 )

@@ -13,6 +13,7 @@ from roles.app import demand
 from roles.backup.context import (CONF_DIR, CONF_PATH, LOG_PATH, SERVER_SERVICE, SOCKET_PATH, SPOOL_PATH, TLS_DIR,
                                   pgbackrest_size)
 from roles.backup.variables import S3Repository, s3_repository
+from roles.postgres.variables import OWNER_CONNECTION_LIMIT
 from roles.registry import Group
 from tsdeploy import tuning
 from tsdeploy.rolespec import ADDRESS_FACT, Inbound
@@ -96,6 +97,9 @@ class PostgresContext(TypedDict):
     db_name: str
     app_user: str
     app_password: str
+    owner_user: str
+    owner_password: str
+    owner_connection_limit: int
     connection_limit: int
     max_connections: int
     extensions: list[str]
@@ -247,6 +251,9 @@ def derive(view: HostView) -> PostgresContext:
         db_name=v["postgresql_db_name"],
         app_user=v["postgresql_app_user"],
         app_password=v["postgresql_app_password"],
+        owner_user=v["postgresql_owner_user"],
+        owner_password=v["postgresql_owner_password"],
+        owner_connection_limit=OWNER_CONNECTION_LIMIT,
         connection_limit=topology.demand,
         max_connections=topology.max_connections,
         extensions=list(v["postgresql_extensions"]),

@@ -135,6 +135,66 @@ def login_role(user: str, password: HiddenValue, connection_limit: int, temp_dir
     yield from _secret_sql("".join(statements), temp_dir)
 
 
+#: What the runtime role may do to every table and sequence of the app's schema (and nothing else there).
+RUNTIME_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+RUNTIME_SEQUENCE_PRIVILEGES = ("USAGE", "SELECT")
+
+
+def split_check(owner: str, runtime: str, schema: str = "public") -> str:
+    """A query, run in the app's database, that is true when ownership and privileges are split as wanted:
+
+    the owner role owns the database and the runtime role owns nothing in it nor any shared object
+    (pg_shdepend's ownership entries); the runtime role can create neither in the database nor in the schema;
+    it holds each of RUNTIME_TABLE_PRIVILEGES on every table and RUNTIME_SEQUENCE_PRIVILEGES on every sequence
+    of the schema; and the owner's default privileges grant the same on what it creates later (each
+    migration's tables).
+    """
+    o, r, n = _quote_literal(owner), _quote_literal(runtime), _quote_literal(schema)
+    tables = " AND ".join(f"has_table_privilege({r}, c.oid, '{p}')" for p in RUNTIME_TABLE_PRIVILEGES)
+    sequences = " AND ".join(f"has_sequence_privilege({r}, c.oid, '{p}')" for p in RUNTIME_SEQUENCE_PRIVILEGES)
+
+    def defaults(kind: str, privileges: tuple[str, ...]) -> str:
+        wanted = ", ".join(_quote_literal(p) for p in privileges)
+        return (f"(SELECT count(DISTINCT x.privilege_type) FROM pg_default_acl a, aclexplode(a.defaclacl) x "
+                f"WHERE a.defaclrole = (SELECT oid FROM pg_roles WHERE rolname = {o}) "
+                f"AND a.defaclnamespace = (SELECT oid FROM pg_namespace WHERE nspname = {n}) "
+                f"AND a.defaclobjtype = '{kind}' AND x.grantee = (SELECT oid FROM pg_roles WHERE rolname = {r}) "
+                f"AND x.privilege_type IN ({wanted})) = {len(privileges)}")
+
+    return (
+        f"SELECT (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()) = {o} "
+        f"AND NOT EXISTS (SELECT 1 FROM pg_shdepend WHERE deptype = 'o' "
+        f"AND refobjid = (SELECT oid FROM pg_roles WHERE rolname = {r}) "
+        f"AND dbid IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))) "
+        f"AND NOT has_database_privilege({r}, current_database(), 'CREATE') "
+        f"AND NOT has_schema_privilege({r}, {n}, 'CREATE') "
+        f"AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = {n}::regnamespace "
+        f"AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT ({tables})) "
+        f"AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = {n}::regnamespace "
+        f"AND c.relkind = 'S' AND NOT ({sequences})) "
+        f"AND {defaults('r', RUNTIME_TABLE_PRIVILEGES)} AND {defaults('S', RUNTIME_SEQUENCE_PRIVILEGES)}")
+
+
+def split_fix(database: str, owner: str, runtime: str, schema: str = "public") -> str:
+    """The statements (one transaction: psql -c sends them as one query) that make `split_check` true.
+
+    REASSIGN OWNED moves what the runtime role owned (a database deployed before the split: the database, its
+    tables, indexes and sequences) to the owner, and the grants follow in the same transaction, so the running
+    app never sees its tables without its privileges. Everything here is idempotent.
+    """
+    tables, sequences = ", ".join(RUNTIME_TABLE_PRIVILEGES), ", ".join(RUNTIME_SEQUENCE_PRIVILEGES)
+    return (f"ALTER DATABASE {database} OWNER TO {owner}; "
+            f"REASSIGN OWNED BY {runtime} TO {owner}; "
+            f"REVOKE CREATE ON DATABASE {database} FROM {runtime}; "
+            f"REVOKE CREATE ON SCHEMA {schema} FROM {runtime}; "
+            f"GRANT USAGE ON SCHEMA {schema} TO {runtime}; "
+            f"GRANT {tables} ON ALL TABLES IN SCHEMA {schema} TO {runtime}; "
+            f"GRANT {sequences} ON ALL SEQUENCES IN SCHEMA {schema} TO {runtime}; "
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} GRANT {tables} ON TABLES TO {runtime}; "
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} GRANT {sequences} ON SEQUENCES "
+            f"TO {runtime}")
+
+
 #: The settings the running server applies only at a restart, with their running and new values: those with
 #: `pending_restart` (set by the reload) and, read from the files as they are now (so no timing decides it),
 #: postmaster-context entries of pg_file_settings that "could not be applied". One row per setting:

@@ -21,20 +21,33 @@ if TYPE_CHECKING:
 
 POSTGRESQL_PORT = Variable("postgresql_port", 5432, "the port PostgreSQL listens on; nftables opens it to app hosts",
                            checks.integer(1, 65535))
-POSTGRESQL_DB_NAME = Variable("postgresql_db_name", "talentsphere", "the app's database, owned by the app role",
-                              checks.identifier)
+POSTGRESQL_DB_NAME = Variable("postgresql_db_name", "talentsphere",
+                              "the app's database, owned by the owner role", checks.identifier)
 POSTGRESQL_APP_USER = Variable("postgresql_app_user", "talentsphere",
-                               "the app's unprivileged login role (connection limit = the app tier's demand)",
+                               "the app's runtime login role: reads and writes rows (SELECT, INSERT, UPDATE, DELETE, "
+                               "sequences), owns nothing, no DDL (connection limit = the app tier's demand)",
                                checks.identifier)
 POSTGRESQL_APP_PASSWORD = Variable("postgresql_app_password", REQUIRED,
                                    "its password, from the vault; PostgreSQL only receives a SCRAM verifier",
                                    checks.secret(), secret=True)
+POSTGRESQL_OWNER_USER = Variable("postgresql_owner_user", "talentsphere_owner",
+                                 "the login role that owns the database and its objects: only the deploy's "
+                                 "migrate, optimize-db and seed use it; must differ from postgresql_app_user",
+                                 checks.identifier)
+POSTGRESQL_OWNER_PASSWORD = Variable("postgresql_owner_password", REQUIRED,
+                                     "its password, from the vault (must differ from postgresql_app_password); "
+                                     "on app hosts only in a root-only file the deploy's commands read",
+                                     checks.secret(), secret=True)
+#: Migrations, optimize-db and seed: one connection each, never two at once from one deploy; the rest is slack.
+OWNER_CONNECTION_LIMIT = 5
 
 VARIABLES: tuple[Variable, ...] = (
     POSTGRESQL_PORT,
     POSTGRESQL_DB_NAME,
     POSTGRESQL_APP_USER,
     POSTGRESQL_APP_PASSWORD,
+    POSTGRESQL_OWNER_USER,
+    POSTGRESQL_OWNER_PASSWORD,
     Variable("postgresql_profile", "web", "PGTune's DB type: web, oltp, dw, desktop or mixed",
              checks.choice("web", "oltp", "dw", "desktop", "mixed")),
     Variable("postgresql_storage", "ssd", "PGTune's storage type: ssd, hdd, san or nvme",
@@ -56,6 +69,33 @@ VARIABLES: tuple[Variable, ...] = (
 #: pgBackRest's version in each Debian release: the db host and the backup host must run the same one (its
 #: protocol greeting compares them exactly: "expected value '2.45' for greeting key 'version'").
 PGBACKREST_VERSIONS = {"bookworm": "2.45", "trixie": "2.55.1"}
+
+
+def owner_role_problems(topology: Topology) -> list[str]:
+    """The owner role exists so that the app's runtime role cannot change the schema: the two must be two roles
+    with two passwords (the same password would let whoever holds the runtime's log in as the owner)."""
+    from tsdeploy.validation import origin, passes  # validation imports the roles: import it when checking
+
+    problems = []
+    for host in topology.hosts(Group.DB):
+        v = topology.vars_of(host)
+        where = {name: origin(topology.inventory, host, name) for name in (
+            "postgresql_owner_user", "postgresql_app_user", "postgresql_owner_password", "postgresql_app_password")}
+        owner = v.get("postgresql_owner_user", POSTGRESQL_OWNER_USER.default)
+        runtime = v.get("postgresql_app_user", POSTGRESQL_APP_USER.default)
+        if owner == runtime and passes("postgresql_owner_user", owner):
+            problems.append(
+                f"{host}: postgresql_owner_user = {owner!r} ({where['postgresql_owner_user']}) is also "
+                f"postgresql_app_user ({where['postgresql_app_user']}): the runtime role would own the schema and "
+                "could change it; fix: give postgresql_owner_user another name (default talentsphere_owner)")
+        password = v.get("postgresql_owner_password")
+        if password and password == v.get("postgresql_app_password") and passes("postgresql_owner_password", password):
+            problems.append(
+                f"{host}: postgresql_owner_password ({where['postgresql_owner_password']}) equals "
+                f"postgresql_app_password ({where['postgresql_app_password']}): whoever holds the runtime's password "
+                "could log in as the owner; fix: set vault_postgresql_owner_password to its own random value "
+                "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return problems
 
 
 def archiving_profile_problems(topology: Topology) -> list[str]:

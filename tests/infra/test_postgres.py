@@ -77,12 +77,82 @@ def test_exactly_one_role_has_superuser_createrole_or_createdb(db: Target) -> No
 
 
 @pytest.mark.control("postgres-07")
-def test_app_role_is_an_ordinary_login_role(db: Target) -> None:
-    user = db.ctx["postgres"]["app_user"]
+@pytest.mark.parametrize("role", ["app_user", "owner_user"])
+def test_the_app_and_owner_roles_are_ordinary_login_roles(db: Target, role: str) -> None:
+    user = db.ctx["postgres"][role]
     rows = db.psql_json(f"SELECT rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls "
                         f"FROM pg_roles WHERE rolname = {_literal(user)}")
     assert rows == [{"rolcanlogin": True, "rolsuper": False, "rolcreaterole": False, "rolcreatedb": False,
-                     "rolreplication": False, "rolbypassrls": False}], f"{db}: app role {user}: {rows}"
+                     "rolreplication": False, "rolbypassrls": False}], f"{db}: role {user}: {rows}"
+
+
+@pytest.mark.control("ts-pg-owner-role")
+def test_the_owner_role_owns_the_database_and_every_object_in_its_schema(db: Target) -> None:
+    pg = db.ctx["postgres"]
+    rows = db.psql_json("SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = current_database()",
+                        database=pg["db_name"])
+    assert rows == [{"owner": pg["owner_user"]}], f"{db}: database {pg['db_name']} owned by {rows}"
+    others = db.psql_json("SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner) AS owner FROM pg_class c "
+                          "WHERE c.relnamespace = 'public'::regnamespace "
+                          "AND c.relkind IN ('r', 'p', 'i', 'S', 'v', 'm') "
+                          f"AND pg_get_userbyid(c.relowner) <> {_literal(pg['owner_user'])}", database=pg["db_name"])
+    assert others == [], f"{db}: objects in schema public not owned by {pg['owner_user']}: {others}"
+    tables = db.psql_json("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'", database=pg["db_name"])
+    assert tables[0]["n"] > 0, f"{db}: no table in schema public: the app's migrations have not run"
+
+
+@pytest.mark.control("ts-pg-runtime-role")
+def test_the_runtime_role_owns_nothing_and_may_create_nowhere(db: Target) -> None:
+    pg = db.ctx["postgres"]
+    user = _literal(pg["app_user"])
+    rows = db.psql_json(
+        "SELECT (SELECT count(*) FROM pg_shdepend WHERE deptype = 'o' AND refobjid = "
+        f"(SELECT oid FROM pg_roles WHERE rolname = {user})) AS owned, "
+        f"has_database_privilege({user}, current_database(), 'CREATE') AS create_in_database, "
+        f"has_schema_privilege({user}, 'public', 'CREATE') AS create_in_public", database=pg["db_name"])
+    assert rows == [{"owned": 0, "create_in_database": False, "create_in_public": False}], \
+        f"{db}: runtime role {pg['app_user']}: {rows}"
+
+
+@pytest.mark.control("ts-pg-runtime-role")
+def test_the_runtime_role_reads_and_writes_every_table_and_nothing_more(db: Target) -> None:
+    pg = db.ctx["postgres"]
+    user = _literal(pg["app_user"])
+    wrong = db.psql_json(
+        "SELECT c.relname, "
+        + ", ".join(f"has_table_privilege({user}, c.oid, '{p}') AS {p.lower()}"
+                    for p in ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"))
+        + " FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') "
+        f"AND NOT (has_table_privilege({user}, c.oid, 'SELECT') AND has_table_privilege({user}, c.oid, 'INSERT') "
+        f"AND has_table_privilege({user}, c.oid, 'UPDATE') AND has_table_privilege({user}, c.oid, 'DELETE') "
+        f"AND NOT has_table_privilege({user}, c.oid, 'TRUNCATE') AND NOT has_table_privilege({user}, c.oid, "
+        f"'REFERENCES') AND NOT has_table_privilege({user}, c.oid, 'TRIGGER'))", database=pg["db_name"])
+    assert wrong == [], f"{db}: tables where {pg['app_user']} lacks DML or holds more: {wrong}"
+    sequences = db.psql_json(
+        "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'S' "
+        f"AND NOT has_sequence_privilege({user}, c.oid, 'USAGE')", database=pg["db_name"])
+    assert sequences == [], f"{db}: sequences {pg['app_user']} cannot use (inserts would fail): {sequences}"
+
+
+#: DDL the runtime role tries (each in a transaction rolled back): PostgreSQL must refuse every one.
+RUNTIME_DDL = [
+    pytest.param("CREATE TABLE tsdeploy_verify_probe (id int)", id="create-table"),
+    pytest.param("ALTER TABLE jobs ADD COLUMN tsdeploy_verify_probe int", id="alter-table"),
+    pytest.param("DROP INDEX IF EXISTS ix_jobs_search_vector", id="drop-index"),
+    pytest.param("CREATE INDEX tsdeploy_verify_probe ON jobs (id)", id="create-index"),
+    pytest.param("TRUNCATE jobs", id="truncate"),
+]
+
+
+@pytest.mark.control("ts-pg-runtime-role")
+@pytest.mark.parametrize("statement", RUNTIME_DDL)
+def test_postgresql_refuses_ddl_from_the_runtime_role(db: Target, statement: str) -> None:
+    pg = db.ctx["postgres"]
+    # SET ROLE from the superuser's session checks exactly the runtime role's privileges; nothing is committed.
+    script = f"BEGIN; SET ROLE {pg['app_user']}; {statement}; ROLLBACK;"
+    result = db.sudo("-u postgres psql -X -A -t -q -v ON_ERROR_STOP=1 -d %s -c %s", pg["db_name"], script)
+    assert result.rc != 0 and ("permission denied" in result.stderr or "must be owner" in result.stderr), \
+        f"{db}: {pg['app_user']} ran `{statement}` (exit {result.rc}: {result.stderr.strip()})"
 
 
 @pytest.mark.control("CIS-PG-5.5")
@@ -185,9 +255,11 @@ def test_pg_hba_network_lines_are_hostssl_only(db: Target) -> None:
 @pytest.mark.control("CIS-PG-5.9")
 def test_pg_hba_network_lines_name_the_app_database_and_user(db: Target) -> None:
     pg = db.ctx["postgres"]
+    users = ([pg["app_user"]], [pg["owner_user"]])
     wrong = [rule for rule in _network_rules(db)
-             if rule["database"] != [pg["db_name"]] or rule["user_name"] != [pg["app_user"]]]
-    assert wrong == [], f"{db}: network lines not limited to {pg['db_name']}/{pg['app_user']}: {wrong}"
+             if rule["database"] != [pg["db_name"]] or rule["user_name"] not in users]
+    assert wrong == [], (f"{db}: network lines not limited to {pg['db_name']} and {pg['app_user']} or "
+                         f"{pg['owner_user']}: {wrong}")
 
 
 @pytest.mark.control("CIS-PG-5.10")

@@ -524,7 +524,10 @@ def test_the_live_releases_migrations_run_only_when_the_restored_schema_is_behin
     env_file = cluster.base / "env"
     env_file.write_text(f'DATABASE_URL="postgresql://postgres@/app?host={cluster.base}&port={cluster.PORT}"\n'
                         'FLASK_ENV="development"\n')
-    app = {"user": "root", "env_file": str(env_file), "current_dir": str(cluster.base / "current"),
+    owner_env_file = cluster.base / "owner.env"
+    owner_env_file.write_text(f'DATABASE_URL="postgresql://postgres@/app?host={cluster.base}&port={cluster.PORT}"\n')
+    app = {"user": "root", "env_file": str(env_file), "owner_env_file": str(owner_env_file),
+           "current_dir": str(cluster.base / "current"),
            "migration_lock_timeout": "5s", "migration_statement_timeout": "15min"}
     plan = restore.Plan("run-schema", restore.LATEST, None, "ts", "app1")
     first = cluster.step(restore.migrate_script(plan, app, "app1", results=str(cluster.results)))
@@ -539,7 +542,8 @@ def test_the_live_releases_migrations_run_only_when_the_restored_schema_is_behin
                                         "migrated": False}
 
 
-APP = {"user": "talentsphere", "env_file": "/etc/talentsphere/env", "current_dir": "/opt/talentsphere/current",
+APP = {"user": "talentsphere", "env_file": "/etc/talentsphere/env", "owner_env_file": "/etc/talentsphere/owner.env",
+       "current_dir": "/opt/talentsphere/current",
        "ready_url": "http://10.0.0.13:8000/health/ready", "ready_timeout": 60, "migration_lock_timeout": "5s",
        "migration_statement_timeout": "15min"}
 PG = {"service": "postgresql@15-main", "version": 15, "port": 5432}

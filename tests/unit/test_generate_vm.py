@@ -24,8 +24,8 @@ from tsdeploy.lab.inventory import InventoryHost, LabFiles, write_inventory
 from tsdeploy.templating import render
 
 HOSTS = {"db1": ("db",), "backup1": ("backup",), "cache1": ("cache",), "app1": ("app",), "app2": ("app",), "lb1": ("lb",)}
-VAULT_NAMES = ("vault_postgresql_app_password", "vault_redis_app_password", "vault_redis_admin_password",
-               "vault_app_secret_key", "vault_backup_repo_cipher_pass", "vault_redis_exporter_password")
+VAULT_NAMES = ("vault_postgresql_app_password", "vault_postgresql_owner_password", "vault_redis_app_password",
+               "vault_redis_admin_password", "vault_app_secret_key", "vault_backup_repo_cipher_pass", "vault_redis_exporter_password")
 
 
 @pytest.fixture(scope="module")
@@ -160,8 +160,8 @@ def test_install_script_is_valid_bash(bundles, host) -> None:
 
 
 #: Files whose readers pick a change up by themselves: clients read the CA certificate on their next connection,
-#: apt reads its configuration on each daily run.
-NOTHING_TO_RELOAD = {"ca", "upgrades"}
+#: apt reads its configuration on each daily run, the next migrate reads the owner role's env file.
+NOTHING_TO_RELOAD = {"ca", "upgrades", "app-owner-env"}
 
 
 @pytest.mark.parametrize("host", HOSTS)

@@ -17,8 +17,8 @@ from tsdeploy.pyinfra_inventory import groups as pyinfra_groups
 VAULT_PASSWORD = "unit-test-vault-password"
 #: Test secrets that pass the secret checks (64 hex digits each), derived from their names: never used elsewhere.
 SECRETS = {name: hashlib.sha256(f"tsdeploy unit test {name}".encode()).hexdigest() for name in (
-    "vault_postgresql_app_password", "vault_redis_app_password", "vault_redis_admin_password",
-    "vault_app_secret_key")}
+    "vault_postgresql_app_password", "vault_postgresql_owner_password", "vault_redis_app_password",
+    "vault_redis_admin_password", "vault_app_secret_key")}
 
 
 def write_inventory(root: pathlib.Path, *, host_overrides: dict[str, dict[str, Any]] | None = None,

@@ -16,6 +16,7 @@ from tsdeploy.lab.topology import hosts_of
 
 SECRETS = {
     "vault_postgresql_app_password": "pg-secret",
+    "vault_postgresql_owner_password": "pg-owner-secret",
     "vault_redis_app_password": "redis-secret",
     "vault_redis_admin_password": "redis-admin-secret",
     "vault_app_secret_key": "app-secret",

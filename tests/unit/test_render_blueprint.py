@@ -33,7 +33,8 @@ def write_inventory(root: pathlib.Path, extra_vars: str = "") -> pathlib.Path:
     (root / "group_vars" / "all" / "main.yml").write_text(
         f"host_memory: 4GB\nhost_cpus: 2\ndebian_release: bookworm\n"
         f"tls_ca_cert_file: {pem}\ntls_cert_file: {pem}\ntls_key_file: {pem}\n"
-        f"postgresql_app_password: {secrets.token_hex(16)}\nredis_app_password: {secrets.token_hex(16)}\n"
+        f"postgresql_app_password: {secrets.token_hex(16)}\npostgresql_owner_password: {secrets.token_hex(16)}\n"
+        f"redis_app_password: {secrets.token_hex(16)}\n"
         f"redis_admin_password: {secrets.token_hex(16)}\napp_secret_key: {secrets.token_hex(32)}\n"
         f"nginx_server_name: jobs.example.com\n{extra_vars}")
     return root

@@ -420,17 +420,19 @@ def lab_split(tmp_path_factory: pytest.TempPathFactory) -> inventory_module.Inve
     return inventory_module.load(_lab_inventory(tmp_path_factory.mktemp("roles-split"), "split"))
 
 
-PG, REDIS_APP, REDIS_ADMIN, APP_SECRET, BACKUP_CIPHER, REDIS_EXPORTER = (LAB_SECRETS[f"vault_{name}"] for name in (
-    "postgresql_app_password", "redis_app_password", "redis_admin_password", "app_secret_key",
-    "backup_repo_cipher_pass", "redis_exporter_password"))
+PG, PG_OWNER, REDIS_APP, REDIS_ADMIN, APP_SECRET, BACKUP_CIPHER, REDIS_EXPORTER = (
+    LAB_SECRETS[f"vault_{name}"] for name in (
+        "postgresql_app_password", "postgresql_owner_password", "redis_app_password", "redis_admin_password",
+        "app_secret_key", "backup_repo_cipher_pass", "redis_exporter_password"))
 #: host -> (its context's sections beyond host and peers, the secrets its files need).
 SPLIT_HOSTS = {
-    "db1": ({"common", "postgres", "exporters"}, {PG}),
+    "db1": ({"common", "postgres", "exporters"}, {PG, PG_OWNER}),
     "backup1": ({"common", "backup", "exporters"}, {BACKUP_CIPHER}),
     # The exporter's password reaches its password file only; Redis's ACL file holds its hash.
     "cache1": ({"common", "redis", "exporters"}, {REDIS_APP, REDIS_ADMIN, REDIS_EXPORTER}),
-    "app1": ({"common", "app", "exporters"}, {PG, REDIS_APP, APP_SECRET}),
-    "app2": ({"common", "app", "exporters"}, {PG, REDIS_APP, APP_SECRET}),
+    # The owner's password only in the root-only owner.env, for the deploy's migrations.
+    "app1": ({"common", "app", "exporters"}, {PG, PG_OWNER, REDIS_APP, APP_SECRET}),
+    "app2": ({"common", "app", "exporters"}, {PG, PG_OWNER, REDIS_APP, APP_SECRET}),
     "lb1": ({"common", "nginx", "exporters"}, set()),
     # The monitor host scrapes with no credential: it holds no secret.
     "monitor1": ({"common", "monitor", "exporters"}, set()),

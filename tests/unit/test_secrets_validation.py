@@ -147,7 +147,7 @@ def test_a_plaintext_vault_file_is_refused_naming_the_file_and_the_fix(tmp_path:
     vault.write_text(yaml.safe_dump(SECRETS))
     problems = problems_of(inventory)
     assert problems == [
-        f"{vault} defines vault_app_secret_key, vault_postgresql_app_password, vault_redis_admin_password and 1 "
+        f"{vault} defines vault_app_secret_key, vault_postgresql_app_password, vault_postgresql_owner_password and 2 "
         f"more in plaintext: the vault's secrets must be encrypted; fix: ansible-vault encrypt {vault} (and "
         "rotate those secrets if the plaintext was ever committed or shared)"]
     assert all(value not in problems[0] for value in SECRETS.values())

@@ -39,7 +39,8 @@ def write_inventory(root: pathlib.Path, app_hosts: dict[str, str], extra: dict |
     settings = {
         "debian_release": "bookworm", "deploy_user": "deploy", "ssh_allow_from": ["198.18.9.0/24"],
         "tls_ca_cert_file": str(root / "ca.pem"), "nginx_server_name": "jobs.example.test",
-        "postgresql_app_password": DB_PASSWORD, "redis_app_password": "r7Kx2Qm9Vt4Lw8Zp3Hc6Nb1Jd5Fg0SyXe",
+        "postgresql_app_password": DB_PASSWORD,
+        "postgresql_owner_password": "o4Nc8Vb2Xz6Lk1Jh5Gf9Ds3Aq7Wr0EtYu", "redis_app_password": "r7Kx2Qm9Vt4Lw8Zp3Hc6Nb1Jd5Fg0SyXe",
         "redis_admin_password": "a3Wq8Ez1Rt6Yu9Io2Pl5Kj7Hg4Fd0SxMv", "app_secret_key": SECRET_KEY, **(extra or {}),
     }
     (group_vars / "main.yml").write_text(yaml.safe_dump(settings))

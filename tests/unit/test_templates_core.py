@@ -56,6 +56,8 @@ def test_pg_hba_allows_only_local_peer_and_hostssl_scram_from_app_hosts(contexts
         ["local", "all", "all", "peer"],
         ["hostssl", "talentsphere", "talentsphere", "10.0.0.12/32", "scram-sha-256"],
         ["hostssl", "talentsphere", "talentsphere", "10.0.0.13/32", "scram-sha-256"],
+        ["hostssl", "talentsphere", "talentsphere_owner", "10.0.0.12/32", "scram-sha-256"],
+        ["hostssl", "talentsphere", "talentsphere_owner", "10.0.0.13/32", "scram-sha-256"],
     ]
 
 

@@ -7,6 +7,9 @@ workers x (pool + overflow) plus the inventory's connection headroom fits the da
 limit (see RENDER_CONNECTION_LIMITS). Render backs the database up itself on paid plans; no Blueprint field
 controls that, so the file's header states what the chosen plan gets and what a recovery asks of the operator
 (`recovery_note`).
+Render's managed PostgreSQL gives a blueprint one database user (`fromDatabase` connectionString), so on
+Render the app and its preDeployCommand's migrations share that role: the owner/runtime split of the deploy
+(roles/postgres/README.md) has no Blueprint equivalent.
 The document is validated against Render's official JSON schema (copied into schemas/) before anything is
 written; an invalid document is reported by its real cause (jsonschema's best_match) and its path.
 

@@ -18,6 +18,7 @@ HEADER = "# Written by `tsdeploy lab up` for lab {name}; rewritten on every lab 
 # Role variables that take their value from the vault, the usual Ansible vault_ indirection.
 VAULT_REFERENCES = {
     "postgresql_app_password": "vault_postgresql_app_password",
+    "postgresql_owner_password": "vault_postgresql_owner_password",
     "redis_app_password": "vault_redis_app_password",
     "redis_admin_password": "vault_redis_admin_password",
     "app_secret_key": "vault_app_secret_key",

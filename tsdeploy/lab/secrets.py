@@ -10,6 +10,7 @@ from tsdeploy.lab.system import write_private
 
 SECRET_NAMES = (
     "vault_postgresql_app_password",
+    "vault_postgresql_owner_password",
     "vault_redis_app_password",
     "vault_redis_admin_password",
     "vault_app_secret_key",
