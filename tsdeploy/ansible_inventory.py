@@ -22,6 +22,7 @@ import yaml
 
 from ansible.errors import AnsibleError
 from ansible.inventory.manager import InventoryManager
+from ansible.plugins.vars import host_group_vars
 from ansible.parsing.dataloader import DataLoader
 from ansible.parsing.vault import get_file_vault_secret, is_encrypted_file
 from ansible.template import Templar
@@ -297,6 +298,10 @@ def read(path: str | os.PathLike, vault_password_file: str | os.PathLike | None 
         raise InventoryError(plaintext)
     vault_file = find_vault_password_file(inventory_dir, vault_password_file) if secrets else None
     loader = _make_loader(vault_file) if secrets else _VaultlessLoader()
+    # ansible's group_vars/host_vars plugin remembers, per process, which files each directory held: a file
+    # added or removed since an earlier load in this process (a long-running caller, the test session) would
+    # be missed or read after it is gone. Each load lists the directories afresh.
+    host_group_vars.FOUND.clear()
     try:
         manager = InventoryManager(loader=loader, sources=[str(source)])
         variables = VariableManager(loader=loader, inventory=manager)

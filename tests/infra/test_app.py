@@ -86,6 +86,15 @@ def test_environment_file_is_root_owned_and_not_world_readable(app: Target) -> N
     assert owner == "root" and int(mode[-1]) == 0, f"{app}: {path} is {owner}:{group} {mode}"
 
 
+@pytest.mark.control("ts-pg-owner-role")
+def test_the_owner_roles_url_is_root_only_and_not_in_the_services_environment(app: Target) -> None:
+    path = app.ctx["app"]["owner_env_file"]
+    owner, group, mode = app.sudo_check("stat -c '%%U %%G %%a' %s", path).split()
+    assert (owner, group, mode) == ("root", "root", "600"), f"{app}: {path} is {owner}:{group} {mode}"
+    files = _show(app, "EnvironmentFiles")["EnvironmentFiles"]
+    assert path not in files, f"{app}: {UNIT} reads the owner role's URL ({path}): the app would run as the owner"
+
+
 @pytest.mark.control("ts-app-04")
 def test_unit_passes_no_secret_inline(app: Target) -> None:
     environment = _show(app, "Environment")["Environment"]

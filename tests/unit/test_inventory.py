@@ -271,3 +271,38 @@ def test_pyinfra_groups_carry_ssh_data_and_the_inventory_path(tmp_path: pathlib.
     assert hosts["db1"]["ssh_known_hosts_file"] == "/tmp/kh"
     assert hosts["db1"]["ssh_strict_host_key_checking"] == "yes"
     assert hosts["db1"]["tsdeploy_inventory"] == str(inventory.path)
+
+
+def test_an_owner_role_named_like_the_runtime_role_is_refused_with_the_fix(tmp_path: pathlib.Path) -> None:
+    problems = problems_of(write_inventory(tmp_path, main_overrides={"postgresql_owner_user": "talentsphere"}))
+    assert any(p.startswith("db1: postgresql_owner_user = 'talentsphere' (inventory/group_vars/all/main.yml") and
+               "is also postgresql_app_user" in p and "fix: give postgresql_owner_user another name" in p
+               for p in problems), problems
+
+
+def test_an_owner_password_equal_to_the_runtime_password_is_refused_without_showing_it(tmp_path: pathlib.Path) -> None:
+    same = SECRETS["vault_postgresql_app_password"]
+    problems = problems_of(write_inventory(tmp_path, secrets=dict(SECRETS, vault_postgresql_owner_password=same)))
+    assert any(p.startswith("db1: postgresql_owner_password (") and "equals postgresql_app_password" in p and
+               "fix: set vault_postgresql_owner_password to its own random value" in p for p in problems), problems
+    assert all(same not in p for p in problems)
+
+
+def test_the_owner_role_gets_its_own_url_in_a_root_only_file_the_app_does_not_read(tmp_path: pathlib.Path) -> None:
+    ctx = build_context(load(write_inventory(tmp_path)), "app1")
+    app = ctx["app"]
+    owner_url, runtime_url = app["owner_env"]["DATABASE_URL"], app["env"]["DATABASE_URL"]
+    assert "//talentsphere_owner:" in owner_url and "//talentsphere:" in runtime_url
+    assert SECRETS["vault_postgresql_owner_password"] not in runtime_url
+    assert owner_url.split("@", 1)[1] == runtime_url.split("@", 1)[1]  # same server, database and TLS checks
+    assert app["owner_env_file"] != app["env_file"]
+
+
+def test_a_vars_file_added_or_removed_between_two_loads_in_one_process_is_seen(tmp_path: pathlib.Path) -> None:
+    inventory = write_inventory(tmp_path)
+    extra = inventory / "group_vars" / "all" / "zz-extra.yml"
+    assert load(inventory).hostvars["app1"].get("app_seed_jobs") != 7
+    extra.write_text("app_seed_jobs: 7\n")
+    assert load(inventory).hostvars["app1"]["app_seed_jobs"] == 7
+    extra.unlink()
+    assert load(inventory).hostvars["app1"].get("app_seed_jobs") != 7  # read again, not remembered (nor an error)
