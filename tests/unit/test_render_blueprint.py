@@ -261,3 +261,48 @@ def test_backups_are_a_comment_never_a_field_the_schema_does_not_have(tiny_inven
     allowed = set(render.schema()["definitions"]["database"]["properties"])
     assert set(database) <= allowed and not any("backup" in key.lower() or "recovery" in key.lower()
                                                 for key in allowed)
+
+
+# --- read replicas and high availability ----------------------------------------------------------------------
+
+def test_by_default_the_database_has_no_replica_no_standby_and_renders_disk_size(tiny_inventory: pathlib.Path,
+                                                                                tmp_path: pathlib.Path) -> None:
+    generate(tiny_inventory, tmp_path)
+    (database,) = load_blueprint(tmp_path)["databases"]
+    assert not {"readReplicas", "highAvailability", "diskSizeGB"} & set(database)
+
+
+def test_read_replicas_and_a_standby_on_a_pro_plan_validate_against_renders_schema(tmp_path: pathlib.Path) -> None:
+    inventory = write_inventory(tmp_path / "inventory", "render_database_plan: pro-4gb\n"
+                                "render_database_read_replicas: 2\nrender_database_high_availability: true\n")
+    result = generate(inventory, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    document = load_blueprint(tmp_path / "out")
+    render.validate(document)
+    (database,) = document["databases"]
+    assert database["readReplicas"] == [{"name": "talentsphere-db-replica-1"}, {"name": "talentsphere-db-replica-2"}]
+    assert database["highAvailability"] == {"enabled": True}
+    assert database["diskSizeGB"] == render.REPLICA_MIN_DISK_GB  # Render's floor for replicas, stated
+    header = " ".join(line.lstrip("# ").strip() for line in _header(tmp_path / "out").splitlines())
+    assert "Read replicas: 2 (pro-4gb each, asynchronous, 10 GB)" in header and render.REPLICAS_SOURCE in header
+    assert "High availability: a standby of the same plan" in header and render.HA_SOURCE in header
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("render_database_high_availability: true\n",
+     "render_database_high_availability = true needs a Pro instance type or higher, not render_database_plan "
+     "'basic-1gb'"),
+    ("render_database_plan: basic-256mb\nrender_database_read_replicas: 1\n",
+     "render_database_read_replicas = 1 needs render_database_plan basic-1gb or larger, not 'basic-256mb'"),
+    ("render_database_read_replicas: 6\n", "render_database_read_replicas = 6 is not a whole number from 0 to 5"),
+    ("render_database_read_replicas: 1\nrender_database_disk_gb: 5\n",
+     "needs at least 10 GB of storage, but render_database_disk_gb = 5"),
+    ("render_database_disk_gb: 12\n", "render_database_disk_gb = 12 is not 1 or a multiple of 5"),
+    ("render_database_high_availability: 'yes'\n", "render_database_high_availability = 'yes' is not true or false"),
+])
+def test_a_replica_or_standby_render_would_refuse_is_refused_before_anything_is_written(
+        tmp_path: pathlib.Path, extra: str, message: str) -> None:
+    inventory = write_inventory(tmp_path / "inventory", extra)
+    result = generate(inventory, tmp_path / "out")
+    assert result.exit_code != 0 and message in result.output and "fix:" in result.output, result.output
+    assert not (tmp_path / "out" / "render.yaml").exists()

@@ -50,6 +50,11 @@ RENDER_DEFAULTS: dict[str, Any] = {
     "render_instances": 1,                   # web service instances (numInstances)
     "render_web_concurrency": 2,             # Gunicorn workers per instance (WEB_CONCURRENCY); starter = 0.5 CPU
     "render_database_plan": "basic-1gb",
+    # Read replicas (0-5) and a high-availability standby: each an instance of the same plan, billed as one;
+    # off by default (cost). Render's requirements are checked before anything is written (`replication`).
+    "render_database_read_replicas": 0,
+    "render_database_high_availability": False,
+    "render_database_disk_gb": None,         # None: Render's default; read replicas need >= 10
     "render_keyvalue_plan": "starter",
     "render_flush_schedule": "* * * * *",    # the VM timer flushes every minute; Render's cron minimum is 1 min
 }
@@ -66,6 +71,71 @@ LIMIT_SOURCE = "https://render.com/tutorials/postgres-on-render/connection-limit
 #: blueprint states it as a comment. Source: Render, "PostgreSQL Recovery and Backups".
 RECOVERY_SOURCE = "https://render.com/docs/postgresql-backups"
 _PLAN_MEMORY = re.compile(r"^(?:basic|pro|accelerated)-(\d+)(mb|gb)$")
+#: Render's prerequisites. Read replicas: Basic-1gb or higher, >= 10 GB of storage, at most five.
+#: High availability: a Pro instance type or higher (and PostgreSQL >= 13, which every Debian release here has).
+REPLICAS_SOURCE = "https://render.com/docs/postgresql-read-replicas"
+HA_SOURCE = "https://render.com/docs/postgresql-high-availability"
+MAX_READ_REPLICAS = 5
+REPLICA_MIN_DISK_GB = 10
+#: Instance types too small for read replicas (everything from basic-1gb up qualifies).
+_NO_REPLICA_PLANS = ("free", "basic-256mb")
+
+
+@dataclass(frozen=True)
+class Replication:
+    """What the database section gets for replicas and HA, and the header lines that explain it."""
+
+    fields: dict[str, Any]
+    notes: list[str]
+
+
+def replication(r: dict[str, Any], database: str) -> Replication:
+    """`readReplicas`, `highAvailability` and `diskSizeGB` from the render_database_* variables, refusing a plan
+    or disk Render would refuse, with the variable, its value and the fix."""
+    plan, replicas, ha = r["render_database_plan"], r["render_database_read_replicas"], \
+        r["render_database_high_availability"]
+    disk = r["render_database_disk_gb"]
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= MAX_READ_REPLICAS:
+        raise BlueprintError(f"render_database_read_replicas = {replicas!r} is not a whole number from 0 to "
+                             f"{MAX_READ_REPLICAS} (Render's limit, {REPLICAS_SOURCE}); fix: set it in group_vars")
+    if not isinstance(ha, bool):
+        raise BlueprintError(f"render_database_high_availability = {ha!r} is not true or false; fix: set it in "
+                             "group_vars")
+    if disk is not None and (isinstance(disk, bool) or not isinstance(disk, int) or disk < 1
+                             or (disk != 1 and disk % 5)):
+        raise BlueprintError(f"render_database_disk_gb = {disk!r} is not 1 or a multiple of 5 (Render's rule); fix: "
+                             "set it in group_vars, or remove it for Render's default")
+    fields: dict[str, Any] = {}
+    notes: list[str] = []
+    if replicas:
+        if plan in _NO_REPLICA_PLANS:
+            raise BlueprintError(
+                f"render_database_read_replicas = {replicas} needs render_database_plan basic-1gb or larger, not "
+                f"{plan!r} ({REPLICAS_SOURCE}); fix: choose a larger plan or set render_database_read_replicas to 0")
+        if disk is not None and disk < REPLICA_MIN_DISK_GB:
+            raise BlueprintError(
+                f"render_database_read_replicas = {replicas} needs at least {REPLICA_MIN_DISK_GB} GB of storage, "
+                f"but render_database_disk_gb = {disk} ({REPLICAS_SOURCE}); fix: set render_database_disk_gb to "
+                f"{REPLICA_MIN_DISK_GB} or more, or remove it")
+        disk = disk or REPLICA_MIN_DISK_GB
+        fields["readReplicas"] = [{"name": f"{database}-replica-{n}"} for n in range(1, replicas + 1)]
+        notes.append(f"Read replicas: {replicas} ({plan} each, asynchronous, {disk} GB); the app sends every query "
+                     "to the primary's DATABASE_URL, so they serve what connects to their own connection strings "
+                     f"(reporting, one-off queries). Source: {REPLICAS_SOURCE}")
+    if ha:
+        if not plan.startswith(("pro-", "accelerated-")):
+            raise BlueprintError(
+                f"render_database_high_availability = true needs a Pro instance type or higher, not "
+                f"render_database_plan {plan!r} ({HA_SOURCE}); fix: choose a pro-* or accelerated-* plan, or set "
+                "render_database_high_availability to false")
+        fields["highAvailability"] = {"enabled": True}
+        notes.append("High availability: a standby of the same plan replicates asynchronously; after 30 s without "
+                     "an answer Render promotes it at the same URL (a few seconds of acknowledged writes may be "
+                     "lost; the app's pool reconnects). Render restarts the database once to enable it, and it "
+                     f"needs a team workspace. Source: {HA_SOURCE}")
+    if disk is not None:
+        fields["diskSizeGB"] = disk
+    return Replication(fields, notes)
 
 
 def recovery_note(plan: str, database: str) -> list[str]:
@@ -230,6 +300,7 @@ def blueprint(topology: Topology) -> tuple[dict[str, Any], Pool, dict[str, Any]]
     _check_threads_fit(app["threads"], pool)
     name = r["render_name"]
     web, cron, cache, database = name, f"{name}-flush-views", f"{name}-cache", f"{name}-db"
+    replicated = replication(r, database)
     links = [
         {"key": "DATABASE_URL", "fromDatabase": {"name": database, "property": "connectionString"}},
         {"key": "REDIS_URL", "fromService": {"type": "keyvalue", "name": cache, "property": "connectionString"}},
@@ -294,10 +365,11 @@ def blueprint(topology: Topology) -> tuple[dict[str, Any], Pool, dict[str, Any]]
                 "region": r["render_region"], "plan": r["render_database_plan"],
                 "postgresMajorVersion": str(postgres["version"]),
                 "ipAllowList": [],
+                **replicated.fields,
             },
         ],
     }
-    return document, pool, r
+    return document, pool, r | {"replication_notes": replicated.notes}
 
 
 class _Dumper(yaml.SafeDumper):
@@ -307,7 +379,7 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
-def _header(inventory_path: pathlib.Path, pool: Pool, database: dict[str, Any]) -> str:
+def _header(inventory_path: pathlib.Path, pool: Pool, database: dict[str, Any], notes: list[str]) -> str:
     lines = [
         f"managed by TalentSphere Deploy - do not edit; generated by `tsdeploy generate render` from {inventory_path}.",
         "Blueprint reference: https://render.com/docs/blueprint-spec",
@@ -316,6 +388,7 @@ def _header(inventory_path: pathlib.Path, pool: Pool, database: dict[str, Any]) 
         "SQLAlchemy opens pool connections on demand, so the old and new instances of a zero-downtime deploy",
         "rarely hold full pools at once; a larger plan or a pooler is the fix if they do.",
         *recovery_note(database["plan"], database["name"]),
+        *notes,
     ]
     return "".join(f"# {line}\n" for line in lines)
 
@@ -343,7 +416,7 @@ def generate(inventory_path: pathlib.Path, out_dir: pathlib.Path) -> list[pathli
     ctx = topology.host_context(inventory.hosts_in(Group.APP)[0])
     document, pool, r = blueprint(topology)
     validate(document)
-    header = _header(inventory_path, pool, document["databases"][0])
+    header = _header(inventory_path, pool, document["databases"][0], r["replication_notes"])
     text = header + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=1000)
     gunicorn = gunicorn_config(ctx, r["render_web_concurrency"])
     render_yaml = out_dir / "render.yaml"
