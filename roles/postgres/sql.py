@@ -140,6 +140,14 @@ RUNTIME_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 RUNTIME_SEQUENCE_PRIVILEGES = ("USAGE", "SELECT")
 
 
+def _app_relations(schema_literal: str) -> str:
+    """The condition on pg_class `c` for the app's tables and sequences in the schema: not the members of an
+    extension (pg_stat_statements' views belong to the superuser and get only what the extension grants)."""
+    return (f"c.relnamespace = {schema_literal}::regnamespace AND c.relkind IN ('r', 'p', 'S') "
+            "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+            "AND d.objid = c.oid AND d.deptype = 'e')")
+
+
 def split_check(owner: str, runtime: str, schema: str = "public") -> str:
     """A query, run in the app's database, that is true when ownership and privileges are split as wanted:
 
@@ -151,6 +159,8 @@ def split_check(owner: str, runtime: str, schema: str = "public") -> str:
     """
     o, r, n = _quote_literal(owner), _quote_literal(runtime), _quote_literal(schema)
     tables = " AND ".join(f"has_table_privilege({r}, c.oid, '{p}')" for p in RUNTIME_TABLE_PRIVILEGES)
+    # CASE: PostgreSQL may evaluate the privilege function before the relkind test, and has_sequence_privilege
+    # raises an error on anything that is not a sequence.
     sequences = " AND ".join(f"has_sequence_privilege({r}, c.oid, '{p}')" for p in RUNTIME_SEQUENCE_PRIVILEGES)
 
     def defaults(kind: str, privileges: tuple[str, ...]) -> str:
@@ -168,10 +178,8 @@ def split_check(owner: str, runtime: str, schema: str = "public") -> str:
         f"AND dbid IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))) "
         f"AND NOT has_database_privilege({r}, current_database(), 'CREATE') "
         f"AND NOT has_schema_privilege({r}, {n}, 'CREATE') "
-        f"AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = {n}::regnamespace "
-        f"AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT ({tables})) "
-        f"AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = {n}::regnamespace "
-        f"AND c.relkind = 'S' AND NOT ({sequences})) "
+        f"AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE {_app_relations(n)} "
+        f"AND CASE WHEN c.relkind = 'S' THEN NOT ({sequences}) ELSE NOT ({tables}) END) "
         f"AND {defaults('r', RUNTIME_TABLE_PRIVILEGES)} AND {defaults('S', RUNTIME_SEQUENCE_PRIVILEGES)}")
 
 
@@ -188,8 +196,12 @@ def split_fix(database: str, owner: str, runtime: str, schema: str = "public") -
             f"REVOKE CREATE ON DATABASE {database} FROM {runtime}; "
             f"REVOKE CREATE ON SCHEMA {schema} FROM {runtime}; "
             f"GRANT USAGE ON SCHEMA {schema} TO {runtime}; "
-            f"GRANT {tables} ON ALL TABLES IN SCHEMA {schema} TO {runtime}; "
-            f"GRANT {sequences} ON ALL SEQUENCES IN SCHEMA {schema} TO {runtime}; "
+            # Per relation, not ON ALL TABLES: an extension's views would get the app's DML grants too.
+            f"DO $tsdeploy$ DECLARE r record; BEGIN FOR r IN SELECT c.oid::regclass AS name, c.relkind FROM "
+            f"pg_class c WHERE {_app_relations(_quote_literal(schema))} LOOP "
+            f"IF r.relkind = 'S' THEN EXECUTE format('GRANT {sequences} ON SEQUENCE %s TO {runtime}', r.name); "
+            f"ELSE EXECUTE format('GRANT {tables} ON TABLE %s TO {runtime}', r.name); END IF; "
+            f"END LOOP; END $tsdeploy$; "
             f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} GRANT {tables} ON TABLES TO {runtime}; "
             f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} GRANT {sequences} ON SEQUENCES "
             f"TO {runtime}")

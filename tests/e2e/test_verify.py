@@ -42,6 +42,8 @@ BREAKAGES = {
     "the cache host's CA certificate replaced by one expiring in 5 days": {"ts-tls-01", "ts-drift-01"},
     "the app host's journald drop-in removed + journald restarted": {"ts-log-01", "ts-drift-01"},
     "logrotate removed from the lb": {"ts-log-02"},
+    "a table handed to the app's runtime role (ALTER TABLE saved_jobs OWNER TO it)": {
+        "ts-pg-owner-role", "ts-pg-runtime-role"},
 }
 
 
@@ -150,6 +152,8 @@ def broken_verify(first_verify: dict, deployed_split: Deployment, tmp_path_facto
     ssh(lab, db, f"echo 'host all all 0.0.0.0/0 scram-sha-256' | sudo tee -a {pg['conf_dir']}/pg_hba.conf"
                  f" >/dev/null && sudo sed -i -E 's/^work_mem = .*/work_mem = 1MB/' "
                  f"{pg['conf_dir']}/conf.d/50-tsdeploy.conf && sudo systemctl reload {pg['service']}")
+    ssh(lab, db, f"sudo runuser -u postgres -- psql -X -q -d {pg['db_name']} -c "
+                 f"'ALTER TABLE saved_jobs OWNER TO {pg['app_user']}'")
     ssh(lab, cache, "sudo systemctl stop redis-server")
     ssh(lab, cache, "sudo openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 5 "
                     "-subj /CN=expiring -keyout /dev/null -out /etc/ssl/tsdeploy/ca.pem 2>/dev/null")

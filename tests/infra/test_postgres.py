@@ -92,9 +92,12 @@ def test_the_owner_role_owns_the_database_and_every_object_in_its_schema(db: Tar
     rows = db.psql_json("SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = current_database()",
                         database=pg["db_name"])
     assert rows == [{"owner": pg["owner_user"]}], f"{db}: database {pg['db_name']} owned by {rows}"
+    # An extension's objects (pg_stat_statements' views) belong to the superuser that created the extension.
     others = db.psql_json("SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner) AS owner FROM pg_class c "
                           "WHERE c.relnamespace = 'public'::regnamespace "
                           "AND c.relkind IN ('r', 'p', 'i', 'S', 'v', 'm') "
+                          "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+                          "AND d.objid = c.oid AND d.deptype = 'e') "
                           f"AND pg_get_userbyid(c.relowner) <> {_literal(pg['owner_user'])}", database=pg["db_name"])
     assert others == [], f"{db}: objects in schema public not owned by {pg['owner_user']}: {others}"
     tables = db.psql_json("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'", database=pg["db_name"])
@@ -128,9 +131,11 @@ def test_the_runtime_role_reads_and_writes_every_table_and_nothing_more(db: Targ
         f"AND NOT has_table_privilege({user}, c.oid, 'TRUNCATE') AND NOT has_table_privilege({user}, c.oid, "
         f"'REFERENCES') AND NOT has_table_privilege({user}, c.oid, 'TRIGGER'))", database=pg["db_name"])
     assert wrong == [], f"{db}: tables where {pg['app_user']} lacks DML or holds more: {wrong}"
+    # CASE: the planner may call has_sequence_privilege before testing relkind, and it fails on a table.
     sequences = db.psql_json(
         "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'S' "
-        f"AND NOT has_sequence_privilege({user}, c.oid, 'USAGE')", database=pg["db_name"])
+        f"AND CASE WHEN c.relkind = 'S' THEN NOT has_sequence_privilege({user}, c.oid, 'USAGE') END",
+        database=pg["db_name"])
     assert sequences == [], f"{db}: sequences {pg['app_user']} cannot use (inserts would fail): {sequences}"
 
 

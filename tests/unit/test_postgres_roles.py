@@ -142,3 +142,15 @@ def test_drift_from_the_split_is_seen_and_repaired(cluster: Cluster, drift: str)
     assert not split_is_done(cluster, database)
     cluster.psql(sql.split_fix(database, OWNER, RUNTIME), database)
     assert split_is_done(cluster, database)
+
+
+def test_an_extensions_objects_neither_block_the_check_nor_get_the_apps_grants(cluster: Cluster) -> None:
+    database = fresh_database(cluster)
+    cluster.psql(sql.split_fix(database, OWNER, RUNTIME), database)
+    assert as_role(cluster, database, OWNER, SCHEMA)[0]
+    # As the role does: the superuser creates the extensions after the split (its views land in public).
+    cluster.psql("CREATE EXTENSION pg_stat_statements; CREATE EXTENSION pg_trgm", database)
+    assert split_is_done(cluster, database)  # a second deploy finds nothing to do
+    cluster.psql(sql.split_fix(database, OWNER, RUNTIME), database)
+    granted = cluster.psql(f"SELECT has_table_privilege('{RUNTIME}', 'pg_stat_statements', 'INSERT')", database)
+    assert granted.stdout.strip() == "f"
