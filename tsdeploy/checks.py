@@ -258,6 +258,11 @@ def secret(min_length: int = SECRET_MIN_LENGTH, min_bits: int = SECRET_MIN_BITS)
     return check
 
 
+def optional_secret(value: Any) -> tuple[str, str] | None:
+    """`secret()` when set; an empty string means the feature that needs it is off."""
+    return None if value == "" else secret()(value)
+
+
 def issued_secret(value: Any) -> tuple[str, str] | None:
     """A credential a provider issues (an S3 access key): its format is the provider's, so only the
     placeholders of documentation examples are refused (AWS's own is AKIAIOSFODNN7EXAMPLE)."""

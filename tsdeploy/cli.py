@@ -41,6 +41,9 @@ def _register() -> None:
     from tsdeploy import smoke
 
     cli.add_command(smoke.smoke)
+    from tsdeploy import rotate
+
+    cli.add_command(rotate.rotate_secrets)
 
 
 def main() -> None:

@@ -47,6 +47,10 @@ VARIABLES: tuple[Variable, ...] = (
              "statements slower than this (seconds) are logged by the app and by PostgreSQL", checks.number),
     Variable("app_secret_key", REQUIRED, "Flask's SECRET_KEY, from the vault (signs tokens)", checks.secret(),
              secret=True),
+    Variable("app_secret_key_fallback", "",
+             "one more key the app accepts tokens of but never signs with (SECRET_KEY_FALLBACKS): set by "
+             "`tsdeploy rotate-secrets --only app_secret_key`, from the vault; empty: none",
+             checks.optional_secret, secret=True),
     Variable("app_releases_keep", 3, "releases kept under /opt/talentsphere/releases (the current one always is)",
              checks.integer(1, 100)),
     Variable("app_seed_jobs", 0, "jobs seeded once while the jobs table is empty (the lab sets 2000); 0 seeds none"),

@@ -42,15 +42,11 @@ REDIS_APP_USER = Variable("redis_app_user", "talentsphere",
 REDIS_APP_PASSWORD = Variable("redis_app_password", REQUIRED,
                               "its password, from the vault; the ACL file holds only its SHA-256",
                               checks.secret(), secret=True)
-def _optional_secret(value: Any) -> tuple[str, str] | None:
-    return None if value == "" else checks.secret()(value)
-
-
 #: The Redis exporter's own ACL user (the exporters role reads it too); used only with a monitor host.
 REDIS_EXPORTER_PASSWORD = Variable(
     "redis_exporter_password", "",
     "the exporter ACL user's password (INFO and latency/slowlog reads, no key): from the vault; needed with a "
-    "monitor host", _optional_secret, secret=True)
+    "monitor host", checks.optional_secret, secret=True)
 REDIS_KEY_PREFIX = Variable("redis_key_prefix", "ts:",
                             "every app key starts with this (CACHE_KEY_PREFIX); the app ACL user is limited to it",
                             checks.key_prefix)

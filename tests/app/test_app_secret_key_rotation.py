@@ -77,9 +77,16 @@ def test_fallbacks_are_read_comma_separated_from_the_environment() -> None:
 
 
 @pytest.mark.parametrize("fallbacks, position", [("dev", "1 of 1"), ("{old},short-but-not-a-word", "2 of 2"),
-                                                 ("{old}," + "x" * 31, "2 of 2")])
+                                                 ("{old}," + "x" * 31, "2 of 2"),
+                                                 ("__SECRET_vault_app_secret_key_fallback__", "1 of 1")])
 def test_production_refuses_a_weak_fallback_naming_its_position_not_its_value(fallbacks: str,
                                                                              position: str) -> None:
     with pytest.raises(ConfigError, match=f"SECRET_KEY_FALLBACKS entry {position} is weak") as refused:
         load_config({**PRODUCTION, "SECRET_KEY_FALLBACKS": fallbacks.format(old=OLD)})
     assert OLD not in str(refused.value) and "short-but-not-a-word" not in str(refused.value)
+
+
+def test_production_refuses_a_key_left_as_a_generated_placeholder() -> None:
+    # `tsdeploy generate vm` without secrets writes __SECRET_<name>__ where a secret goes: public text.
+    with pytest.raises(ConfigError, match="SECRET_KEY is weak .*unreplaced __SECRET_"):
+        load_config({**PRODUCTION, "SECRET_KEY": "__SECRET_vault_app_secret_key__"})

@@ -5,7 +5,8 @@ response is recorded (tests/e2e/traffic.py) and every job the traffic was told w
 afterwards. Each test deploys another copy of the session's app tree:
 
 1. a new release: activated host by host, 0 client errors;
-2. a change to the app's environment (Gunicorn restarts on each host in turn): 0 client errors;
+2. a change to the app's environment (Gunicorn restarts on each host in turn): 0 client errors; the same
+   twice over for `tsdeploy rotate-secrets --only app_secret_key`, whose writes use a token signed before;
 3. a release that fails at import: the deploy stops naming the host and the error, every host serves the
    previous release, 0 client errors;
 4. a migration that fails: the same, and the schema is unchanged;
@@ -159,6 +160,27 @@ def test_an_environment_change_restarts_gunicorn_host_by_host_without_a_client_e
         assert lab.ssh(host, "systemctl show --property=MainPID --value talentsphere").strip() != pids[host]
         assert "SLOW_QUERY_THRESHOLD=\"0.75\"" in lab.ssh(host, "sudo cat /etc/talentsphere/env")
     deploy(lab.deployment)  # the override removed: back to the inventory's value
+
+
+def test_rotating_the_secret_key_logs_nobody_out_and_every_token_stays_valid(lab: Lab, employer: str) -> None:
+    # The traffic writes with a token signed by the old key through both phases of the rotation.
+    def rotate() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([TSDEPLOY, "rotate-secrets", str(lab.lab.inventory_dir), "--only", "app_secret_key"],
+                              capture_output=True, text=True, check=False, timeout=1800)
+
+    traffic, process, seconds = under_traffic(lab, employer, rotate)
+    assert process.returncode == 0, process.stderr[-6000:]
+    assert_no_client_error(lab, traffic, "app_secret_key rotation (two deploys)", seconds)
+    assert process.stderr.count("==> rotate app_secret_key, phase") == 2
+    assert process.stderr.count("restart to release") == 2 * len(APP_HOSTS), process.stderr[-3000:]
+    status, body = lab.request("GET", "/api/auth/me", token=employer)
+    assert status == 200, f"the token signed before the rotation is refused: {status} {body}"
+    fresh = lab.employer()  # signed with the new key by whichever host answered
+    for _ in range(4):  # the lb spreads the requests over both app hosts
+        assert lab.request("GET", "/api/auth/me", token=fresh)[0] == 200
+    for host in APP_HOSTS:
+        env = lab.ssh(host, "sudo grep -c '^SECRET_KEY_FALLBACKS=' /etc/talentsphere/env").strip()
+        assert env == "1", f"{host} has no fallback key after the rotation"
 
 
 def _failing_deploy(lab: Lab, employer: str, app_dir: pathlib.Path, what: str) -> subprocess.CompletedProcess[str]:

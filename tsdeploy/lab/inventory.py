@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 from ansible.errors import AnsibleError
-from ansible.parsing.vault import VaultLib, VaultSecret
 
 from roles.registry import GROUPS
+from tsdeploy import vault
 
 HOST_MEMORY = "2GB"  # hosts see the machine's whole RAM, so the lab states each host's size here
 HOST_CPUS = 2
@@ -25,6 +25,8 @@ VAULT_REFERENCES = {
     "backup_repo_cipher_pass": "vault_backup_repo_cipher_pass",
     "redis_exporter_password": "vault_redis_exporter_password",
 }
+#: Vault values that only exist for a while (`tsdeploy rotate-secrets` writes them): empty when absent.
+OPTIONAL_VAULT_REFERENCES = {"app_secret_key_fallback": "{{ vault_app_secret_key_fallback | default('') }}"}
 # Every file the lab writes into the inventory directory (lab down removes exactly these).
 #: The lab's monitor host: alerts go to the local sink the tests read, and the intervals are short so that an
 #: alert fires and resolves within a test (a production inventory keeps the roles' defaults).
@@ -93,6 +95,7 @@ def main_vars(release: str, files: LabFiles, deploy_user: str, subnet: str, lb_a
         "nginx_server_name": lb_address,
         **LAB_MONITOR,
         **{name: f"{{{{ {vault_name} }}}}" for name, vault_name in VAULT_REFERENCES.items()},
+        **OPTIONAL_VAULT_REFERENCES,
     }
 
 
@@ -100,18 +103,13 @@ def ansible_cfg(files: LabFiles) -> str:
     return f"[defaults]\ninventory = hosts.yml\nvault_password_file = {files.vault_password}\n"
 
 
-def _vault(password_file: str) -> VaultLib:
-    password = Path(password_file).read_bytes().strip()
-    return VaultLib([("default", VaultSecret(password))])
-
-
 def encrypt_vault(plaintext: str, password_file: str) -> str:
     """Encrypt `plaintext` with ansible-vault (AES256) using the lab's password file."""
-    return _vault(password_file).encrypt(plaintext).decode()
+    return vault.encrypt(plaintext, password_file)
 
 
 def decrypt_vault(ciphertext: str, password_file: str) -> str:
-    return _vault(password_file).decrypt(ciphertext).decode()
+    return vault.decrypt(ciphertext, password_file)
 
 
 def _dump(document: dict) -> str:

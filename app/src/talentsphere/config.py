@@ -64,6 +64,13 @@ MIN_DB_CONNECT_TIMEOUT = 2
 # Secret keys shorter than this are brute-forceable for itsdangerous' HMAC signatures.
 MIN_SECRET_KEY_LENGTH = 32
 WEAK_SECRETS = {"dev", "secret", "changeme", "change-me", "development", "password", "test"}
+#: How a generated preview config marks a secret the operator must fill in (`tsdeploy generate vm`): such a
+#: value is public, so a key left like this would let anyone sign tokens.
+PLACEHOLDER_PREFIX = "__SECRET_"
+
+
+def _weak(key: str) -> bool:
+    return len(key) < MIN_SECRET_KEY_LENGTH or key.lower() in WEAK_SECRETS or key.startswith(PLACEHOLDER_PREFIX)
 
 
 # `talentsphere migrate` only (app/README.md, Migrations): PostgreSQL durations for its own connection.
@@ -131,9 +138,9 @@ def _check_production(values: Mapping[str, Any], given: Mapping[str, str]) -> No
         raise ConfigError("SECRET_KEY is not set; set it to a random value of at least "
                           f"{MIN_SECRET_KEY_LENGTH} characters (python -c 'import secrets; "
                           "print(secrets.token_urlsafe(48))')")
-    if len(secret) < MIN_SECRET_KEY_LENGTH or secret.lower() in WEAK_SECRETS:
-        raise ConfigError(f"SECRET_KEY is weak ({len(secret)} characters); use a random value of at least "
-                          f"{MIN_SECRET_KEY_LENGTH} characters")
+    if _weak(secret):
+        raise ConfigError(f"SECRET_KEY is weak ({len(secret)} characters, or an unreplaced {PLACEHOLDER_PREFIX}... "
+                          f"placeholder); use a random value of at least {MIN_SECRET_KEY_LENGTH} characters")
 
 
 def _secret_key_fallbacks(raw: Any, production: bool) -> list[str]:
@@ -148,9 +155,9 @@ def _secret_key_fallbacks(raw: Any, production: bool) -> list[str]:
     keys = [key for key in keys if key]
     if production:
         for position, key in enumerate(keys, start=1):
-            if len(key) < MIN_SECRET_KEY_LENGTH or key.lower() in WEAK_SECRETS:
+            if _weak(key):
                 raise ConfigError(f"SECRET_KEY_FALLBACKS entry {position} of {len(keys)} is weak ({len(key)} "
-                                  f"characters); every key must have at least {MIN_SECRET_KEY_LENGTH} random "
+                                  f"characters, or an unreplaced {PLACEHOLDER_PREFIX}... placeholder); every key must have at least {MIN_SECRET_KEY_LENGTH} random "
                                   "characters, separated by commas (drop a key nobody's tokens need any more)")
     return keys
 

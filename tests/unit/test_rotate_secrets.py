@@ -1,0 +1,88 @@
+"""`tsdeploy rotate-secrets --only app_secret_key`: two vault rewrites, each followed by a deploy, so that every
+token stays valid on every host during the roll; a vault the inventory cannot load is put back.
+
+The vault is a real ansible-vault file of an inventory on disk; `deploy` is a recorder that reads back what
+the inventory gives the app hosts at that moment (the e2e test rotates a real lab under traffic).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+import yaml
+
+from tsdeploy import rotate, vault
+from tsdeploy.context import build_context
+from tsdeploy.inventory import load
+
+from test_inventory import SECRETS, VAULT_PASSWORD, write_inventory
+
+FALLBACK_MAPPING = {"app_secret_key_fallback": "{{ vault_app_secret_key_fallback | default('') }}"}
+NEW_KEY = "Vq3-new-key-" + "k7Zp2Lx9Wm4Rt8Yb1Nc6Hd0Fg5Js3Qa"
+
+
+def inventory_with_mapping(tmp_path: pathlib.Path) -> pathlib.Path:
+    return write_inventory(tmp_path, main_overrides=FALLBACK_MAPPING)
+
+
+def vault_values(inventory: pathlib.Path) -> dict:
+    text = (inventory / "group_vars" / "all" / "vault.yml").read_text()
+    assert vault.encrypted(text), "the vault was written in plaintext"
+    password = inventory.parent / "vault-pass"
+    return yaml.safe_load(vault.decrypt(text, password))
+
+
+def test_each_phase_deploys_keys_every_host_accepts_and_the_old_key_stays_a_fallback(tmp_path: pathlib.Path) -> None:
+    inventory = inventory_with_mapping(tmp_path)
+    old = SECRETS["vault_app_secret_key"]
+    seen = []
+
+    def deploy(phase: str) -> None:
+        loaded = load(inventory)
+        env = build_context(loaded, "app1")["app"]["env"]
+        seen.append((env["SECRET_KEY"].strip('"'), env.get("SECRET_KEY_FALLBACKS", "").strip('"')))
+
+    rotate.rotate_app_secret_key(inventory, None, deploy, new_key=NEW_KEY)
+    assert seen == [(old, NEW_KEY), (NEW_KEY, old)]
+    values = vault_values(inventory)
+    assert values["vault_app_secret_key"] == NEW_KEY and values["vault_app_secret_key_fallback"] == old
+    assert {k: v for k, v in values.items() if not k.startswith("vault_app_secret_key")} == {
+        k: v for k, v in SECRETS.items() if k != "vault_app_secret_key"}  # the other secrets are untouched
+
+
+def test_without_a_fallback_the_app_gets_no_fallback_setting(tmp_path: pathlib.Path) -> None:
+    env = build_context(load(inventory_with_mapping(tmp_path)), "app1")["app"]["env"]
+    assert "SECRET_KEY_FALLBACKS" not in env
+
+
+def test_an_inventory_that_does_not_map_the_fallback_gets_its_vault_back_and_the_fix(tmp_path: pathlib.Path) -> None:
+    inventory = write_inventory(tmp_path)  # no app_secret_key_fallback mapping
+    before = (inventory / "group_vars" / "all" / "vault.yml").read_text()
+    deployed = []
+    with pytest.raises(rotate.RotationError, match=r"app1: .*fix: map them in group_vars/all/main.yml"):
+        rotate.rotate_app_secret_key(inventory, None, deployed.append, new_key=NEW_KEY)
+    assert deployed == []
+    assert (inventory / "group_vars" / "all" / "vault.yml").read_text() == before
+
+
+def test_a_failed_first_deploy_leaves_a_vault_every_host_can_run_with(tmp_path: pathlib.Path) -> None:
+    inventory = inventory_with_mapping(tmp_path)
+
+    def deploy(phase: str) -> None:
+        raise RuntimeError("host unreachable")
+
+    with pytest.raises(RuntimeError):
+        rotate.rotate_app_secret_key(inventory, None, deploy, new_key=NEW_KEY)
+    # Phase 1's vault: the old key still signs, so hosts deployed or not accept every token there is.
+    values = vault_values(inventory)
+    assert values["vault_app_secret_key"] == SECRETS["vault_app_secret_key"]
+    assert values["vault_app_secret_key_fallback"] == NEW_KEY
+
+
+def test_a_weak_fallback_is_refused_like_any_secret(tmp_path: pathlib.Path) -> None:
+    inventory = write_inventory(tmp_path, main_overrides={"app_secret_key_fallback": "changeme-changeme-1234"})
+    from test_inventory import problems_of
+    problems = problems_of(inventory)
+    assert any(p.startswith("app1: app_secret_key_fallback = (secret, not shown)") for p in problems), problems
+    assert VAULT_PASSWORD not in " ".join(problems)
