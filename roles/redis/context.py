@@ -26,6 +26,7 @@ class RedisContext(TypedDict):
     app_user: str
     app_password: str
     app_password_sha256: str
+    app_password_fallback_sha256: str
     admin_user: str
     admin_password: str
     admin_password_sha256: str
@@ -69,6 +70,9 @@ def derive(view: HostView) -> RedisContext:
         app_user=v["redis_app_user"],
         app_password=v["redis_app_password"],
         app_password_sha256=password_hash(v["redis_app_password"]),
+        # Both passwords are valid while a rotation switches the app hosts one by one.
+        app_password_fallback_sha256=password_hash(v["redis_app_password_fallback"])
+        if v["redis_app_password_fallback"] else "",
         admin_user=v["redis_admin_user"],
         admin_password=v["redis_admin_password"],
         admin_password_sha256=password_hash(v["redis_admin_password"]),

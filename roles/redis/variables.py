@@ -42,6 +42,11 @@ REDIS_APP_USER = Variable("redis_app_user", "talentsphere",
 REDIS_APP_PASSWORD = Variable("redis_app_password", REQUIRED,
                               "its password, from the vault; the ACL file holds only its SHA-256",
                               checks.secret(), secret=True)
+#: A second password of the app user while `tsdeploy rotate-secrets --only redis_app_password` runs.
+REDIS_APP_PASSWORD_FALLBACK = Variable(
+    "redis_app_password_fallback", "",
+    "a second password the app user logs in with, during a rotation only (`tsdeploy rotate-secrets`), from the "
+    "vault; empty: none", checks.optional_secret, secret=True)
 #: The Redis exporter's own ACL user (the exporters role reads it too); used only with a monitor host.
 REDIS_EXPORTER_PASSWORD = Variable(
     "redis_exporter_password", "",
@@ -67,6 +72,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("redis_admin_password", REQUIRED, "its password, from the vault, stored hashed", checks.secret(),
              secret=True),
     REDIS_KEY_PREFIX,
+    REDIS_APP_PASSWORD_FALLBACK,
     REDIS_EXPORTER_PASSWORD,
     Variable("redis_appendonly", True,
              "keep an append-only file, so a crash loses at most redis_appendfsync's window of buffered views",

@@ -6,7 +6,8 @@ afterwards. Each test deploys another copy of the session's app tree:
 
 1. a new release: activated host by host, 0 client errors;
 2. a change to the app's environment (Gunicorn restarts on each host in turn): 0 client errors; the same
-   twice over for `tsdeploy rotate-secrets --only app_secret_key`, whose writes use a token signed before;
+   twice over for `tsdeploy rotate-secrets --only app_secret_key`, whose writes use a token signed before,
+   and for `--only redis_app_password`, during which Redis refuses no login;
 3. a release that fails at import: the deploy stops naming the host and the error, every host serves the
    previous release, 0 client errors;
 4. a migration that fails: the same, and the schema is unchanged;
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from site_client import TSDEPLOY, Lab, deploy, job_writes, raised_api_limit
+from tsdeploy.lab.secrets import ensure_secrets
 from tsdeploy import artifacts
 from traffic import Traffic
 
@@ -181,6 +183,38 @@ def test_rotating_the_secret_key_logs_nobody_out_and_every_token_stays_valid(lab
     for host in APP_HOSTS:
         env = lab.ssh(host, "sudo grep -c '^SECRET_KEY_FALLBACKS=' /etc/talentsphere/env").strip()
         assert env == "1", f"{host} has no fallback key after the rotation"
+
+
+def redis_auth_failures(lab: Lab) -> int:
+    """Redis's count of refused AUTHs on cache1 (INFO stats), read as the admin user (password on stdin)."""
+    password = ensure_secrets(lab.lab.state_dir)["vault_redis_admin_password"]
+    result = subprocess.run(
+        ["ssh", "-F", str(lab.lab.ssh_config), "cache1",
+         "read -r REDISCLI_AUTH && export REDISCLI_AUTH && redis-cli --no-auth-warning --user admin INFO stats"],
+        input=password + "\n", capture_output=True, text=True, timeout=60, check=False)
+    found = re.search(r"^acl_access_denied_auth:(\d+)", result.stdout, re.MULTILINE)
+    assert result.returncode == 0 and found, f"cache1: INFO stats failed: {result.stdout[-500:]} {result.stderr}"
+    return int(found.group(1))
+
+
+def test_rotating_the_redis_password_refuses_no_login_while_the_app_hosts_switch(lab: Lab, employer: str) -> None:
+    denied = redis_auth_failures(lab)
+
+    def rotate() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([TSDEPLOY, "rotate-secrets", str(lab.lab.inventory_dir), "--only",
+                               "redis_app_password"], capture_output=True, text=True, check=False, timeout=1800)
+
+    traffic, process, seconds = under_traffic(lab, employer, rotate)
+    assert process.returncode == 0, process.stderr[-6000:]
+    assert_no_client_error(lab, traffic, "redis_app_password rotation (two deploys)", seconds)
+    # The app falls back to PostgreSQL when Redis refuses it, so client errors alone would not show a refused
+    # login: Redis's own counter does.
+    refused = redis_auth_failures(lab) - denied
+    print(f"redis_app_password rotation: {refused} AUTH refused by Redis")
+    assert refused == 0
+    assert process.stderr.count("restart to release") == len(APP_HOSTS), process.stderr[-3000:]
+    acl = lab.ssh("cache1", "sudo grep -c '^user talentsphere on #[0-9a-f]* resetkeys' /etc/redis/users.acl").strip()
+    assert acl == "1", "the app user still has two passwords after the rotation"
 
 
 def _failing_deploy(lab: Lab, employer: str, app_dir: pathlib.Path, what: str) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""`tsdeploy rotate-secrets --only app_secret_key`: two vault rewrites, each followed by a deploy, so that every
+"""`tsdeploy rotate-secrets`: for app_secret_key, two vault rewrites, each followed by a deploy, so that every
 token stays valid on every host during the roll; a vault the inventory cannot load is put back.
 
 The vault is a real ansible-vault file of an inventory on disk; `deploy` is a recorder that reads back what
@@ -7,6 +7,7 @@ the inventory gives the app hosts at that moment (the e2e test rotates a real la
 
 from __future__ import annotations
 
+import hashlib
 import pathlib
 
 import pytest
@@ -18,7 +19,8 @@ from tsdeploy.inventory import load
 
 from test_inventory import SECRETS, VAULT_PASSWORD, write_inventory
 
-FALLBACK_MAPPING = {"app_secret_key_fallback": "{{ vault_app_secret_key_fallback | default('') }}"}
+FALLBACK_MAPPING = {f"{name}_fallback": f"{{{{ vault_{name}_fallback | default('') }}}}"
+                    for name in ("app_secret_key", "redis_app_password")}
 NEW_KEY = "Vq3-new-key-" + "k7Zp2Lx9Wm4Rt8Yb1Nc6Hd0Fg5Js3Qa"
 
 
@@ -43,7 +45,7 @@ def test_each_phase_deploys_keys_every_host_accepts_and_the_old_key_stays_a_fall
         env = build_context(loaded, "app1")["app"]["env"]
         seen.append((env["SECRET_KEY"].strip('"'), env.get("SECRET_KEY_FALLBACKS", "").strip('"')))
 
-    rotate.rotate_app_secret_key(inventory, None, deploy, new_key=NEW_KEY)
+    rotate.rotate(inventory, None, "app_secret_key", deploy, new_value=NEW_KEY)
     assert seen == [(old, NEW_KEY), (NEW_KEY, old)]
     values = vault_values(inventory)
     assert values["vault_app_secret_key"] == NEW_KEY and values["vault_app_secret_key_fallback"] == old
@@ -61,7 +63,7 @@ def test_an_inventory_that_does_not_map_the_fallback_gets_its_vault_back_and_the
     before = (inventory / "group_vars" / "all" / "vault.yml").read_text()
     deployed = []
     with pytest.raises(rotate.RotationError, match=r"app1: .*fix: map them in group_vars/all/main.yml"):
-        rotate.rotate_app_secret_key(inventory, None, deployed.append, new_key=NEW_KEY)
+        rotate.rotate(inventory, None, "app_secret_key", deployed.append, new_value=NEW_KEY)
     assert deployed == []
     assert (inventory / "group_vars" / "all" / "vault.yml").read_text() == before
 
@@ -73,7 +75,7 @@ def test_a_failed_first_deploy_leaves_a_vault_every_host_can_run_with(tmp_path: 
         raise RuntimeError("host unreachable")
 
     with pytest.raises(RuntimeError):
-        rotate.rotate_app_secret_key(inventory, None, deploy, new_key=NEW_KEY)
+        rotate.rotate(inventory, None, "app_secret_key", deploy, new_value=NEW_KEY)
     # Phase 1's vault: the old key still signs, so hosts deployed or not accept every token there is.
     values = vault_values(inventory)
     assert values["vault_app_secret_key"] == SECRETS["vault_app_secret_key"]
@@ -86,3 +88,34 @@ def test_a_weak_fallback_is_refused_like_any_secret(tmp_path: pathlib.Path) -> N
     problems = problems_of(inventory)
     assert any(p.startswith("app1: app_secret_key_fallback = (secret, not shown)") for p in problems), problems
     assert VAULT_PASSWORD not in " ".join(problems)
+
+
+def test_the_redis_password_is_accepted_twice_over_while_the_app_hosts_switch_then_alone(
+        tmp_path: pathlib.Path) -> None:
+    inventory = inventory_with_mapping(tmp_path)
+    old, new = SECRETS["vault_redis_app_password"], NEW_KEY
+    seen = []
+
+    def deploy(phase: str) -> None:
+        loaded = load(inventory)
+        acl = build_context(loaded, "cache1")["redis"]
+        url = build_context(loaded, "app1")["app"]["env"]["REDIS_URL"]
+        seen.append((acl["app_password_sha256"], acl["app_password_fallback_sha256"], f":{new}@" in url))
+
+    rotate.rotate(inventory, None, "redis_app_password", deploy, new_value=new)
+    digest = {value: hashlib.sha256(value.encode()).hexdigest() for value in (old, new)}
+    # Phase 1: Redis takes both before an app host moves (the deploy's first phase), the app hosts get the new
+    # one; phase 2: the old one is gone.
+    assert seen == [(digest[new], digest[old], True), (digest[new], "", True)]
+    values = vault_values(inventory)
+    assert values["vault_redis_app_password"] == new and "vault_redis_app_password_fallback" not in values
+
+
+def test_the_acl_file_lists_both_passwords_of_the_app_user_only_during_a_rotation(tmp_path: pathlib.Path) -> None:
+    from tsdeploy.templating import render
+    inventory = write_inventory(tmp_path, main_overrides={"redis_app_password_fallback": NEW_KEY})
+    acl = render("redis/users.acl.j2", build_context(load(inventory), "cache1"))
+    line = next(line for line in acl.splitlines() if line.startswith("user talentsphere "))
+    assert line.count(" #") == 2 and hashlib.sha256(NEW_KEY.encode()).hexdigest() in line
+    plain = render("redis/users.acl.j2", build_context(load(write_inventory(tmp_path / "b")), "cache1"))
+    assert next(line for line in plain.splitlines() if line.startswith("user talentsphere ")).count(" #") == 1
