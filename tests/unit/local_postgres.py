@@ -38,12 +38,9 @@ def cannot_run_pgbackrest_clusters() -> bool:
     """Whether this machine lacks what a throwaway cluster with a pgBackRest repository needs: root (the cluster
     runs as postgres), the postgres account, PostgreSQL with pg_amcheck, pgBackRest and runuser."""
     import os
-    import shutil
 
-    bin_dir = newest_postgresql_bin()
-    return (os.geteuid() != 0 or not has_postgres_account() or not os.access(bin_dir / "initdb", os.X_OK)
-            or not os.access(bin_dir / "pg_amcheck", os.X_OK) or not os.access(PGBACKREST, os.X_OK)
-            or not shutil.which("runuser", path="/usr/sbin:/usr/bin:/sbin:/bin"))
+    return (cannot_run_clusters() or not os.access(newest_postgresql_bin() / "pg_amcheck", os.X_OK)
+            or not os.access(PGBACKREST, os.X_OK))
 
 
 #: The skip reason that goes with it.
