@@ -1,7 +1,8 @@
-"""`tsdeploy rotate-secrets INVENTORY --only NAME`: a new secret rolled out host by host without an error.
+"""`tsdeploy rotate-secrets INVENTORY [--only NAME]`: new secrets rolled out host by host without an error.
 
-Each rotatable secret has a fallback setting that holds a second valid value while the switch runs, and the
-rotation rewrites the vault and deploys once per phase:
+Each secret that a running service checks has a fallback setting that holds a second valid value while the
+switch runs, and the rotation rewrites the vault and deploys once per phase (the secrets rotated together share
+the phases: phase N of each is written, then one deploy):
 
 app_secret_key (Flask's SECRET_KEY, which signs tokens; the fallback is SECRET_KEY_FALLBACKS): a host accepts a
 token signed with its key or its fallback, and the app tier restarts host by host, so
@@ -15,12 +16,21 @@ loads the cache host's ACL file before any app host switches (its first phase), 
 1. password = new, fallback = old: Redis accepts both before the app hosts move to the new one, host by host;
 2. fallback removed: only the new password logs in.
 
+postgresql_app_password (the app's runtime role; PostgreSQL keeps one password per role, so the fallback is the
+app's: DATABASE_PASSWORD_FALLBACK, tried when PostgreSQL refuses the first): the deploy sets the role's password
+on the db host before any app host switches, so
+1. password = old, fallback = new: the role keeps the old one, every app host learns the new one;
+2. password = new, no fallback: the role switches first; a host not yet switched leads with the old password,
+   is refused, and logs in with its fallback; then it switches too.
+
+postgresql_owner_password (the owner role: only the deploy's migrate, optimize-db and seed log in with it, after
+the db host has its new password in the same deploy): one phase.
+
 The vault is rewritten encrypted with its own password. If the inventory does not load with the new values
 (for example the fallback is not mapped: `app_secret_key_fallback: "{{ vault_app_secret_key_fallback |
 default('') }}"`), the vault is put back as it was before anything is deployed.
 
-Not rotated this way yet: the PostgreSQL passwords (one password per role: the switch needs two login roles
-sharing the privileges) and the Redis admin and exporter passwords.
+Not rotated this way yet: the Redis admin and exporter passwords.
 """
 
 from __future__ import annotations
@@ -42,10 +52,11 @@ from tsdeploy.inventory import Inventory, InventoryError, load
 
 @dataclass(frozen=True)
 class Rotation:
-    """A secret, its fallback setting, the hosts that read them, and the (value, fallback) of each phase."""
+    """A secret, its fallback setting, the groups whose hosts read them, and the (value, fallback) of each
+    phase, given the old and the new value."""
 
     setting: str
-    group: str
+    groups: tuple[str, ...]
     phases: Callable[[str, str], list[tuple[str, str, str]]]
     new_value: Callable[[], str]
 
@@ -58,17 +69,30 @@ class Rotation:
         return f"vault_{self.setting}_fallback"
 
 
+def _password() -> str:
+    return secrets.token_urlsafe(32)
+
+
 ROTATIONS = {
     "app_secret_key": Rotation(
-        "app_secret_key", Group.APP,
-        lambda old, new: [("1/2: every host accepts the new key, still signs with the old one", old, new),
-                          ("2/2: the new key signs, the old one stays accepted", new, old)],
+        "app_secret_key", (Group.APP,),
+        lambda old, new: [("every app host accepts the new key, still signs with the old one", old, new),
+                          ("the new key signs, the old one stays accepted", new, old)],
         lambda: secrets.token_urlsafe(48)),
     "redis_app_password": Rotation(
-        "redis_app_password", Group.CACHE,
-        lambda old, new: [("1/2: Redis accepts both passwords, the app hosts move to the new one", new, old),
-                          ("2/2: the old password removed", new, "")],
-        lambda: secrets.token_urlsafe(32)),
+        "redis_app_password", (Group.CACHE, Group.APP),
+        lambda old, new: [("Redis accepts both app passwords, the app hosts move to the new one", new, old),
+                          ("the old Redis password removed", new, "")],
+        _password),
+    "postgresql_app_password": Rotation(
+        "postgresql_app_password", (Group.DB, Group.APP),
+        lambda old, new: [("every app host learns the new PostgreSQL password as its fallback", old, new),
+                          ("PostgreSQL switches to the new password, then the app hosts one by one", new, "")],
+        _password),
+    "postgresql_owner_password": Rotation(
+        "postgresql_owner_password", (Group.DB, Group.APP),
+        lambda old, new: [("the owner role's new password (used by the deploy only)", new, "")],
+        _password),
 }
 ROTATABLE = tuple(ROTATIONS)
 
@@ -130,68 +154,94 @@ def find_vault_file(inventory: Inventory, key: str) -> VaultFile:
     return found[0]
 
 
-def _check_loaded(inventory_path: pathlib.Path, vault_password_file: str | None, rotation: Rotation, value: str,
-                  fallback: str) -> None:
-    """The inventory, loaded again, gives the hosts that read the secret exactly these values."""
+def _check_loaded(inventory_path: pathlib.Path, vault_password_file: str | None,
+                  expected: list[tuple[Rotation, str, str]]) -> None:
+    """The inventory, loaded again, gives the hosts that read each secret exactly these values."""
     loaded = load(inventory_path, vault_password_file=vault_password_file)
-    name, fallback_name = rotation.setting, f"{rotation.setting}_fallback"
-    for host in loaded.hosts_in(rotation.group):
-        values = loaded.hostvars[host]
-        if values.get(name) != value or values.get(fallback_name, "") != fallback:
-            raise RotationError(
-                f"{host}: after writing the vault, {name} or {fallback_name} do not come from {rotation.key} "
-                f"and {rotation.fallback}; fix: map them in group_vars/all/main.yml: "
-                f"{name}: \"{{{{ {rotation.key} }}}}\" and "
-                f"{fallback_name}: \"{{{{ {rotation.fallback} | default('') }}}}\"")
+    for rotation, value, fallback in expected:
+        name, fallback_name = rotation.setting, f"{rotation.setting}_fallback"
+        for host in sorted({host for group in rotation.groups for host in loaded.hosts_in(group)}):
+            values = loaded.hostvars[host]
+            if values.get(name) != value or values.get(fallback_name, "") != fallback:
+                raise RotationError(
+                    f"{host}: after writing the vault, {name} or {fallback_name} do not come from {rotation.key} "
+                    f"and {rotation.fallback}; fix: map them in group_vars/all/main.yml: "
+                    f"{name}: \"{{{{ {rotation.key} }}}}\" and "
+                    f"{fallback_name}: \"{{{{ {rotation.fallback} | default('') }}}}\"")
 
 
-def rotate(inventory_path: pathlib.Path, vault_password_file: str | None, name: str,
-           deploy: Callable[[str], None], new_value: str | None = None) -> None:
-    """The phases of the module docstring for secret `name`; `deploy(phase)` deploys the inventory as it is."""
-    rotation = ROTATIONS[name]
+def plan(names: list[str], old: dict[str, str], new: dict[str, str]) -> list[list[tuple[Rotation, str, str, str]]]:
+    """The phases of rotating `names` together: phase N holds phase N of each secret that has one."""
+    phases = {name: ROTATIONS[name].phases(old[name], new[name]) for name in names}
+    return [[(ROTATIONS[name], *phases[name][number]) for name in names if number < len(phases[name])]
+            for number in range(max(len(steps) for steps in phases.values()))]
+
+
+def rotate(inventory_path: pathlib.Path, vault_password_file: str | None, names: str | list[str],
+           deploy: Callable[[str], None], new_values: dict[str, str] | None = None) -> None:
+    """The phases of the module docstring for the secrets `names` (all rotated together); `deploy(phase)`
+    deploys the inventory as it is. `new_values` (tests) gives secrets their new value."""
+    names = [names] if isinstance(names, str) else list(names)
     loaded = load(inventory_path, vault_password_file=vault_password_file)
-    file = find_vault_file(loaded, rotation.key)
-    old = file.values[rotation.key]
-    new = new_value or rotation.new_value()
-    for number, (what, value, fallback) in enumerate(rotation.phases(old, new)):
-        before = yaml.safe_load(vault.decrypt(file.path.read_text(), file.password_file)) if number else None
-        values = {k: v for k, v in file.values.items() if k != rotation.fallback}
-        file.write({**values, rotation.key: value, **({rotation.fallback: fallback} if fallback else {})})
+    files = {name: find_vault_file(loaded, ROTATIONS[name].key) for name in names}
+    if len({file.path for file in files.values()}) > 1:
+        where = ", ".join(f"{ROTATIONS[name].key} in {file.path}" for name, file in files.items())
+        raise RotationError(f"the secrets to rotate are in more than one vault file ({where}); fix: rotate them "
+                            "one at a time (--only NAME) or keep them in one file (group_vars/all/vault.yml)")
+    file = files[names[0]]
+    old = {name: file.values[ROTATIONS[name].key] for name in names}
+    new = {name: (new_values or {}).get(name) or ROTATIONS[name].new_value() for name in names}
+    phases = plan(names, old, new)
+    for number, steps in enumerate(phases, start=1):
+        before = yaml.safe_load(vault.decrypt(file.path.read_text(), file.password_file)) if number > 1 else None
+        values = dict(before or file.values)
+        for rotation, _what, value, fallback in steps:
+            values.pop(rotation.fallback, None)
+            values[rotation.key] = value
+            if fallback:
+                values[rotation.fallback] = fallback
+        file.write(values)
         try:
-            _check_loaded(inventory_path, vault_password_file, rotation, value, fallback)
+            _check_loaded(inventory_path, vault_password_file,
+                          [(rotation, value, fallback) for rotation, _what, value, fallback in steps])
         except (RotationError, InventoryError):
             if before is None:
                 file.restore()
             else:
                 file.write(before)
             raise
-        click.echo(f"==> rotate {name}, phase {what}: {file.path} rewritten (encrypted); deploying", err=True)
-        deploy(what)
+        what = "; ".join(f"{rotation.setting}: {what}" for rotation, what, _value, _fallback in steps)
+        label = f"{number}/{len(phases)}: {what}"
+        click.echo(f"==> rotate, phase {label}: {file.path} rewritten (encrypted); deploying", err=True)
+        deploy(label)
 
 
 @click.command("rotate-secrets")
 @click.argument("inventory", type=click.Path(exists=True, file_okay=False, path_type=pathlib.Path))
-@click.option("--only", "only", required=True, type=click.Choice(ROTATABLE),
-              help="The secret to rotate: app_secret_key (Flask's SECRET_KEY, which signs the API's tokens) or "
-                   "redis_app_password (the app's Redis ACL user).")
+@click.option("--only", "only", multiple=True, type=click.Choice(ROTATABLE),
+              help="A secret to rotate (repeatable; default: all of them, in shared phases): app_secret_key "
+                   "(Flask's SECRET_KEY, which signs the API's tokens), redis_app_password (the app's Redis ACL "
+                   "user), postgresql_app_password (the app's runtime role), postgresql_owner_password (the role "
+                   "that owns the schema).")
 @click.option("--vault-password-file", type=click.Path(exists=True, dir_okay=False),
               envvar="ANSIBLE_VAULT_PASSWORD_FILE", metavar="FILE",
               help="The ansible-vault password file (default: the inventory's ansible.cfg).")
 @click.pass_context
-def rotate_secrets(ctx: click.Context, inventory: pathlib.Path, only: str, vault_password_file: str | None) -> None:
-    """Rotate a secret of INVENTORY without downtime: rewrite its vault and deploy, twice (see the docs)."""
+def rotate_secrets(ctx: click.Context, inventory: pathlib.Path, only: tuple[str, ...],
+                   vault_password_file: str | None) -> None:
+    """Rotate secrets of INVENTORY without downtime: rewrite its vault and deploy, once per phase (see the docs)."""
     from tsdeploy import deployment
 
     def deploy(phase: str) -> None:
         ctx.invoke(deployment.deploy, inventory=inventory, limit=(), allow_restart="",
                    vault_password_file=vault_password_file, diff=False, trust_new=False)
 
+    names = [name for name in ROTATABLE if not only or name in only]
     try:
-        rotate(inventory, vault_password_file, only, deploy)
+        rotate(inventory, vault_password_file, names, deploy)
     except (RotationError, InventoryError) as error:
         raise click.ClickException(str(error)) from None
-    if only == "app_secret_key":
-        click.echo("rotated app_secret_key: tokens signed with the previous key stay valid until the next rotation; "
-                   "rotate again no sooner than the tokens' lifetime (TOKEN_MAX_AGE) from now", err=True)
-    else:
-        click.echo(f"rotated {only}: only the new value logs in now", err=True)
+    click.echo(f"rotated {', '.join(names)}: only the new values log in now", err=True)
+    if "app_secret_key" in names:
+        click.echo("app_secret_key: tokens signed with the previous key stay valid until the next rotation; "
+                   "rotate it again no sooner than the tokens' lifetime (TOKEN_MAX_AGE) from now", err=True)

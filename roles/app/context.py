@@ -136,6 +136,9 @@ def derive(view: HostView) -> AppContext:
         "SLOW_QUERY_THRESHOLD": float(v["app_slow_query_threshold"]), "CACHE_KEY_PREFIX": redis["key_prefix"],
         "PROXY_COUNT": int(v["app_proxy_count"]), "FLASK_ENV": "production",
     }
+    if postgres["app_password_fallback"]:
+        # Only while the runtime role's password is rotated: PostgreSQL holds one of the two at any time.
+        env["DATABASE_PASSWORD_FALLBACK"] = postgres["app_password_fallback"]
     if v["app_secret_key_fallback"]:
         # Only while a key rotation is under way (or its previous key's tokens may still be alive).
         env["SECRET_KEY_FALLBACKS"] = v["app_secret_key_fallback"]

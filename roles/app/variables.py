@@ -8,8 +8,8 @@ from tsdeploy import checks
 from tsdeploy.rolespec import REQUIRED, Variable
 
 from roles.common.variables import TLS_CA_CERT_FILE
-from roles.postgres.variables import (POSTGRESQL_APP_PASSWORD, POSTGRESQL_APP_USER, POSTGRESQL_DB_NAME,
-                                     POSTGRESQL_OWNER_PASSWORD, POSTGRESQL_OWNER_USER)
+from roles.postgres.variables import (POSTGRESQL_APP_PASSWORD, POSTGRESQL_APP_PASSWORD_FALLBACK, POSTGRESQL_APP_USER,
+                                     POSTGRESQL_DB_NAME, POSTGRESQL_OWNER_PASSWORD, POSTGRESQL_OWNER_USER)
 from roles.redis.variables import REDIS_APP_PASSWORD, REDIS_APP_USER, REDIS_KEY_PREFIX
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ VARIABLES: tuple[Variable, ...] = (
     POSTGRESQL_DB_NAME,
     POSTGRESQL_APP_USER,
     POSTGRESQL_APP_PASSWORD,
+    POSTGRESQL_APP_PASSWORD_FALLBACK,
     POSTGRESQL_OWNER_USER,
     POSTGRESQL_OWNER_PASSWORD,
     REDIS_APP_USER,

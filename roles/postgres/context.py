@@ -97,6 +97,7 @@ class PostgresContext(TypedDict):
     db_name: str
     app_user: str
     app_password: str
+    app_password_fallback: str
     owner_user: str
     owner_password: str
     owner_connection_limit: int
@@ -251,6 +252,7 @@ def derive(view: HostView) -> PostgresContext:
         db_name=v["postgresql_db_name"],
         app_user=v["postgresql_app_user"],
         app_password=v["postgresql_app_password"],
+        app_password_fallback=v["postgresql_app_password_fallback"],
         owner_user=v["postgresql_owner_user"],
         owner_password=v["postgresql_owner_password"],
         owner_connection_limit=OWNER_CONNECTION_LIMIT,

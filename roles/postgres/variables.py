@@ -30,6 +30,12 @@ POSTGRESQL_APP_USER = Variable("postgresql_app_user", "talentsphere",
 POSTGRESQL_APP_PASSWORD = Variable("postgresql_app_password", REQUIRED,
                                    "its password, from the vault; PostgreSQL only receives a SCRAM verifier",
                                    checks.secret(), secret=True)
+#: A second password of the runtime role, for the app only, while `tsdeploy rotate-secrets` switches it.
+POSTGRESQL_APP_PASSWORD_FALLBACK = Variable(
+    "postgresql_app_password_fallback", "",
+    "a second password the app tries when PostgreSQL refuses the first (DATABASE_PASSWORD_FALLBACK), during a "
+    "rotation only (`tsdeploy rotate-secrets`), from the vault; PostgreSQL never gets it; empty: none",
+    checks.optional_secret, secret=True)
 POSTGRESQL_OWNER_USER = Variable("postgresql_owner_user", "talentsphere_owner",
                                  "the login role that owns the database and its objects: only the deploy's "
                                  "migrate, optimize-db and seed use it; must differ from postgresql_app_user",
@@ -46,6 +52,7 @@ VARIABLES: tuple[Variable, ...] = (
     POSTGRESQL_DB_NAME,
     POSTGRESQL_APP_USER,
     POSTGRESQL_APP_PASSWORD,
+    POSTGRESQL_APP_PASSWORD_FALLBACK,
     POSTGRESQL_OWNER_USER,
     POSTGRESQL_OWNER_PASSWORD,
     Variable("postgresql_profile", "web", "PGTune's DB type: web, oltp, dw, desktop or mixed",

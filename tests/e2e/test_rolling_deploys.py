@@ -5,9 +5,9 @@ response is recorded (tests/e2e/traffic.py) and every job the traffic was told w
 afterwards. Each test deploys another copy of the session's app tree:
 
 1. a new release: activated host by host, 0 client errors;
-2. changes to the app's environment (Gunicorn restarts on each host in turn): `tsdeploy rotate-secrets --only
-   app_secret_key` (two deploys), 0 client errors, the writes using a token signed before it; and `--only
-   redis_app_password`, during which Redis refuses no login;
+2. changes to the app's environment (Gunicorn restarts on each host in turn): `tsdeploy rotate-secrets` of every
+   secret (two deploys), 0 client errors, the writes using a token signed before it, Redis refusing no login
+   while the app hosts switch, and PostgreSQL switching the app role's password under them;
 3. a release that fails at import: the deploy stops naming the host and the error, every host serves the
    previous release, 0 client errors;
 4. a migration that fails: the same, and the schema is unchanged;
@@ -38,6 +38,8 @@ import pytest
 from site_client import TSDEPLOY, Lab, deploy, job_writes, raised_api_limit
 from tsdeploy.lab.secrets import ensure_secrets
 from tsdeploy import artifacts
+from roles.app.commands import as_app
+from roles.app.context import BASE_DIR, CONFIG_DIR, USER
 from traffic import Traffic
 
 if TYPE_CHECKING:
@@ -146,31 +148,6 @@ def test_a_new_release_is_rolled_out_host_by_host_without_a_client_error(
         assert serving(lab, host) == {release}
 
 
-def test_rotating_the_secret_key_restarts_gunicorn_host_by_host_and_every_token_stays_valid(
-        lab: Lab, employer: str) -> None:
-    # Each phase changes the app's environment (SECRET_KEY, SECRET_KEY_FALLBACKS): Gunicorn restarts on each
-    # host in turn, twice. The traffic writes with a token signed by the old key through both phases.
-    pids = {host: lab.ssh(host, "systemctl show --property=MainPID --value talentsphere").strip() for host in APP_HOSTS}
-    def rotate() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([TSDEPLOY, "rotate-secrets", str(lab.lab.inventory_dir), "--only", "app_secret_key"],
-                              capture_output=True, text=True, check=False, timeout=1800)
-
-    traffic, process, seconds = under_traffic(lab, employer, rotate)
-    assert process.returncode == 0, process.stderr[-6000:]
-    assert_no_client_error(lab, traffic, "app_secret_key rotation (two deploys)", seconds)
-    assert process.stderr.count("==> rotate app_secret_key, phase") == 2
-    assert process.stderr.count("restart to release") == 2 * len(APP_HOSTS), process.stderr[-3000:]
-    status, body = lab.request("GET", "/api/auth/me", token=employer)
-    assert status == 200, f"the token signed before the rotation is refused: {status} {body}"
-    fresh = lab.employer()  # signed with the new key by whichever host answered
-    for _ in range(4):  # the lb spreads the requests over both app hosts
-        assert lab.request("GET", "/api/auth/me", token=fresh)[0] == 200
-    for host in APP_HOSTS:
-        env = lab.ssh(host, "sudo grep -c '^SECRET_KEY_FALLBACKS=' /etc/talentsphere/env").strip()
-        assert env == "1", f"{host} has no fallback key after the rotation"
-        assert lab.ssh(host, "systemctl show --property=MainPID --value talentsphere").strip() != pids[host]
-
-
 def redis_admin(lab: Lab, *command: str) -> list[str]:
     """A Redis command on cache1 as the admin ACL user (password on stdin, never in argv); its output lines."""
     password = ensure_secrets(lab.lab.state_dir)["vault_redis_admin_password"]
@@ -193,24 +170,53 @@ def refused_logins(lab: Lab) -> dict[str, int]:
     return refused
 
 
-def test_rotating_the_redis_password_refuses_no_login_while_the_app_hosts_switch(lab: Lab, employer: str) -> None:
+def refused_database_logins(lab: Lab) -> int:
+    """Password failures in db1's PostgreSQL log (the app's runtime role leading with an old password)."""
+    count = lab.ssh("db1", "sudo sh -c 'cat /var/log/postgresql/postgresql-*-main.log' | "
+                           "grep -c 'password authentication failed for user \"talentsphere\"' || true")
+    return int(count.strip() or 0)
+
+
+def test_rotating_every_secret_changes_them_host_by_host_without_a_client_error_or_a_refused_login(
+        lab: Lab, employer: str) -> None:
+    # Both phases change the app's environment (SECRET_KEY and its fallback, REDIS_URL, DATABASE_URL and its
+    # fallback): Gunicorn restarts on each host in turn, twice. The traffic writes with a token signed by the
+    # old key through both phases; PostgreSQL switches the app role's password while app hosts still lead
+    # with the old one, and Redis holds both app passwords while they switch.
+    pids = {host: lab.ssh(host, "systemctl show --property=MainPID --value talentsphere").strip() for host in APP_HOSTS}
     assert redis_admin(lab, "ACL", "LOG", "RESET") == ["OK"]
+    refused_before = refused_database_logins(lab)
 
     def rotate() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([TSDEPLOY, "rotate-secrets", str(lab.lab.inventory_dir), "--only",
-                               "redis_app_password"], capture_output=True, text=True, check=False, timeout=1800)
+        return subprocess.run([TSDEPLOY, "rotate-secrets", str(lab.lab.inventory_dir)],
+                              capture_output=True, text=True, check=False, timeout=1800)
 
     traffic, process, seconds = under_traffic(lab, employer, rotate)
     assert process.returncode == 0, process.stderr[-6000:]
-    assert_no_client_error(lab, traffic, "redis_app_password rotation (two deploys)", seconds)
+    assert_no_client_error(lab, traffic, "rotation of every secret (two deploys)", seconds)
+    assert process.stderr.count("==> rotate, phase") == 2, process.stderr[-3000:]
+    assert process.stderr.count("restart to release") == 2 * len(APP_HOSTS), process.stderr[-3000:]
     # The app falls back to PostgreSQL when Redis refuses it, so client errors alone would not show a refused
-    # login: Redis's ACL log does.
+    # Redis login: Redis's ACL log does.
     refused = refused_logins(lab)
-    print(f"redis_app_password rotation: logins Redis refused: {refused or 'none'}")
+    print(f"rotation: logins Redis refused: {refused or 'none'}; PostgreSQL password failures of the app role "
+          f"(a host leading with the old password, then its fallback): {refused_database_logins(lab) - refused_before}")
     assert refused == {}
-    assert process.stderr.count("restart to release") == len(APP_HOSTS), process.stderr[-3000:]
     acl = lab.ssh("cache1", "sudo grep -c '^user talentsphere on #[0-9a-f]* resetkeys' /etc/redis/users.acl").strip()
-    assert acl == "1", "the app user still has two passwords after the rotation"
+    assert acl == "1", "the app user still has two Redis passwords after the rotation"
+    status, body = lab.request("GET", "/api/auth/me", token=employer)
+    assert status == 200, f"the token signed before the rotation is refused: {status} {body}"
+    fresh = lab.employer()  # signed with the new key by whichever host answered
+    for _ in range(4):  # the lb spreads the requests over both app hosts
+        assert lab.request("GET", "/api/auth/me", token=fresh)[0] == 200
+    for host in APP_HOSTS:
+        env = lab.ssh(host, "sudo grep -c -e '^SECRET_KEY_FALLBACKS=' -e '^DATABASE_PASSWORD_FALLBACK=' "
+                            "/etc/talentsphere/env || true").strip()
+        assert env == "1", f"{host}: expected the old signing key as the only fallback after the rotation"
+        assert lab.ssh(host, "systemctl show --property=MainPID --value talentsphere").strip() != pids[host]
+    # The owner role's new password logs in: the deploy's own schema command, as the deploy runs it.
+    app = {"user": USER, "env_file": f"{CONFIG_DIR}/env", "owner_env_file": f"{CONFIG_DIR}/owner.env"}
+    lab.ssh("app1", "sudo " + as_app(app, f"{BASE_DIR}/current/bin/talentsphere", "migrate", owner=True))
 
 
 def _failing_deploy(lab: Lab, employer: str, app_dir: pathlib.Path, what: str) -> subprocess.CompletedProcess[str]:

@@ -121,7 +121,8 @@ def test_role_variables_refer_to_the_vault(tmp_path, lab_files):
     assert main["postgresql_app_password"] == "{{ vault_postgresql_app_password }}"
     assert main["app_secret_key"] == "{{ vault_app_secret_key }}"
     # Written by `tsdeploy rotate-secrets`, absent until then: the lab's inventory can be rotated.
-    assert main["app_secret_key_fallback"] == "{{ vault_app_secret_key_fallback | default('') }}"
+    for name in ("app_secret_key_fallback", "redis_app_password_fallback", "postgresql_app_password_fallback"):
+        assert main[name] == f"{{{{ vault_{name} | default('') }}}}"
 
 
 def test_ansible_cfg_points_at_the_password_file_outside_the_tree(tmp_path, lab_files):

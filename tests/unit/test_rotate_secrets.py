@@ -20,7 +20,7 @@ from tsdeploy.inventory import load
 from test_inventory import SECRETS, VAULT_PASSWORD, write_inventory
 
 FALLBACK_MAPPING = {f"{name}_fallback": f"{{{{ vault_{name}_fallback | default('') }}}}"
-                    for name in ("app_secret_key", "redis_app_password")}
+                    for name in ("app_secret_key", "redis_app_password", "postgresql_app_password")}
 NEW_KEY = "Vq3-new-key-" + "k7Zp2Lx9Wm4Rt8Yb1Nc6Hd0Fg5Js3Qa"
 
 
@@ -45,7 +45,7 @@ def test_each_phase_deploys_keys_every_host_accepts_and_the_old_key_stays_a_fall
         env = build_context(loaded, "app1")["app"]["env"]
         seen.append((env["SECRET_KEY"].strip('"'), env.get("SECRET_KEY_FALLBACKS", "").strip('"')))
 
-    rotate.rotate(inventory, None, "app_secret_key", deploy, new_value=NEW_KEY)
+    rotate.rotate(inventory, None, "app_secret_key", deploy, new_values={"app_secret_key": NEW_KEY})
     assert seen == [(old, NEW_KEY), (NEW_KEY, old)]
     values = vault_values(inventory)
     assert values["vault_app_secret_key"] == NEW_KEY and values["vault_app_secret_key_fallback"] == old
@@ -63,7 +63,7 @@ def test_an_inventory_that_does_not_map_the_fallback_gets_its_vault_back_and_the
     before = (inventory / "group_vars" / "all" / "vault.yml").read_text()
     deployed = []
     with pytest.raises(rotate.RotationError, match=r"app1: .*fix: map them in group_vars/all/main.yml"):
-        rotate.rotate(inventory, None, "app_secret_key", deployed.append, new_value=NEW_KEY)
+        rotate.rotate(inventory, None, "app_secret_key", deployed.append, new_values={"app_secret_key": NEW_KEY})
     assert deployed == []
     assert (inventory / "group_vars" / "all" / "vault.yml").read_text() == before
 
@@ -75,7 +75,7 @@ def test_a_failed_first_deploy_leaves_a_vault_every_host_can_run_with(tmp_path: 
         raise RuntimeError("host unreachable")
 
     with pytest.raises(RuntimeError):
-        rotate.rotate(inventory, None, "app_secret_key", deploy, new_value=NEW_KEY)
+        rotate.rotate(inventory, None, "app_secret_key", deploy, new_values={"app_secret_key": NEW_KEY})
     # Phase 1's vault: the old key still signs, so hosts deployed or not accept every token there is.
     values = vault_values(inventory)
     assert values["vault_app_secret_key"] == SECRETS["vault_app_secret_key"]
@@ -102,7 +102,7 @@ def test_the_redis_password_is_accepted_twice_over_while_the_app_hosts_switch_th
         url = build_context(loaded, "app1")["app"]["env"]["REDIS_URL"]
         seen.append((acl["app_password_sha256"], acl["app_password_fallback_sha256"], f":{new}@" in url))
 
-    rotate.rotate(inventory, None, "redis_app_password", deploy, new_value=new)
+    rotate.rotate(inventory, None, "redis_app_password", deploy, new_values={"redis_app_password": new})
     digest = {value: hashlib.sha256(value.encode()).hexdigest() for value in (old, new)}
     # Phase 1: Redis takes both before an app host moves (the deploy's first phase), the app hosts get the new
     # one; phase 2: the old one is gone.
@@ -119,3 +119,73 @@ def test_the_acl_file_lists_both_passwords_of_the_app_user_only_during_a_rotatio
     assert line.count(" #") == 2 and hashlib.sha256(NEW_KEY.encode()).hexdigest() in line
     plain = render("redis/users.acl.j2", build_context(load(write_inventory(tmp_path / "b")), "cache1"))
     assert next(line for line in plain.splitlines() if line.startswith("user talentsphere ")).count(" #") == 1
+
+
+def database_passwords(inventory: pathlib.Path) -> tuple[str, str, str]:
+    """(the runtime role's password on db1, the one in app1's DATABASE_URL, app1's fallback)."""
+    loaded = load(inventory)
+    env = build_context(loaded, "app1")["app"]["env"]
+    url = env["DATABASE_URL"].strip('"')
+    return (build_context(loaded, "db1")["postgres"]["app_password"], url.split(":")[2].split("@")[0],
+            env.get("DATABASE_PASSWORD_FALLBACK", "").strip('"'))
+
+
+def test_the_database_password_reaches_every_app_host_before_postgresql_switches_to_it(
+        tmp_path: pathlib.Path) -> None:
+    inventory = inventory_with_mapping(tmp_path)
+    old, new = SECRETS["vault_postgresql_app_password"], NEW_KEY
+    seen = []
+    rotate.rotate(inventory, None, "postgresql_app_password", lambda phase: seen.append(database_passwords(inventory)),
+                  new_values={"postgresql_app_password": new})
+    # Phase 1: the role keeps the old password, every app host learns the new one as its fallback. Phase 2: the
+    # deploy sets the role's new password on db1 before any app host switches, and an app host still running
+    # phase 1's env (old first, new as fallback) logs in with its fallback until it switches.
+    assert seen == [(old, old, new), (new, new, "")]
+    values = vault_values(inventory)
+    assert values["vault_postgresql_app_password"] == new and "vault_postgresql_app_password_fallback" not in values
+
+
+def test_the_owner_password_changes_in_one_deploy_on_the_db_host_and_in_the_deploys_own_env_file(
+        tmp_path: pathlib.Path) -> None:
+    inventory = inventory_with_mapping(tmp_path)
+    seen = []
+
+    def deploy(phase: str) -> None:
+        loaded = load(inventory)
+        owner_url = build_context(loaded, "app1")["app"]["owner_env"]["DATABASE_URL"]
+        seen.append((build_context(loaded, "db1")["postgres"]["owner_password"], f":{NEW_KEY}@" in owner_url))
+
+    rotate.rotate(inventory, None, "postgresql_owner_password", deploy, new_values={"postgresql_owner_password": NEW_KEY})
+    assert seen == [(NEW_KEY, True)]
+
+
+def test_secrets_rotated_together_share_their_phases(tmp_path: pathlib.Path) -> None:
+    inventory = inventory_with_mapping(tmp_path)
+    phases: list[str] = []
+    rotate.rotate(inventory, None, list(rotate.ROTATABLE), phases.append)
+    assert len(phases) == 2  # not one deploy per phase of each secret
+    assert phases[0].startswith("1/2: ") and all(name in phases[0] for name in rotate.ROTATABLE)
+    assert phases[1].startswith("2/2: ") and "postgresql_owner_password" not in phases[1]
+    values = vault_values(inventory)
+    for name in rotate.ROTATABLE:
+        assert values[f"vault_{name}"] != SECRETS[f"vault_{name}"], name
+    # Each secret got its own new value (the owner's must differ from the runtime's: validation refuses it).
+    assert len({values[f"vault_{name}"] for name in rotate.ROTATABLE}) == len(rotate.ROTATABLE)
+    load(inventory)  # validation (which refuses an owner password equal to the runtime's) passes
+
+
+def test_the_command_rotates_every_secret_unless_told_which(tmp_path: pathlib.Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from tsdeploy import deployment
+    inventory = inventory_with_mapping(tmp_path)
+    deploys: list[dict] = []
+    monkeypatch.setattr(deployment, "deploy", __import__("click").command()(lambda **kwargs: deploys.append(kwargs)))
+    rotated = []
+    monkeypatch.setattr(rotate, "rotate", lambda path, password, names, deploy: rotated.append(names))
+    runner = CliRunner()
+    assert runner.invoke(rotate.rotate_secrets, [str(inventory)]).exit_code == 0
+    assert runner.invoke(rotate.rotate_secrets, [str(inventory), "--only", "postgresql_app_password",
+                                                 "--only", "app_secret_key"]).exit_code == 0
+    assert rotated == [list(rotate.ROTATABLE), ["app_secret_key", "postgresql_app_password"]]

@@ -19,6 +19,8 @@ DEFAULTS: dict[str, str] = {
     "SECRET_KEY": "",
     # Earlier SECRET_KEYs, comma-separated: tokens they signed stay valid for their lifetime (key rotation).
     "SECRET_KEY_FALLBACKS": "",
+    # A second password of DATABASE_URL's user, tried when PostgreSQL refuses the URL's (password rotation).
+    "DATABASE_PASSWORD_FALLBACK": "",
     "DB_POOL_SIZE": "10",
     "DB_MAX_OVERFLOW": "20",
     "DB_POOL_TIMEOUT": "30",

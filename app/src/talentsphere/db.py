@@ -17,6 +17,11 @@ A database that is away must cost a fast JSON 503, not a held worker (app/README
   seconds and closes the breaker on its first success: no request waits on an unreachable database, and
   the first requests after its return are served within that interval.
   Requests answered from Redis never open a session, so they keep working meanwhile.
+
+PostgreSQL keeps one password per role, so a rotation of the app role's password cannot give it two at once.
+DATABASE_PASSWORD_FALLBACK gives the app a second one instead (``PasswordChoice``): while the deploy switches
+the role to the new password, hosts that still lead with the old one connect with the fallback, and nothing
+fails (the rotation of docs/secrets.md).
 """
 
 from __future__ import annotations
@@ -137,6 +142,40 @@ def connect_args(config: dict[str, Any], statement_timeout: float = 0) -> dict[s
     return args
 
 
+class PasswordChoice:
+    """Opens connections with DATABASE_URL's password, or with the fallback when PostgreSQL refuses that one.
+
+    The password that logged in last is tried first, so during a rotation a host pays one refused attempt,
+    not one per connection. Only a refused password moves on to the other: any other failure (host down,
+    timeout) is raised as it is, for the breaker.
+    """
+
+    def __init__(self, fallback: str = ""):
+        self.fallback = fallback
+        self.use_fallback = False
+
+    def connect(self, dialect: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        if not self.fallback:
+            return dialect.connect(*cargs, **cparams)
+        first, second = (self.fallback, cparams.get("password")) if self.use_fallback else \
+            (cparams.get("password"), self.fallback)
+        try:
+            connection = dialect.connect(*cargs, **{**cparams, "password": first})
+        except Exception as exc:
+            if not password_refused(exc):
+                raise
+            log.info("PostgreSQL refused the %s password; trying the %s one (a password rotation is under way)",
+                     *(("fallback", "first") if self.use_fallback else ("first", "fallback")))
+            connection = dialect.connect(*cargs, **{**cparams, "password": second})
+            self.use_fallback = not self.use_fallback
+        return connection
+
+
+def password_refused(exc: BaseException) -> bool:
+    """Whether a connection attempt failed on the password (SQLSTATE 28P01, which libpq reports as text only)."""
+    return "password authentication failed" in str(exc)
+
+
 def make_engine(config: dict[str, Any], statement_timeout: float = 0,
                 breaker: DatabaseBreaker | None = None) -> Engine:
     """Create the engine with the configured pool (size, overflow, timeout, recycle), pre-ping and timeouts.
@@ -154,8 +193,12 @@ def make_engine(config: dict[str, Any], statement_timeout: float = 0,
         connect_args=connect_args(config, statement_timeout),
     )
     install_statement_events(engine, float(config["SLOW_QUERY_THRESHOLD"]))
+    passwords = PasswordChoice(config.get("DATABASE_PASSWORD_FALLBACK", ""))
     if breaker is not None:
-        install_breaker(engine, breaker)
+        install_breaker(engine, breaker, passwords)
+    elif passwords.fallback:
+        event.listen(engine, "do_connect", lambda dialect, conn_rec, cargs, cparams:
+                     passwords.connect(dialect, cargs, cparams))
     metrics.POOL_SIZE.set(config["DB_POOL_SIZE"])
     return engine
 
@@ -185,7 +228,7 @@ def install_statement_events(engine: Engine, threshold: float) -> None:
         metrics.POOL_CHECKED_OUT.dec()
 
 
-def install_breaker(engine: Engine, breaker: DatabaseBreaker) -> None:
+def install_breaker(engine: Engine, breaker: DatabaseBreaker, passwords: PasswordChoice | None = None) -> None:
     """Route every new DBAPI connection through ``breaker``; a checkout (after pre-ping) closes it."""
 
     @event.listens_for(engine, "do_connect")
@@ -194,7 +237,7 @@ def install_breaker(engine: Engine, breaker: DatabaseBreaker) -> None:
             raise BreakerOpen(f"not connecting for {breaker.retry_after:.1f}s more: the database circuit "
                               "breaker is open after a failed connection attempt")
         try:
-            connection = dialect.connect(*cargs, **cparams)
+            connection = (passwords or PasswordChoice()).connect(dialect, cargs, cparams)
         except Exception as exc:
             breaker.record_failure(exc)
             raise
