@@ -15,12 +15,13 @@ REPORT    ?= reports/verify
 # nginx-light, openssh-server and sudo give the unit tests the real validators the deploy runs on the hosts
 # (nginx -t, a real sshd on 127.0.0.1 for the host key checks, visudo); prometheus (promtool) and the exporters
 # test the alert rules against what the exporters really export; amtool checks the Alertmanager configuration;
-# rsyslog (rsyslogd -N1 and a real forward) tests the common role's syslog forwarding.
+# rsyslog (rsyslogd -N1 and a real forward) tests the common role's syslog forwarding; pebble (a local ACME
+# server, no service) issues and renews the lab lb's certificate in the nginx role's ACME test.
 # Their services are not left running.
 SYSTEM_PACKAGES := python3-venv python3-dev build-essential systemd-container debootstrap nftables iproute2 \
                    openssh-client openssl postgresql redis-server pgbackrest curl nginx-light openssh-server sudo \
                    prometheus prometheus-node-exporter prometheus-postgres-exporter prometheus-redis-exporter \
-                   prometheus-blackbox-exporter prometheus-alertmanager rsyslog rsyslog-gnutls
+                   prometheus-blackbox-exporter prometheus-alertmanager rsyslog rsyslog-gnutls pebble
 # package:service pairs of the test-only packages above, stopped and disabled when `system-deps` installed them.
 TEST_SERVICES := nginx-light:nginx openssh-server:ssh prometheus:prometheus \
                  prometheus-node-exporter:prometheus-node-exporter prometheus-postgres-exporter:prometheus-postgres-exporter \

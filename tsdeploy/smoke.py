@@ -24,10 +24,11 @@ READY_PATH = "/health/ready"
 
 @dataclasses.dataclass(frozen=True)
 class Endpoint:
-    """Where the API answers: the lb's HTTPS URL and the CA file that verifies its certificate."""
+    """Where the API answers: the lb's HTTPS URL and the CA file that verifies its certificate (None: the
+    system's trust store, for a certificate from a public ACME CA)."""
 
     url: str
-    ca_file: str
+    ca_file: str | None
 
 
 def endpoint(inventory: Inventory) -> Endpoint:
@@ -38,6 +39,9 @@ def endpoint(inventory: Inventory) -> Endpoint:
     hostvars = inventory.hostvars[lb_hosts[0]]
     name = hostvars.get("nginx_server_name", "_")
     address = name if name != "_" else hostvars.get("ansible_host") or hostvars["private_address"]
+    if hostvars.get("nginx_acme_directory"):
+        # The certificate comes from the ACME CA: a private one's bundle, or the system's trust store.
+        return Endpoint(url=f"https://{address}/", ca_file=hostvars.get("nginx_acme_ca_file") or None)
     ca_file = hostvars.get("tls_ca_cert_file")
     if not ca_file or not pathlib.Path(ca_file).is_file():
         raise click.ClickException(f"{lb_hosts[0]}: tls_ca_cert_file={ca_file!r} is not a readable file; fix: "

@@ -6,7 +6,7 @@ This module declares the role (`ROLE`) and imports nothing of pyinfra; its opera
 from tsdeploy.rolespec import RoleSpec
 
 from roles.nginx import context, manifest
-from roles.nginx.variables import VARIABLES
+from roles.nginx.variables import VARIABLES, acme_problems
 
 ROLE = RoleSpec(
     variables=VARIABLES,
@@ -15,4 +15,5 @@ ROLE = RoleSpec(
     paths=manifest.PATHS,
     packages=manifest.packages,
     inbound=context.inbound,
+    checks=(acme_problems,),
 )

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pyinfra.operations import files, systemd
 
 from roles.common.files import Check, put_checked, put_path
-from roles.nginx import manifest
+from roles.nginx import acme, manifest
 from tsdeploy.rolespec import Context
 
 ROOT = "/etc/nginx"
@@ -81,8 +81,14 @@ check_site = CHECK
 
 def apply(ctx: Context) -> None:
     put_path(ctx, manifest.TLS)
+    acme_mode = manifest.RENEW_HOOK.applies_to(ctx)
+    if acme_mode:
+        put_path(ctx, manifest.ACME_CHALLENGES)
+        acme.before_site(ctx)
     # nginx.conf, the TLS pair and the site are one set: a site naming a new certificate is valid only with it.
-    landed = put_checked(ctx, [manifest.NGINX_CONF, manifest.TLS_CERT, manifest.TLS_KEY, manifest.SITE],
+    # (With an ACME CA the pair is certbot's, linked by acme.py, not the inventory's files.)
+    items = [manifest.NGINX_CONF, manifest.TLS_CERT, manifest.TLS_KEY, manifest.SITE]
+    landed = put_checked(ctx, [item for item in items if item.applies_to(ctx)],
                          check=CHECK,
                          name="Write the hardened nginx.conf (server_tokens off, 0640), the TLS certificate chain "
                               "and private key (root 0600), and the TalentSphere site (TLS, headers, limit_req, "
@@ -96,3 +102,6 @@ def apply(ctx: Context) -> None:
     started = systemd.service(name="Start and enable nginx", service=manifest.SERVICE, running=True, enabled=True)
     systemd.service(name="Reload nginx because its configuration changed", service=manifest.SERVICE,
                     reloaded=True, _if=lambda: changed() and not started.did_change())
+    if acme_mode:
+        # After the reload: the CA fetches the challenge through the site's port-80 location.
+        acme.after_site(ctx)

@@ -12,6 +12,12 @@ if TYPE_CHECKING:
     from tsdeploy.topology import HostView
 
 TLS_DIR = "/etc/nginx/tls"
+#: With an ACME CA: certbot's lineage for the site, the directory nginx serves HTTP-01 challenges from, and the
+#: CA bundle certbot trusts for a private ACME server.
+ACME_CERT_NAME = "talentsphere"
+ACME_LIVE_DIR = f"/etc/letsencrypt/live/{ACME_CERT_NAME}"
+ACME_WEBROOT = "/var/lib/talentsphere-acme"
+ACME_CA_PATH = "/etc/letsencrypt/talentsphere-acme-ca.pem"
 #: nginx's connection counters (stub_status), served on localhost only: the nginx exporter reads them there.
 STATUS_LISTEN = "127.0.0.1:8089"
 STATUS_URL = f"http://{STATUS_LISTEN}/stub_status"
@@ -32,6 +38,7 @@ def upstream_entry(app_vars: dict[str, Any]) -> str:
 
 def derive(view: HostView) -> NginxContext:
     v = view.vars
+    acme = bool(v["nginx_acme_directory"])
     app_hosts = [view.topology.vars_of(name) for name in view.topology.hosts(Group.APP)]
     settings = {variable.name.removeprefix("nginx_"): v[variable.name] for variable in VARIABLES
                 if variable.name.startswith("nginx_") and variable.name != "nginx_server_name"}
@@ -46,8 +53,15 @@ def derive(view: HostView) -> NginxContext:
         "upstream_keepalive_timeout": max(1, min((int(app["app_keepalive"]) for app in app_hosts), default=2) - 1),
         "tls_cert_src": v.get("tls_cert_file"),
         "tls_key_src": v.get("tls_key_file"),
-        "tls_cert_path": f"{TLS_DIR}/talentsphere.crt",
-        "tls_key_path": f"{TLS_DIR}/talentsphere.key",
+        # With an ACME CA nginx reads two links to certbot's current files (a self-signed placeholder pair until
+        # the first issuance), apart from the file pair's names, so that switching back never writes through them.
+        "tls_cert_path": f"{TLS_DIR}/acme.crt" if acme else f"{TLS_DIR}/talentsphere.crt",
+        "tls_key_path": f"{TLS_DIR}/acme.key" if acme else f"{TLS_DIR}/talentsphere.key",
+        "acme": acme,
+        "acme_cert_name": ACME_CERT_NAME,
+        "acme_live_dir": ACME_LIVE_DIR,
+        "acme_webroot": ACME_WEBROOT,
+        "acme_ca_path": ACME_CA_PATH if v["nginx_acme_ca_file"] else "",
         "status_listen": STATUS_LISTEN,
         **settings,
     }

@@ -10,5 +10,6 @@ from tsdeploy.rolespec import Context
 
 
 def apply(ctx: Context) -> None:
-    packages.install(name="Install nginx from Debian", packages=manifest.packages(ctx))
+    packages.install(name=f"Install {' and '.join(manifest.packages(ctx))} from Debian",
+                     packages=manifest.packages(ctx))
     files.link(name="Remove nginx's default site", path=manifest.DEFAULT_SITE, present=False)

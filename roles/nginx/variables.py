@@ -1,14 +1,20 @@
-"""The nginx role's variables: the site's name, client limits and timeouts, rate limits, headers."""
+"""The nginx role's variables: the site's name, client limits and timeouts, rate limits, headers, ACME."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from tsdeploy import checks
 from tsdeploy.rolespec import Variable
 
 from roles.common.variables import TLS_CA_CERT_FILE, TLS_CERT_FILE, TLS_KEY_FILE
+from roles.registry import Group
+
+if TYPE_CHECKING:
+    from tsdeploy.topology import Topology
 
 def server_name(value: Any) -> tuple[str, str] | None:
     """A DNS name, or nginx's catch-all "_" (the site answers any Host header)."""
@@ -32,6 +38,29 @@ def request_rate(value: Any) -> tuple[str, str] | None:
 
 
 burst = checks.integer(0, 1_000_000)
+
+_ACME_DIRECTORY = re.compile(r"^https://[^\s/?#]+(/[^\s]*)?$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def acme_directory(value: Any) -> tuple[str, str] | None:
+    """An ACME CA's directory URL (RFC 8555 section 7.1.1, always HTTPS), or "" for the certificate files."""
+    if value == "" or (isinstance(value, str) and _ACME_DIRECTORY.match(value)):
+        return None
+    return ("is not an ACME directory URL",
+            "give the CA's https:// directory URL (Let's Encrypt: https://acme-v02.api.letsencrypt.org/directory), "
+            "or \"\" to serve the certificate files tls_cert_file and tls_key_file")
+
+
+def optional_email(value: Any) -> tuple[str, str] | None:
+    if value == "" or (isinstance(value, str) and _EMAIL.match(value)):
+        return None
+    return "is not an email address", "give the address the CA may write to about the certificate, or \"\" for none"
+
+
+def optional_file(value: Any) -> tuple[str, str] | None:
+    return None if value == "" else checks.local_file(value)
+
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -62,7 +91,36 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("nginx_hsts_max_age", 31536000, "Strict-Transport-Security max-age (seconds): one year"),
     Variable("nginx_content_security_policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
              "Content-Security-Policy of the JSON API"),
+    Variable("nginx_acme_directory", "",
+             "an ACME CA's directory URL: certbot obtains and renews the site's certificate for nginx_server_name "
+             "(HTTP-01 through nginx on port 80); \"\": nginx serves tls_cert_file and tls_key_file",
+             acme_directory),
+    Variable("nginx_acme_email", "", "the ACME account's contact address (the CA's expiry notices); \"\": none",
+             optional_email),
+    Variable("nginx_acme_ca_file", "",
+             "a CA bundle (PEM, on the control node) that certbot trusts for the ACME server's HTTPS: a private CA "
+             "only; \"\": the system's trust store (public CAs such as Let's Encrypt)", optional_file, files=True),
     TLS_CA_CERT_FILE,
     TLS_CERT_FILE,
     TLS_KEY_FILE,
 )
+
+
+def acme_problems(topology: Topology) -> list[str]:
+    """An ACME CA issues certificates for DNS names it can reach on port 80: not for "_" or an IP address."""
+    from roles.common.variables import is_address
+    from tsdeploy.validation import origin, passes  # validation imports the roles: import it when checking
+
+    problems = []
+    for host in topology.hosts(Group.LB):
+        v = topology.vars_of(host)
+        directory, name = v.get("nginx_acme_directory", ""), v.get("nginx_server_name", "_")
+        if not directory or not passes("nginx_acme_directory", directory) or not passes("nginx_server_name", name):
+            continue
+        if name == "_" or is_address(name):
+            where = origin(topology.inventory, host, "nginx_server_name")
+            problems.append(
+                f"{host}: nginx_acme_directory is set, but nginx_server_name = {name!r} ({where}) is not a DNS name: "
+                "an ACME CA issues certificates for names only; fix: set nginx_server_name to the site's public "
+                "name (its DNS A/AAAA records pointing at this lb), or remove nginx_acme_directory")
+    return problems

@@ -28,12 +28,26 @@ class Response:
     body: str
 
 
-def _ca_file(lb: Target) -> str:
-    """The inventory's CA certificate: the control node's copy if readable, else the one the deploy installed."""
-    local = lb.ctx["common"].get("ca_cert_src")
+def _ca_file(lb: Target) -> str | None:
+    """The CA that verifies the site's certificate: the inventory's (tls_ca_cert_file), or with an ACME CA its
+    nginx_acme_ca_file (None: a public CA, the system's trust store). The control node's copy if readable, else
+    the one the deploy installed."""
+    nginx, common = lb.ctx["nginx"], lb.ctx["common"]
+    if nginx["acme"]:
+        local, installed = nginx["acme_ca_file"], nginx["acme_ca_path"]
+        if not local:
+            return None
+    else:
+        local, installed = common.get("ca_cert_src"), common["ca_cert_path"]
     if local and os.access(local, os.R_OK):
         return local
-    return _installed_ca(lb.name, lb.sudo_check("cat %s", lb.ctx["common"]["ca_cert_path"]))
+    return _installed_ca(lb.name, lb.sudo_check("cat %s", installed))
+
+
+def _trust(lb: Target, option: str) -> list[str]:
+    """`option` (curl's --cacert, openssl's -CAfile) and the CA file, or nothing: the system's trust store."""
+    ca_file = _ca_file(lb)
+    return [option, ca_file] if ca_file else []
 
 
 @functools.cache
@@ -53,7 +67,7 @@ def _server_name(lb: Target) -> str:
 def _https_get(lb: Target, path: str) -> Response:
     name = _server_name(lb)
     result = subprocess.run(
-        ["curl", "-sS", "--max-time", str(CLIENT_TIMEOUT), "--cacert", _ca_file(lb), "--resolve",
+        ["curl", "-sS", "--max-time", str(CLIENT_TIMEOUT), *_trust(lb, "--cacert"), "--resolve",
          f"{name}:443:{lb.address}", "-D", "-", f"https://{name}{path}"],
         capture_output=True, text=True, check=False)
     assert result.returncode == 0, f"{lb}: https://{name}{path} failed: {result.stderr.strip()}"
@@ -182,7 +196,8 @@ def test_x_xss_protection_is_zero_or_absent(lb: Target, ready: Response) -> None
 
 @pytest.mark.control("ts-nginx-02")
 def test_tls12_handshake_is_accepted_with_the_inventorys_ca(lb: Target) -> None:
-    result = _handshake(lb, "-tls1_2", "-CAfile", _ca_file(lb), "-verify_return_error")
+    result = _handshake(lb, "-tls1_2", *(_trust(lb, "-CAfile") or ["-CApath", "/etc/ssl/certs"]),
+                        "-verify_return_error")
     assert result.returncode == 0, f"{lb}: TLS 1.2 handshake failed: {result.stderr.strip()[-300:]}"
 
 

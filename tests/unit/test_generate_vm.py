@@ -197,3 +197,27 @@ def test_unknown_host_is_an_error_listing_the_inventorys_hosts(lab_inventory, tm
     assert "--host 'web9' is not in the inventory" in result.output
     assert "db1, backup1, cache1, app1, app2, lb1" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_an_acme_lb_bundle_obtains_the_certificate_with_certbot_after_nginx_serves_the_challenge(
+        lab_inventory, tmp_path: pathlib.Path) -> None:
+    import shutil
+    inventory = tmp_path / "inventory"
+    shutil.copytree(lab_inventory[0], inventory)
+    (tmp_path / "acme-ca.pem").write_text("-----BEGIN CERTIFICATE-----\nnot a real certificate\n")
+    (inventory / "group_vars" / "all" / "zz-acme.yml").write_text(
+        "nginx_server_name: jobs.example.test\nnginx_acme_directory: https://acme.example.test/dir\n"
+        f"nginx_acme_ca_file: {tmp_path / 'acme-ca.pem'}\n")
+    result = generate_vm(inventory, "lb1", tmp_path / "bundle")
+    assert result.exit_code == 0, result.output
+    script = (tmp_path / "bundle" / "install.sh").read_text()
+    assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
+    placeholder, reload_, certonly = (script.index("created a self-signed placeholder"),
+                                      script.index("systemctl reload nginx"), script.index("certbot certonly"))
+    assert placeholder < reload_ < certonly  # nginx serves the challenge before certbot asks the CA
+    assert "REQUESTS_CA_BUNDLE=/etc/letsencrypt/talentsphere-acme-ca.pem" in script
+    assert "--domain jobs.example.test" in script and "systemctl enable --now certbot.timer" in script
+    for path in ("etc/letsencrypt/talentsphere-acme-ca.pem", "etc/letsencrypt/renewal-hooks/deploy/talentsphere-nginx",
+                 "etc/systemd/system/certbot.service.d/talentsphere.conf"):
+        assert (tmp_path / "bundle" / "root" / path).is_file(), path
+    assert not (tmp_path / "bundle" / "root" / "etc/nginx/tls/talentsphere.crt").exists()
