@@ -18,6 +18,9 @@ def apply(ctx: Context) -> None:
     rules = [manifest.ALERT_RULES, *([manifest.RECORDING_RULES] if manifest.RECORDING_RULES.applies_to(ctx) else [])]
     _service(ctx, manifest.PROMETHEUS, manifest.PROMETHEUS_DEFAULT, [manifest.PROMETHEUS_CONF, *rules])
     _service(ctx, manifest.ALERTMANAGER, manifest.ALERTMANAGER_DEFAULT, [manifest.ALERTMANAGER_CONF])
+    if manifest.SITE_ACME_CA.applies_to(ctx):
+        # Read by the blackbox exporter at each probe: in place before its configuration names it.
+        put_managed(ctx, manifest.SITE_ACME_CA, name="Write the ACME CA bundle the site probe verifies against")
     _service(ctx, manifest.BLACKBOX, manifest.BLACKBOX_DEFAULT, [manifest.BLACKBOX_CONF])
     if ctx["monitor"]["sink"]:
         put_path(ctx, manifest.SCRIPT_DIR)

@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 from roles.common.context import CA_CERT_PATH
+
+#: With a private ACME CA on the lb (nginx_acme_ca_file): its bundle, which the site probe verifies against.
+SITE_ACME_CA_PATH = "/etc/prometheus/site-acme-ca.pem"
 from roles.registry import Group
 from tsdeploy import TEMPLATES_DIR
 
@@ -56,6 +59,7 @@ class MonitorContext(TypedDict):
     site_host: str
     site_server_name: str
     ca_file: str | None
+    site_acme_ca_src: str
     rules_dir: str
     alert_rules: str
     recording_rules: str
@@ -98,7 +102,15 @@ def derive(view: HostView) -> MonitorContext:
         *local,
     ]
     lb = topology.hosts(Group.LB)[0]
-    server_name = topology.vars_of(lb)["nginx_server_name"]
+    lb_vars = topology.vars_of(lb)
+    server_name = lb_vars["nginx_server_name"]
+    # The CA the site's certificate chains to: the inventory's, or with an ACME CA its bundle (private) or the
+    # system's trust store (public: no ca_file).
+    if lb_vars.get("nginx_acme_directory"):
+        acme_ca_src = lb_vars.get("nginx_acme_ca_file") or ""
+        ca_file = SITE_ACME_CA_PATH if acme_ca_src else None
+    else:
+        acme_ca_src, ca_file = "", CA_CERT_PATH if v.get("tls_ca_cert_file") else None
     email = None
     if v["monitor_alert_email_to"]:
         email = Email(to=v["monitor_alert_email_to"], sender=v["monitor_alert_email_from"],
@@ -116,7 +128,8 @@ def derive(view: HostView) -> MonitorContext:
         site_url=f"https://{server_name}/health",
         site_host=lb,
         site_server_name=server_name,
-        ca_file=CA_CERT_PATH if v.get("tls_ca_cert_file") else None,
+        ca_file=ca_file,
+        site_acme_ca_src=acme_ca_src,
         rules_dir=RULES_DIR,
         alert_rules=_rules("alerts"),
         recording_rules=_rules("recording"),

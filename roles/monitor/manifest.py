@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tsdeploy.rolespec import Context, ManagedFile, ManagedPath
 
-from roles.monitor.context import RULE_FILES, RULES_DIR
+from roles.monitor.context import RULE_FILES, RULES_DIR, SITE_ACME_CA_PATH
 
 PROMETHEUS = "prometheus"
 ALERTMANAGER = "prometheus-alertmanager"
@@ -46,13 +46,17 @@ RECORDING_RULES = _file("recording-rules.yml.j2", f"{RULES_DIR}/{RULE_FILES['rec
 ALERTMANAGER_CONF = _file("alertmanager.yml.j2", "/etc/prometheus/alertmanager.yml", ALERTMANAGER, group=USER,
                           mode="640")
 BLACKBOX_CONF = _file("blackbox.yml.j2", "/etc/prometheus/blackbox.yml", BLACKBOX)
+#: A private ACME CA's bundle (the lb's nginx_acme_ca_file): the site probe verifies the certificate with it.
+SITE_ACME_CA = ManagedFile("monitor/site-acme-ca.pem", SITE_ACME_CA_PATH, "root", "root", "644",
+                           source=("monitor", "site_acme_ca_src"), variable="nginx_acme_ca_file",
+                           when=lambda ctx: bool(ctx["monitor"]["site_acme_ca_src"]), trigger=BLACKBOX)
 
 SINK_SCRIPT = _file("alert-sink.py.j2", "/usr/local/lib/tsdeploy/alert-sink.py", SINK, mode="755", when=_sink)
 SINK_UNIT = _file("tsdeploy-alert-sink.service.j2", "/etc/systemd/system/tsdeploy-alert-sink.service", SINK,
                   when=_sink)
 
 FILES = (PROMETHEUS_DEFAULT, ALERTMANAGER_DEFAULT, BLACKBOX_DEFAULT, PROMETHEUS_CONF, ALERT_RULES,
-         RECORDING_RULES, ALERTMANAGER_CONF, BLACKBOX_CONF, SINK_SCRIPT, SINK_UNIT)
+         RECORDING_RULES, ALERTMANAGER_CONF, SITE_ACME_CA, BLACKBOX_CONF, SINK_SCRIPT, SINK_UNIT)
 
 RULES_PATH = ManagedPath(RULES_DIR, "root", "root", "755", why="the alert and recording rules Prometheus loads")
 SCRIPT_DIR = ManagedPath("/usr/local/lib/tsdeploy", "root", "root", "755", why="scripts the deploy installs",

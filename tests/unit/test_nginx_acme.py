@@ -171,3 +171,30 @@ def test_the_http_site_serves_the_challenge_certbot_wrote_and_redirects_the_rest
     assert _get(f"{url}/.well-known/acme-challenge/missing")[0] == 404
     status, headers, _ = _get(f"{url}/api/jobs?q=x")
     assert status == 301 and headers["Location"] == "https://127.0.0.1/api/jobs?q=x"
+
+
+# The monitor host's probe of the site ---------------------------------------------------------------------------
+def _monitor_ctx(tmp_path: pathlib.Path, settings: dict) -> dict:
+    """The split lab's monitor host with `settings` added to the inventory."""
+    import yaml
+    from test_rendering_golden import _lab_inventory
+    tmp_path.mkdir(parents=True)
+    inventory = _lab_inventory(tmp_path, "split")
+    if settings:
+        settings = {"nginx_server_name": "jobs.example.test", **settings}
+        (inventory / "group_vars" / "all" / "zz-acme.yml").write_text(yaml.safe_dump(settings))
+    return build_context(load(inventory), "monitor1")
+
+
+def test_the_site_probe_trusts_the_ca_the_sites_certificate_chains_to(tmp_path: pathlib.Path) -> None:
+    from roles.monitor import manifest as monitor_manifest
+    from roles.common.context import CA_CERT_PATH
+    assert _monitor_ctx(tmp_path / "files", {})["monitor"]["ca_file"] == CA_CERT_PATH
+    public = _monitor_ctx(tmp_path / "public", ACME)
+    assert public["monitor"]["ca_file"] is None and "ca_file" not in render("monitor/blackbox.yml.j2", public)
+    assert not monitor_manifest.SITE_ACME_CA.applies_to(public)
+    bundle = tmp_path / "acme-ca.pem"
+    bundle.write_text("-----BEGIN TEST-----\n")
+    private = _monitor_ctx(tmp_path / "private", {**ACME, "nginx_acme_ca_file": str(bundle)})
+    assert monitor_manifest.SITE_ACME_CA.applies_to(private)
+    assert "ca_file: /etc/prometheus/site-acme-ca.pem" in render("monitor/blackbox.yml.j2", private)
