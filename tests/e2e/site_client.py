@@ -104,6 +104,11 @@ def _deploy(deployment: Deployment) -> None:
     assert process.returncode == 0, process.stderr[-4000:]
 
 
+def deployed_secret(lab, host: str, variable: str) -> str:  # noqa: ANN001
+    """A secret as the lab's inventory gives it to `host` now (its vault: `tsdeploy rotate-secrets` changes it)."""
+    return load(lab.inventory_dir).hostvars[host][variable]
+
+
 def deploy(deployment: Deployment, *args: str, app_dir: pathlib.Path | None = None,
            check: bool = True) -> subprocess.CompletedProcess[str]:
     """`tsdeploy deploy` on the lab's inventory (shipping `app_dir` if given); asserts success unless told not."""

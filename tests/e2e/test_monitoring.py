@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from site_client import deployed_secret
+
 if TYPE_CHECKING:
     from conftest import Deployment
 
-from tsdeploy.lab.secrets import ensure_secrets
 
 pytestmark = pytest.mark.e2e
 
@@ -97,7 +98,7 @@ print(result.stdout.decode().strip().splitlines()[-1] if result.stdout else resu
 def _redis_pipe(deployment: Deployment, action: str) -> str:
     """Fill Redis with FILL_KEYS keys without a TTL, or unlink them, as the admin user (password on stdin)."""
     lab = deployment.lab
-    password = ensure_secrets(lab.state_dir)["vault_redis_admin_password"]
+    password = deployed_secret(lab, "cache1", "redis_admin_password")
     command = f"python3 -c {shlex.quote(_PIPE)} {action} {FILL_KEYS} {FILL_BYTES} {FILL_PREFIX}"
     result = subprocess.run(["ssh", "-F", str(lab.ssh_config), "cache1", command], input=password + "\n",
                             capture_output=True, text=True, timeout=180, check=False)

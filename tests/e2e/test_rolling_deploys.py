@@ -35,8 +35,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from site_client import TSDEPLOY, Lab, deploy, job_writes, raised_api_limit
-from tsdeploy.lab.secrets import ensure_secrets
+from site_client import TSDEPLOY, Lab, deploy, deployed_secret, job_writes, raised_api_limit
 from tsdeploy import artifacts
 from roles.app.commands import as_app
 from roles.app.context import BASE_DIR, CONFIG_DIR, USER
@@ -150,7 +149,7 @@ def test_a_new_release_is_rolled_out_host_by_host_without_a_client_error(
 
 def redis_admin(lab: Lab, *command: str) -> list[str]:
     """A Redis command on cache1 as the admin ACL user (password on stdin, never in argv); its output lines."""
-    password = ensure_secrets(lab.lab.state_dir)["vault_redis_admin_password"]
+    password = deployed_secret(lab.lab, "cache1", "redis_admin_password")
     result = subprocess.run(
         ["ssh", "-F", str(lab.lab.ssh_config), "cache1",
          "read -r REDISCLI_AUTH && export REDISCLI_AUTH && redis-cli --no-auth-warning --user admin "
