@@ -23,6 +23,13 @@ on the db host before any app host switches, so
 2. password = new, no fallback: the role switches first; a host not yet switched leads with the old password,
    is refused, and logs in with its fallback; then it switches too.
 
+redis_admin_password (the deploy reads and reconfigures Redis as this user; the fallback is a second password on it):
+1. password = old, fallback = new: the deploy logs in with the old one and loads an ACL file with both;
+2. password = new, no fallback: the deploy logs in with the new one and loads the file without the old one.
+
+redis_exporter_password (the Redis exporter's user, with a monitor host): like redis_app_password; the exporter
+runs on the cache host and restarts after Redis loaded the ACL file in the same deploy.
+
 postgresql_owner_password (the owner role: only the deploy's migrate, optimize-db and seed log in with it, after
 the db host has its new password in the same deploy): one phase.
 
@@ -30,7 +37,9 @@ The vault is rewritten encrypted with its own password. If the inventory does no
 (for example the fallback is not mapped: `app_secret_key_fallback: "{{ vault_app_secret_key_fallback |
 default('') }}"`), the vault is put back as it was before anything is deployed.
 
-Not rotated this way yet: the Redis admin and exporter passwords.
+Without --only, every secret the vault defines is rotated (the exporter's only exists with a monitor host). Not
+rotated: the backup repository's cipher passphrase (it encrypts every backup taken: a new one needs a new
+repository).
 """
 
 from __future__ import annotations
@@ -89,6 +98,16 @@ ROTATIONS = {
         lambda old, new: [("every app host learns the new PostgreSQL password as its fallback", old, new),
                           ("PostgreSQL switches to the new password, then the app hosts one by one", new, "")],
         _password),
+    "redis_admin_password": Rotation(
+        "redis_admin_password", (Group.CACHE,),
+        lambda old, new: [("Redis accepts both admin passwords; the deploy still logs in with the old one", old, new),
+                          ("the deploy logs in with the new admin password; the old one removed", new, "")],
+        _password),
+    "redis_exporter_password": Rotation(
+        "redis_exporter_password", (Group.CACHE,),
+        lambda old, new: [("Redis accepts both exporter passwords, the exporter moves to the new one", new, old),
+                          ("the old exporter password removed", new, "")],
+        _password),
     "postgresql_owner_password": Rotation(
         "postgresql_owner_password", (Group.DB, Group.APP),
         lambda old, new: [("the owner role's new password (used by the deploy only)", new, "")],
@@ -133,6 +152,16 @@ class VaultFile:
 
 def find_vault_file(inventory: Inventory, key: str) -> VaultFile:
     """The encrypted file under group_vars/ or host_vars/ that defines `key`."""
+    found = vault_files(inventory, key)
+    if len(found) != 1:
+        where = ", ".join(str(item.path) for item in found) or "no encrypted file under group_vars/ or host_vars/"
+        raise RotationError(f"{key} must be defined in exactly one ansible-vault encrypted file to rotate it, "
+                            f"found: {where}; fix: keep it in one vault file (group_vars/all/vault.yml)")
+    return found[0]
+
+
+def vault_files(inventory: Inventory, key: str) -> list[VaultFile]:
+    """Every encrypted file under group_vars/ or host_vars/ that defines `key`."""
     if inventory.vault_password_file is None:
         raise RotationError(f"{inventory.path}: no vault password file (ansible.cfg vault_password_file, "
                             "$ANSIBLE_VAULT_PASSWORD_FILE or --vault-password-file); fix: point to it")
@@ -147,11 +176,7 @@ def find_vault_file(inventory: Inventory, key: str) -> VaultFile:
             values = yaml.safe_load(vault.decrypt(text, inventory.vault_password_file)) or {}
             if isinstance(values, dict) and key in values:
                 found.append(VaultFile(path, inventory.vault_password_file, text, values))
-    if len(found) != 1:
-        where = ", ".join(str(item.path) for item in found) or "no encrypted file under group_vars/ or host_vars/"
-        raise RotationError(f"{key} must be defined in exactly one ansible-vault encrypted file to rotate it, "
-                            f"found: {where}; fix: keep it in one vault file (group_vars/all/vault.yml)")
-    return found[0]
+    return found
 
 
 def _check_loaded(inventory_path: pathlib.Path, vault_password_file: str | None,
@@ -178,11 +203,15 @@ def plan(names: list[str], old: dict[str, str], new: dict[str, str]) -> list[lis
 
 
 def rotate(inventory_path: pathlib.Path, vault_password_file: str | None, names: str | list[str],
-           deploy: Callable[[str], None], new_values: dict[str, str] | None = None) -> None:
+           deploy: Callable[[str], None], new_values: dict[str, str] | None = None,
+           all_defined: bool = False) -> list[str]:
     """The phases of the module docstring for the secrets `names` (all rotated together); `deploy(phase)`
-    deploys the inventory as it is. `new_values` (tests) gives secrets their new value."""
+    deploys the inventory as it is. `new_values` (tests) gives secrets their new value; `all_defined` leaves out
+    those the vault does not define. Returns the names rotated."""
     names = [names] if isinstance(names, str) else list(names)
     loaded = load(inventory_path, vault_password_file=vault_password_file)
+    if all_defined:
+        names = [name for name in names if vault_files(loaded, ROTATIONS[name].key)]
     files = {name: find_vault_file(loaded, ROTATIONS[name].key) for name in names}
     if len({file.path for file in files.values()}) > 1:
         where = ", ".join(f"{ROTATIONS[name].key} in {file.path}" for name, file in files.items())
@@ -214,6 +243,7 @@ def rotate(inventory_path: pathlib.Path, vault_password_file: str | None, names:
         label = f"{number}/{len(phases)}: {what}"
         click.echo(f"==> rotate, phase {label}: {file.path} rewritten (encrypted); deploying", err=True)
         deploy(label)
+    return names
 
 
 @click.command("rotate-secrets")
@@ -221,8 +251,8 @@ def rotate(inventory_path: pathlib.Path, vault_password_file: str | None, names:
 @click.option("--only", "only", multiple=True, type=click.Choice(ROTATABLE),
               help="A secret to rotate (repeatable; default: all of them, in shared phases): app_secret_key "
                    "(Flask's SECRET_KEY, which signs the API's tokens), redis_app_password (the app's Redis ACL "
-                   "user), postgresql_app_password (the app's runtime role), postgresql_owner_password (the role "
-                   "that owns the schema).")
+                   "user), redis_admin_password, redis_exporter_password, postgresql_app_password (the app's "
+                   "runtime role), postgresql_owner_password (the role that owns the schema).")
 @click.option("--vault-password-file", type=click.Path(exists=True, dir_okay=False),
               envvar="ANSIBLE_VAULT_PASSWORD_FILE", metavar="FILE",
               help="The ansible-vault password file (default: the inventory's ansible.cfg).")
@@ -236,9 +266,9 @@ def rotate_secrets(ctx: click.Context, inventory: pathlib.Path, only: tuple[str,
         ctx.invoke(deployment.deploy, inventory=inventory, limit=(), allow_restart="",
                    vault_password_file=vault_password_file, diff=False, trust_new=False)
 
-    names = [name for name in ROTATABLE if not only or name in only]
     try:
-        rotate(inventory, vault_password_file, names, deploy)
+        names = rotate(inventory, vault_password_file, [name for name in ROTATABLE if not only or name in only],
+                       deploy, all_defined=not only)
     except (RotationError, InventoryError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"rotated {', '.join(names)}: only the new values log in now", err=True)

@@ -30,9 +30,11 @@ class RedisContext(TypedDict):
     admin_user: str
     admin_password: str
     admin_password_sha256: str
+    admin_password_fallback_sha256: str
     exporter_user: str
     exporter_commands: list[str]
     exporter_password_sha256: str
+    exporter_password_fallback_sha256: str
     appendonly: bool
     appendfsync: str
     restart: str
@@ -76,11 +78,15 @@ def derive(view: HostView) -> RedisContext:
         admin_user=v["redis_admin_user"],
         admin_password=v["redis_admin_password"],
         admin_password_sha256=password_hash(v["redis_admin_password"]),
+        admin_password_fallback_sha256=password_hash(v["redis_admin_password_fallback"])
+        if v["redis_admin_password_fallback"] else "",
         # The exporter's user exists only while a monitor host scrapes this Redis (its password is then required).
         exporter_user=EXPORTER_USER,
         exporter_commands=list(EXPORTER_COMMANDS),
         exporter_password_sha256=password_hash(v["redis_exporter_password"])
         if monitored and v["redis_exporter_password"] else "",
+        exporter_password_fallback_sha256=password_hash(v["redis_exporter_password_fallback"])
+        if monitored and v["redis_exporter_password"] and v["redis_exporter_password_fallback"] else "",
         appendonly=bool(v["redis_appendonly"]),
         appendfsync=v["redis_appendfsync"],
         restart=v["redis_restart"],

@@ -52,6 +52,10 @@ REDIS_EXPORTER_PASSWORD = Variable(
     "redis_exporter_password", "",
     "the exporter ACL user's password (INFO and latency/slowlog reads, no key): from the vault; needed with a "
     "monitor host", checks.optional_secret, secret=True)
+REDIS_EXPORTER_PASSWORD_FALLBACK = Variable(
+    "redis_exporter_password_fallback", "",
+    "a second password of the exporter user, during a rotation only (`tsdeploy rotate-secrets`), from the vault; "
+    "empty: none", checks.optional_secret, secret=True)
 REDIS_KEY_PREFIX = Variable("redis_key_prefix", "ts:",
                             "every app key starts with this (CACHE_KEY_PREFIX); the app ACL user is limited to it",
                             checks.key_prefix)
@@ -73,7 +77,11 @@ VARIABLES: tuple[Variable, ...] = (
              secret=True),
     REDIS_KEY_PREFIX,
     REDIS_APP_PASSWORD_FALLBACK,
+    Variable("redis_admin_password_fallback", "",
+             "a second password of the admin user, during a rotation only (`tsdeploy rotate-secrets`), from the "
+             "vault; empty: none", checks.optional_secret, secret=True),
     REDIS_EXPORTER_PASSWORD,
+    REDIS_EXPORTER_PASSWORD_FALLBACK,
     Variable("redis_appendonly", True,
              "keep an append-only file, so a crash loses at most redis_appendfsync's window of buffered views",
              checks.boolean),

@@ -20,7 +20,8 @@ from tsdeploy.inventory import load
 from test_inventory import SECRETS, VAULT_PASSWORD, write_inventory
 
 FALLBACK_MAPPING = {f"{name}_fallback": f"{{{{ vault_{name}_fallback | default('') }}}}"
-                    for name in ("app_secret_key", "redis_app_password", "postgresql_app_password")}
+                    for name in ("app_secret_key", "redis_app_password", "postgresql_app_password",
+                                 "redis_admin_password")}
 NEW_KEY = "Vq3-new-key-" + "k7Zp2Lx9Wm4Rt8Yb1Nc6Hd0Fg5Js3Qa"
 
 
@@ -162,16 +163,41 @@ def test_the_owner_password_changes_in_one_deploy_on_the_db_host_and_in_the_depl
 def test_secrets_rotated_together_share_their_phases(tmp_path: pathlib.Path) -> None:
     inventory = inventory_with_mapping(tmp_path)
     phases: list[str] = []
-    rotate.rotate(inventory, None, list(rotate.ROTATABLE), phases.append)
+    rotated = rotate.rotate(inventory, None, list(rotate.ROTATABLE), phases.append, all_defined=True)
+    # This inventory has no monitor host, so its vault has no exporter password: left out, not invented.
+    assert rotated == [name for name in rotate.ROTATABLE if name != "redis_exporter_password"]
     assert len(phases) == 2  # not one deploy per phase of each secret
-    assert phases[0].startswith("1/2: ") and all(name in phases[0] for name in rotate.ROTATABLE)
+    assert phases[0].startswith("1/2: ") and all(name in phases[0] for name in rotated)
     assert phases[1].startswith("2/2: ") and "postgresql_owner_password" not in phases[1]
     values = vault_values(inventory)
-    for name in rotate.ROTATABLE:
+    for name in rotated:
         assert values[f"vault_{name}"] != SECRETS[f"vault_{name}"], name
     # Each secret got its own new value (the owner's must differ from the runtime's: validation refuses it).
-    assert len({values[f"vault_{name}"] for name in rotate.ROTATABLE}) == len(rotate.ROTATABLE)
+    assert len({values[f"vault_{name}"] for name in rotated}) == len(rotated)
+    assert "vault_redis_exporter_password" not in values
     load(inventory)  # validation (which refuses an owner password equal to the runtime's) passes
+
+
+def test_asked_by_name_a_secret_the_vault_lacks_is_an_error(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(rotate.RotationError, match="vault_redis_exporter_password must be defined in exactly one"):
+        rotate.rotate(inventory_with_mapping(tmp_path), None, ["redis_exporter_password"], lambda phase: None)
+
+
+def test_the_redis_admin_password_is_loaded_beside_the_old_one_while_the_deploy_still_logs_in_with_it(
+        tmp_path: pathlib.Path) -> None:
+    inventory = inventory_with_mapping(tmp_path)
+    old, new = SECRETS["vault_redis_admin_password"], NEW_KEY
+    seen = []
+
+    def deploy(phase: str) -> None:
+        redis = build_context(load(inventory), "cache1")["redis"]
+        seen.append((redis["admin_password"], redis["admin_password_sha256"], redis["admin_password_fallback_sha256"]))
+
+    rotate.rotate(inventory, None, "redis_admin_password", deploy, new_values={"redis_admin_password": new})
+    digest = {value: hashlib.sha256(value.encode()).hexdigest() for value in (old, new)}
+    # Phase 1: the deploy logs in with the old password (the running ACL has only it) and loads both; phase 2:
+    # it logs in with the new one (loaded in phase 1) and loads only that.
+    assert seen == [(old, digest[old], digest[new]), (new, digest[new], "")]
 
 
 def test_the_command_rotates_every_secret_unless_told_which(tmp_path: pathlib.Path,
@@ -183,9 +209,23 @@ def test_the_command_rotates_every_secret_unless_told_which(tmp_path: pathlib.Pa
     deploys: list[dict] = []
     monkeypatch.setattr(deployment, "deploy", __import__("click").command()(lambda **kwargs: deploys.append(kwargs)))
     rotated = []
-    monkeypatch.setattr(rotate, "rotate", lambda path, password, names, deploy: rotated.append(names))
+    monkeypatch.setattr(rotate, "rotate", lambda path, password, names, deploy, all_defined: rotated.append(
+        (names, all_defined)) or names)
     runner = CliRunner()
     assert runner.invoke(rotate.rotate_secrets, [str(inventory)]).exit_code == 0
     assert runner.invoke(rotate.rotate_secrets, [str(inventory), "--only", "postgresql_app_password",
                                                  "--only", "app_secret_key"]).exit_code == 0
-    assert rotated == [list(rotate.ROTATABLE), ["app_secret_key", "postgresql_app_password"]]
+    assert rotated == [(list(rotate.ROTATABLE), True), (["app_secret_key", "postgresql_app_password"], False)]
+
+
+def test_during_a_rotation_the_exporter_user_has_both_passwords_and_the_exporter_the_new_one(
+        tmp_path: pathlib.Path) -> None:
+    from test_rendering_golden import _lab_inventory
+    from tsdeploy.templating import render
+    inventory = _lab_inventory(tmp_path, "split")  # with a monitor host, so with the exporter's user
+    (inventory / "group_vars" / "all" / "zz-rotation.yml").write_text(
+        yaml.safe_dump({"redis_exporter_password_fallback": NEW_KEY}))
+    ctx = build_context(load(inventory), "cache1")
+    line = next(line for line in render("redis/users.acl.j2", ctx).splitlines() if line.startswith("user exporter "))
+    assert line.count(" #") == 2 and hashlib.sha256(NEW_KEY.encode()).hexdigest() in line
+    assert ctx["exporters"]["redis_password"] != NEW_KEY  # the exporter logs in with redis_exporter_password

@@ -28,7 +28,8 @@ VAULT_REFERENCES = {
 #: Vault values that only exist for a while (`tsdeploy rotate-secrets` writes them): empty when absent.
 OPTIONAL_VAULT_REFERENCES = {name: f"{{{{ vault_{name} | default('') }}}}"
                              for name in ("app_secret_key_fallback", "redis_app_password_fallback",
-                                          "postgresql_app_password_fallback")}
+                                          "postgresql_app_password_fallback", "redis_admin_password_fallback",
+                                          "redis_exporter_password_fallback")}
 # Every file the lab writes into the inventory directory (lab down removes exactly these).
 #: The lab's monitor host: alerts go to the local sink the tests read, and the intervals are short so that an
 #: alert fires and resolves within a test (a production inventory keeps the roles' defaults).
