@@ -5,10 +5,7 @@ that serves HTTP-01 challenges, run by a real nginx. The issuance and renewal ag
 from __future__ import annotations
 
 import pathlib
-import re
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +19,7 @@ from tsdeploy.inventory import load
 from tsdeploy.templating import MANAGED_MARKER, render
 
 from test_inventory import problems_of, write_inventory as write_validated_inventory
+from test_nginx_rate_limits import free_port, nginx_serving, on_loopback, self_signed
 from test_templates_app import write_inventory
 
 ACME = {"nginx_acme_directory": "https://acme.example.test/directory", "nginx_acme_email": "ops@example.test"}
@@ -104,50 +102,18 @@ def test_the_certificate_fact_reads_the_lineages_server_and_names(output: list[s
 
 
 # The port-80 site, served by a real nginx ---------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def http_site(tmp_path: pathlib.Path) -> Iterator[tuple[str, pathlib.Path]]:
     """The ACME site's port-80 server on a loopback port; (its URL, the challenge directory)."""
     ctx = acme_ctx(tmp_path / "inventory")
-    site = render("nginx/talentsphere.conf.j2", ctx)
-    webroot, tls = tmp_path / "webroot", tmp_path / "tls"
+    webroot, tls, http_port = tmp_path / "webroot", tmp_path / "tls", free_port()
     (webroot / ".well-known" / "acme-challenge").mkdir(parents=True)
-    tls.mkdir()
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-days", "2", "-subj", "/CN=jobs.example.test", "-keyout", str(tls / "acme.key"),
-                    "-out", str(tls / "acme.crt")], check=True, capture_output=True)
-    http_port = _free_port()
-    site = site.replace("/etc/nginx/tls/", f"{tls}/").replace(ctx["nginx"]["acme_webroot"], str(webroot))
-    site = re.sub(r"^\s*listen \[::\].*\n", "", site, flags=re.M)
-    site = site.replace("listen 80 default_server;", f"listen 127.0.0.1:{http_port} default_server;")
-    site = site.replace("listen 443 ssl default_server;", f"listen 127.0.0.1:{_free_port()} ssl default_server;")
-    (tmp_path / "site.conf").write_text(site)
-    (tmp_path / "nginx.conf").write_text(
-        # Workers as root: the challenge files lie in pytest's private (0700) temp directory.
-        f"user root;\nworker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
-        "events { worker_connections 64; }\n"
-        f"http {{\n    access_log off;\n    include /etc/nginx/mime.types;\n    include {tmp_path}/site.conf;\n}}\n")
-    nginx = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path), "-g", "daemon off;"],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            assert nginx.poll() is None, f"nginx exited: {nginx.stdout.read()}"
-            try:
-                socket.create_connection(("127.0.0.1", http_port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "nginx did not listen within 10 s"
-                time.sleep(0.1)
+    self_signed(tls, "acme", "jobs.example.test")
+    site = on_loopback(render("nginx/talentsphere.conf.j2", ctx), tls, http_port, free_port())
+    # Workers as root: the challenge files lie in pytest's private (0700) temp directory.
+    with nginx_serving(tmp_path, site.replace(ctx["nginx"]["acme_webroot"], str(webroot)), http_port,
+                       main_block="user root;\n"):
         yield f"http://127.0.0.1:{http_port}", webroot / ".well-known" / "acme-challenge"
-    finally:
-        nginx.terminate()
-        nginx.wait(timeout=10)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

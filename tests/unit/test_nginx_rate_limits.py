@@ -7,6 +7,7 @@ for the app, which answers 200 to everything). Requests come from one address, a
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -81,29 +82,32 @@ class Site:
         return [self.request(method, path)[0] for _ in range(count)]
 
 
-def serve(tmp_path: pathlib.Path, settings: dict, http_block: str = "access_log off;") -> Iterator[Site]:
-    """The rendered site on loopback ports; `http_block` goes into the stub nginx.conf's http block."""
-    app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), App)
-    threading.Thread(target=app.serve_forever, daemon=True).start()
-    (tmp_path / "inventory").mkdir()
-    ctx = build_context(load(write_inventory(tmp_path / "inventory", {"app1": "198.18.9.20"}, settings)), "lb1")
-    site = render("nginx/talentsphere.conf.j2", ctx)
-    tls, port = tmp_path / "tls", free_port()
-    tls.mkdir()
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                    "-days", "2", "-subj", "/CN=127.0.0.1", "-keyout", str(tls / "talentsphere.key"),
-                    "-out", str(tls / "talentsphere.crt")], check=True, capture_output=True)
+def on_loopback(site: str, tls: pathlib.Path, http_port: int, https_port: int) -> str:
+    """The rendered site listening on loopback ports, its TLS pair read from `tls`."""
     site = site.replace("/etc/nginx/tls/", f"{tls}/")
     site = re.sub(r"^\s*listen \[::\].*\n", "", site, flags=re.M)
-    site = site.replace("listen 80 default_server;", f"listen 127.0.0.1:{free_port()} default_server;")
-    site = site.replace("listen 443 ssl default_server;", f"listen 127.0.0.1:{port} ssl default_server;")
-    site = re.sub(r"^(\s*server) 198\.18\.9\.20:\d+", rf"\1 127.0.0.1:{app.server_address[1]}", site, flags=re.M)
-    (tmp_path / "site.conf").write_text(site)
-    (tmp_path / "nginx.conf").write_text(
-        f"worker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
+    site = site.replace("listen 80 default_server;", f"listen 127.0.0.1:{http_port} default_server;")
+    return site.replace("listen 443 ssl default_server;", f"listen 127.0.0.1:{https_port} ssl default_server;")
+
+
+def self_signed(tls: pathlib.Path, name: str, common_name: str) -> None:
+    """A throwaway pair `tls`/<name>.crt and .key."""
+    tls.mkdir(exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-days", "2", "-subj", f"/CN={common_name}", "-keyout", str(tls / f"{name}.key"),
+                    "-out", str(tls / f"{name}.crt")], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def nginx_serving(directory: pathlib.Path, site: str, port: int, http_block: str = "access_log off;",
+                  main_block: str = "") -> Iterator[None]:
+    """A real nginx running `site` with a stub nginx.conf in `directory`, until it listens on `port`."""
+    (directory / "site.conf").write_text(site)
+    (directory / "nginx.conf").write_text(
+        f"{main_block}worker_processes 1;\npid {directory}/nginx.pid;\nerror_log {directory}/error.log;\n"
         "events { worker_connections 64; }\n"
-        f"http {{\n    {http_block}\n    include /etc/nginx/mime.types;\n    include {tmp_path}/site.conf;\n}}\n")
-    nginx = subprocess.Popen(["nginx", "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path),
+        f"http {{\n    {http_block}\n    include /etc/nginx/mime.types;\n    include {directory}/site.conf;\n}}\n")
+    nginx = subprocess.Popen(["nginx", "-c", str(directory / "nginx.conf"), "-p", str(directory),
                               "-g", "daemon off;"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 10
@@ -115,10 +119,26 @@ def serve(tmp_path: pathlib.Path, settings: dict, http_block: str = "access_log 
             except OSError:
                 assert time.monotonic() < deadline, "nginx did not listen within 10 s"
                 time.sleep(0.1)
-        yield Site(port, tls / "talentsphere.crt")
+        yield
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)
+
+
+def serve(tmp_path: pathlib.Path, settings: dict, http_block: str = "access_log off;") -> Iterator[Site]:
+    """The rendered site on loopback ports; `http_block` goes into the stub nginx.conf's http block."""
+    app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), App)
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    (tmp_path / "inventory").mkdir()
+    ctx = build_context(load(write_inventory(tmp_path / "inventory", {"app1": "198.18.9.20"}, settings)), "lb1")
+    tls, port = tmp_path / "tls", free_port()
+    self_signed(tls, "talentsphere", "127.0.0.1")
+    site = on_loopback(render("nginx/talentsphere.conf.j2", ctx), tls, free_port(), port)
+    site = re.sub(r"^(\s*server) 198\.18\.9\.20:\d+", rf"\1 127.0.0.1:{app.server_address[1]}", site, flags=re.M)
+    try:
+        with nginx_serving(tmp_path, site, port, http_block):
+            yield Site(port, tls / "talentsphere.crt")
+    finally:
         app.shutdown()
 
 
