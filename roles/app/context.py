@@ -121,7 +121,10 @@ def derive(view: HostView) -> AppContext:
     postgres, redis = view.service("postgres"), view.service("redis")
     redis_user, redis_password = quote(redis["app_user"], safe=""), quote(redis["app_password"], safe="")
     database_url = _database_url(postgres, postgres["app_user"], postgres["app_password"])
-    redis_url = f"redis://{redis_user}:{redis_password}@{redis['address']}:{redis['port']}/0"
+    # TLS only: redis-py verifies Redis's certificate against the inventory's CA and its name (the cache host's
+    # private address is in the certificate's subjectAltName).
+    redis_url = (f"rediss://{redis_user}:{redis_password}@{redis['address']}:{redis['port']}/0"
+                 f"?ssl_ca_certs={CA_CERT_PATH}")
     threads, port = int(v["app_threads"]), int(v["app_port"])
     lb_hosts = sorted(set(view.addresses(Group.LB)))
     talks_to = {host["private_address"], *lb_hosts, *view.addresses(Group.DB), *view.addresses(Group.CACHE),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypedDict
 
+from roles.common.context import CA_CERT_PATH
 from roles.nginx.context import STATUS_URL
 from roles.redis.context import EXPORTER_USER
 from roles.registry import Group
@@ -39,6 +40,7 @@ class ExportersContext(TypedDict):
     redis: bool
     redis_listen: str
     redis_addr: str
+    redis_ca: str
     redis_user: str
     redis_password: str
     redis_password_file: str
@@ -82,8 +84,10 @@ def derive(view: HostView) -> ExportersContext:
         nginx_status_url=STATUS_URL,
         redis=cache,
         redis_listen=f"{address}:{int(v['exporters_redis_port'])}",
-        # Redis listens on loopback too: the exporter's traffic never leaves the host.
-        redis_addr=f"redis://127.0.0.1:{int(v['redis_port'])}",
+        # Redis serves TCP with TLS only, verified like the app does it: the host's own private address (its
+        # certificate names it) and the inventory's CA; the traffic stays on the host.
+        redis_addr=f"rediss://{address}:{int(v['redis_port'])}",
+        redis_ca=CA_CERT_PATH,
         redis_user=EXPORTER_USER,
         redis_password=v["redis_exporter_password"] if cache and monitored(view) else "",
         redis_password_file=REDIS_PASSWORD_FILE,

@@ -21,16 +21,21 @@ from tsdeploy.rolespec import Context
 def apply(ctx: Context) -> None:
     for path in manifest.PATHS:
         put_path(ctx, path)
+    put_managed(ctx, manifest.TLS_CERT, name="Install Redis's TLS certificate")
+    put_managed(ctx, manifest.TLS_KEY, name="Install Redis's TLS key (redis only)")
     put_managed(ctx, manifest.ACL, name="Write the ACL file: default user off, app and admin users")
     put_managed(ctx, manifest.CONF,
-                name="Write redis.conf: private bind, protected mode, maxmemory and its eviction policy")
+                name="Write redis.conf: TLS only on the private bind, protected mode, maxmemory and its eviction "
+                "policy")
     redis = ctx["redis"]
     systemd.service(name="Run Redis at boot", service=manifest.SERVICE, running=True, enabled=True)
     allowed = restarts.allowed("redis", redis["restart"])
+    tls = live.tls_digest(manifest.TLS_CERT.content(ctx), manifest.TLS_KEY.content(ctx))
     live.reconcile(
         name=("Apply redis.conf and the ACL file to the running Redis (CONFIG SET, ACL LOAD; restart allowed)"
               if allowed else "Apply redis.conf and the ACL file to the running Redis (CONFIG SET, ACL LOAD; "
               "a restart is deferred and recorded unless this is a fresh install)"),
-        conf_text=manifest.CONF.content(ctx), acl_text=manifest.ACL.content(ctx), port=redis["port"],
+        conf_text=manifest.CONF.content(ctx), acl_text=manifest.ACL.content(ctx), tls_digest=tls,
+        socket=redis["socket"],
         admin_user=redis["admin_user"], admin_password=HiddenValue(redis["admin_password"]),
         temp_dir=private_temp_dir(ctx["host"]["deploy_user"]), allowed=allowed)

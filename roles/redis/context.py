@@ -1,10 +1,11 @@
-"""The redis role's context: private bind, memory cap and policy, ACL users with hashed passwords."""
+"""The redis role's context: private bind, TLS, memory cap and policy, ACL users with hashed passwords."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import TYPE_CHECKING, TypedDict
 
+from roles.common.context import CA_CERT_PATH
 from roles.registry import Group
 from tsdeploy.rolespec import Inbound
 from tsdeploy.units import format_size, parse_size
@@ -20,6 +21,12 @@ class RedisContext(TypedDict):
     address: str
     port: int
     bind: list[str]
+    socket: str
+    tls_cert: str
+    tls_key: str
+    tls_ca: str
+    tls_cert_src: str
+    tls_key_src: str
     maxmemory: str
     maxmemory_policy: str
     key_prefix: str
@@ -39,6 +46,11 @@ class RedisContext(TypedDict):
     appendfsync: str
     restart: str
 
+
+#: Redis's only plain-text listener: a unix socket for the tools on the cache host itself (the deploy's
+#: reconciliation, verify, an operator's redis-cli), writable by root and redis only. The network gets TLS.
+SOCKET = "/run/redis/redis-server.sock"
+TLS_DIR = "/etc/redis/tls"
 
 #: The Redis exporter's ACL user: INFO and the slowlog/latency reads it needs, no key and no channel.
 EXPORTER_USER = "exporter"
@@ -66,6 +78,14 @@ def derive(view: HostView) -> RedisContext:
         address=address,
         port=int(v["redis_port"]),
         bind=["127.0.0.1", "-::1", address],
+        socket=SOCKET,
+        tls_cert=f"{TLS_DIR}/server.crt",
+        tls_key=f"{TLS_DIR}/server.key",
+        # The inventory's CA, which the common role installs on every host: tls-auth-clients is off (clients
+        # log in with their ACL password), so Redis reads it only to complete its certificate chain.
+        tls_ca=CA_CERT_PATH,
+        tls_cert_src=v["tls_cert_file"],
+        tls_key_src=v["tls_key_file"],
         maxmemory=format_size(parse_size(v["redis_maxmemory"])).lower(),
         maxmemory_policy=v["redis_maxmemory_policy"],
         key_prefix=v["redis_key_prefix"],

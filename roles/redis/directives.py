@@ -16,6 +16,9 @@ RUNTIME_SETTABLE = frozenset({
     "protected-mode", "timeout", "tcp-keepalive", "loglevel", "maxmemory", "maxmemory-policy", "save",
     "appendonly", "appendfsync", "maxclients", "slowlog-log-slower-than", "slowlog-max-len",
     "lazyfree-lazy-eviction", "lazyfree-lazy-expire", "maxmemory-samples", "hz", "latency-tracking",
+    # TLS comes up beside a running plain-text listener (the app hosts switch to it during the same deploy);
+    # setting a certificate file, even to the same path, makes Redis load the certificate and key again.
+    "tls-cert-file", "tls-key-file", "tls-ca-cert-file", "tls-auth-clients", "tls-protocols", "tls-port",
 })
 #: Directives that need a restart, and why (any directive not in RUNTIME_SETTABLE needs one too).
 RESTART_WHY = {
@@ -24,6 +27,7 @@ RESTART_WHY = {
     "bind": "the listening addresses change only with a restart",
     "port": "the listening port changes only with a restart",
     "unixsocket": "Redis reads it only at start",
+    "unixsocketperm": "Redis reads it only at start",
     "aclfile": "Redis reads the ACL file's path only at start",
     "dir": "a protected config (enable-protected-configs no): set only at start",
     "dbfilename": "a protected config (enable-protected-configs no): set only at start",
@@ -58,6 +62,8 @@ def runtime_settable(name: str) -> bool:
 
 
 def restart_why(name: str) -> str:
+    if name.lower() == "tls-port":
+        return "the plain-text listener holds the port until Redis restarts with port 0"
     return RESTART_WHY.get(name.lower(), "not changed at runtime by the deploy")
 
 
@@ -107,5 +113,6 @@ def diff(wanted_values: dict[str, str], live: dict[str, str]) -> tuple[list[Chan
         if name not in live or live[name] == value:
             continue
         change = Change(name, live[name], value)
-        (settable if runtime_settable(name) else restart).append(change)
+        taken = name == "tls-port" and live.get("port") == value  # the plain listener holds the port until then
+        (settable if runtime_settable(name) and not taken else restart).append(change)
     return settable, restart

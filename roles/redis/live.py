@@ -23,16 +23,16 @@ AOF_REWRITE_TIMEOUT = 120
 
 _SWITCH = """set -u
 secret={secret}; trap 'rm -f "$secret"' EXIT
-cli() {{ REDISCLI_AUTH="$(cat "$secret")" redis-cli --no-auth-warning --user {user} -h 127.0.0.1 -p {port} "$@"; }}
+cli() {{ REDISCLI_AUTH="$(cat "$secret")" redis-cli --no-auth-warning --user {user} {where} "$@"; }}
 # A fresh install still runs Debian's own configuration: no ACL users yet, the default user on loopback.
 if ! cli PING 2>/dev/null | grep -qx PONG; then
-  cli() {{ redis-cli -h 127.0.0.1 -p {port} "$@"; }}
+  cli() {{ redis-cli {where} "$@"; }}
 fi
 state=$(cli CONFIG GET appendonly 2>&1) || true
 case "$state" in
   *$'\\n'yes) exit 0 ;;
   *$'\\n'no) ;;
-  *) echo "cannot ask Redis on port {port} whether the append-only file is on ($state): a restart with"\
+  *) echo "cannot ask Redis ({where}) whether the append-only file is on ($state): a restart with"\
  "appendonly yes would start empty; fix: start redis-server and check the admin user's password" >&2; exit 1 ;;
 esac
 cli CONFIG SET appendonly yes | grep -qx OK || {{ echo "CONFIG SET appendonly yes was refused" >&2; exit 1; }}
@@ -49,24 +49,6 @@ echo "Redis did not finish writing its append-only file within {timeout} s" >&2;
 """
 
 
-@operation()
-def enable_aof_before_restart(port: int, admin_user: str, admin_password: HiddenValue, temp_dir: str):
-    """Turn the append-only file on in the running Redis and wait until it is written from memory.
-
-    + port: Redis's port on loopback
-    + admin_user/admin_password: the ACL admin user (the password travels in a 0600 file, never in argv)
-    + temp_dir: the deploy user's 0700 upload dir
-
-    Updates: nothing when the running Redis already keeps an AOF.
-    """
-    path = f"{temp_dir}/tsdeploy-{host.name}-redis"
-    script = _SWITCH.format(secret=shlex.quote(path), user=shlex.quote(admin_user), port=int(port),
-                            timeout=AOF_REWRITE_TIMEOUT)
-    yield FileUploadCommand(io.BytesIO(admin_password.unmask().encode()), path,
-                            remote_temp_filename=host.get_temp_filename(path, temp_directory=temp_dir))
-    yield StringCommand("bash", "-c", shlex.quote(script))
-
-
 # --- Reconciling the running Redis with redis.conf and the ACL file, restarting only by an explicit choice ---
 
 #: The service's name in the pending-restart marker, and the role to name in `--allow-restart`.
@@ -74,31 +56,45 @@ MARKER_SERVICE, ROLE_NAME = "redis", "redis"
 #: Written after the running Redis was reconciled with the files (applied, or the rest recorded as pending):
 #: the sha256 of redis.conf and of the ACL file. Its absence marks a first configuration not yet completed.
 APPLIED_STAMP = "/var/lib/tsdeploy/redis-applied"
+#: Where Debian's own configuration serves Redis, the first port a Redis not yet configured is looked for on.
+DEBIAN_PORT = 6379
 #: Seconds to wait for Redis to answer after a restart.
 RESTART_WAIT_SECONDS = 60
 
-_PROBE = """secret={secret}; user={user}
-ports="{port} $(ss -Hltnp 2>/dev/null | awk '/"redis-server"/ {{ n = split($4, a, ":"); print a[n] }}' | sort -u)"
-for port in $ports; do
-  answer=$(redis-cli -h 127.0.0.1 -p "$port" PING 2>&1) || continue
-  case "$answer" in PONG|NOAUTH*) break ;; esac
-  answer=
-done
-echo "port=$port"
-auth() {{ REDISCLI_AUTH="$(cat "$secret" 2>/dev/null)" redis-cli --no-auth-warning --user "$user" -h 127.0.0.1 -p "$port" "$@"; }}
+_PROBE = """secret={secret}; user={user}; socket={socket}
+# The deploy's Redis answers on its unix socket; one not yet restarted with the deploy's redis.conf (Debian's
+# own configuration, or a plain-text listener from before TLS) on a TCP port of its own.
+where= answer=
+if [ -S "$socket" ]; then
+  answer=$(redis-cli -s "$socket" PING 2>&1)
+  case "$answer" in PONG|NOAUTH*) where="-s $socket" ;; *) answer= ;; esac
+fi
+if [ -z "$where" ]; then
+  ports="{port} $(ss -Hltnp 2>/dev/null | awk '/"redis-server"/ {{ n = split($4, a, ":"); print a[n] }}' | sort -u)"
+  for port in $ports; do
+    answer=$(timeout 5 redis-cli -h 127.0.0.1 -p "$port" PING 2>&1) || continue
+    case "$answer" in PONG|NOAUTH*) where="-h 127.0.0.1 -p $port"; break ;; esac
+    answer=
+  done
+fi
+echo "where=$where"
+auth() {{ REDISCLI_AUTH="$(cat "$secret" 2>/dev/null)" redis-cli --no-auth-warning --user "$user" $where "$@"; }}
 # redis-cli goes on as the default user when AUTH fails: only ACL WHOAMI tells who answers.
-if [ "$(auth ACL WHOAMI 2>/dev/null)" = "$user" ]; then
+if [ -z "$where" ]; then echo mode=down
+elif [ "$(auth ACL WHOAMI 2>/dev/null)" = "$user" ]; then
   echo mode=admin
   for name in {names}; do printf 'config %s=%s\\n' "$name" "$(auth CONFIG GET "$name" | sed -n 2p)"; done
 elif [ "$answer" = PONG ]; then echo mode=fresh
-elif [ -n "$answer" ]; then echo mode=locked
-else echo mode=down
+else echo mode=locked
 fi
 """
 
 
 class RedisLive(FactBase):
-    """The running Redis as the admin user sees it: {"port", "mode", "config": {directive: CONFIG GET value}}.
+    """The running Redis as the admin user sees it: {"where", "mode", "config": {directive: CONFIG GET value}}.
+
+    where: redis-cli's arguments that reach it (`-s <socket>`, or `-h 127.0.0.1 -p <port>` for a Redis not yet
+    running the deploy's redis.conf), "" when nothing answers.
 
     mode: `admin` (the admin user authenticates: changes can be applied live), `fresh` (the default user
     answers without a password: Debian's own configuration, nothing of the deploy's applied yet), `locked`
@@ -106,20 +102,21 @@ class RedisLive(FactBase):
     `down`. The admin password is read from `secret_path` (0600), never from argv.
     """
 
-    def command(self, port: int, admin_user: str, secret_path: str, names: tuple[str, ...]) -> str:
-        script = _PROBE.format(secret=shlex.quote(secret_path), user=shlex.quote(admin_user), port=int(port),
+    def command(self, socket: str, port: int, admin_user: str, secret_path: str, names: tuple[str, ...]) -> str:
+        script = _PROBE.format(secret=shlex.quote(secret_path), user=shlex.quote(admin_user),
+                               socket=shlex.quote(socket), port=int(port),
                                names=" ".join(shlex.quote(name) for name in names))
         return f"bash -c {shlex.quote(script)} || true"
 
     def process(self, output: list[str]) -> dict[str, object]:
-        result: dict[str, object] = {"port": None, "mode": "down", "config": {}}
+        result: dict[str, object] = {"where": "", "mode": "down", "config": {}}
         config: dict[str, str] = {}
         for line in output:
             if line.startswith("config "):
                 name, _, value = line[len("config "):].partition("=")
                 config[name] = value
-            elif line.startswith("port="):
-                result["port"] = int(line[5:]) if line[5:].isdigit() else None
+            elif line.startswith("where="):
+                result["where"] = line[len("where="):].strip()
             elif line.startswith("mode="):
                 result["mode"] = line[5:].strip()
         result["config"] = config
@@ -139,19 +136,35 @@ class Stamp(FactBase):
         return ""
 
 
-def stamp_text(conf_text: str, acl_text: str) -> str:
+def stamp_text(conf_text: str, acl_text: str, tls_digest: str) -> str:
     return (f"redis.conf {hashlib.sha256(conf_text.encode()).hexdigest()}\n"
-            f"users.acl {hashlib.sha256(acl_text.encode()).hexdigest()}\n")
+            f"users.acl {hashlib.sha256(acl_text.encode()).hexdigest()}\n"
+            f"tls {tls_digest}\n")
+
+
+def tls_digest(cert_text: str, key_text: str) -> str:
+    """What the stamp records of the certificate and key Redis serves: a changed one is loaded again."""
+    return hashlib.sha256(f"{cert_text}\0{key_text}".encode()).hexdigest()
+
+
+def _stamp_lines(text: str) -> dict[str, str]:
+    return dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
 
 
 _APPLY = """set -u
 secret={secret}; trap '[ $? -eq 0 ] || rm -f "$secret"' EXIT
-cli() {{ REDISCLI_AUTH="$(cat "$secret")" redis-cli --no-auth-warning --user {user} -h 127.0.0.1 -p {port} "$@"; }}
+cli() {{ REDISCLI_AUTH="$(cat "$secret")" redis-cli --no-auth-warning --user {user} {where} "$@"; }}
 set_one() {{
   out=$(cli CONFIG SET "$1" "$2" 2>&1)
   [ "$out" = OK ] || {{ echo "Redis refused CONFIG SET $1 $2: $out" >&2; exit 1; }}
   echo "$1 = $2 (CONFIG SET)"
 }}
+if [ {tls_reload} = yes ]; then
+  # The same paths: Redis reads the certificate and key again.
+  out=$(cli CONFIG SET tls-key-file {tls_key} tls-cert-file {tls_cert} 2>&1)
+  [ "$out" = OK ] || {{ echo "Redis refused the new certificate {tls_cert} and key {tls_key}: $out" >&2; exit 1; }}
+  echo "TLS: {tls_cert} loaded again"
+fi
 {sets}
 if [ {acl_load} = yes ]; then
   out=$(cli ACL LOAD 2>&1)
@@ -161,11 +174,11 @@ fi
 """
 
 
-def _restart_and_wait(port: int) -> StringCommand:
+def _restart_and_wait(socket: str) -> StringCommand:
     # Any answer (PONG, NOAUTH) means Redis is up again; the default user is off once our files are loaded.
     script = (f"systemctl restart {manifest.SERVICE} && for _ in $(seq {RESTART_WAIT_SECONDS * 2}); do "
-              f"case \"$(redis-cli -h 127.0.0.1 -p {int(port)} PING 2>&1)\" in PONG|NOAUTH*) exit 0 ;; esac; "
-              f"sleep 0.5; done; echo '{manifest.SERVICE} did not answer on port {int(port)} within "
+              f"case \"$(redis-cli -s {shlex.quote(socket)} PING 2>&1)\" in PONG|NOAUTH*) exit 0 ;; esac; "
+              f"sleep 0.5; done; echo '{manifest.SERVICE} did not answer on {socket} within "
               f"{RESTART_WAIT_SECONDS} s after its restart' >&2; exit 1")
     return StringCommand("sh", "-c", shlex.quote(script))
 
@@ -177,12 +190,13 @@ def _write_stamp(text: str) -> StringCommand:
 
 
 @operation()
-def reconcile(conf_text: str, acl_text: str, port: int, admin_user: str, admin_password: HiddenValue,
-              temp_dir: str, allowed: bool):
+def reconcile(conf_text: str, acl_text: str, tls_digest: str, socket: str, admin_user: str,
+              admin_password: HiddenValue, temp_dir: str, allowed: bool):
     """Apply redis.conf and the ACL file to the running Redis; restart only when allowed or on a fresh install.
 
     + conf_text/acl_text: the files as the deploy wrote them (the ACL file's text only serves its checksum)
-    + port: Redis's port on loopback (the inventory's; a Redis still on another port is found with `ss`)
+    + tls_digest: `tls_digest(certificate, key)` of the files written: a change has Redis load them again
+    + socket: the unix socket of redis.conf (a Redis not yet running the deploy's file is found with `ss`)
     + admin_user/admin_password: the ACL admin user (the password travels in a 0600 file, never in argv)
     + temp_dir: the deploy user's 0700 upload dir
     + allowed: `roles.common.restarts.allowed("redis", redis_restart)`: TSDEPLOY_ALLOW_RESTART or the policy
@@ -198,7 +212,7 @@ def reconcile(conf_text: str, acl_text: str, port: int, admin_user: str, admin_p
     password (its ACL predates a password change) can load the new ACL file only with a restart.
     """
     conf_wanted = directives.wanted(conf_text)
-    stamp = stamp_text(conf_text, acl_text)
+    stamp = stamp_text(conf_text, acl_text, tls_digest)
     applied = host.get_fact(Stamp)
     marker = host.get_fact(restarts.Marker, service=MARKER_SERVICE)
     if applied == stamp:
@@ -207,7 +221,7 @@ def reconcile(conf_text: str, acl_text: str, port: int, admin_user: str, admin_p
         elif marker["stale"]:
             yield restarts.clear(MARKER_SERVICE)
         elif allowed:
-            yield _restart_and_wait(port)
+            yield _restart_and_wait(socket)
             yield restarts.clear(MARKER_SERVICE)
         else:
             restarts.warn_deferred(MARKER_SERVICE, ROLE_NAME, restarts.reason_of(str(marker["text"])).split("; "))
@@ -218,16 +232,17 @@ def reconcile(conf_text: str, acl_text: str, port: int, admin_user: str, admin_p
     path = f"{temp_dir}/tsdeploy-{host.name}-redis"
     yield FileUploadCommand(io.BytesIO(admin_password.unmask().encode()), path,
                             remote_temp_filename=host.get_temp_filename(path, temp_directory=temp_dir))
-    live = host.get_fact(RedisLive, port=port, admin_user=admin_user, secret_path=path,
+    live = host.get_fact(RedisLive, socket=socket, port=DEBIAN_PORT, admin_user=admin_user, secret_path=path,
                          names=tuple(conf_wanted))
-    mode, running_port = live["mode"], live["port"] or port
-    switch = _SWITCH.format(secret=shlex.quote(path), user=shlex.quote(admin_user), port=int(running_port),
+    mode, where = live["mode"], str(live["where"]) or f"-s {shlex.quote(socket)}"
+    switch = _SWITCH.format(secret=shlex.quote(path), user=shlex.quote(admin_user), where=where,
                             timeout=AOF_REWRITE_TIMEOUT)
     if mode == "down" and not host.state.is_executing:
         mode = "fresh"  # planning a first install: Redis is not even installed yet
     if mode == "down":
         yield StringCommand("rm", "-f", path)
-        raise OperationError(f"Redis does not answer on 127.0.0.1:{port} (is {manifest.SERVICE} running?)")
+        raise OperationError(f"Redis answers neither on {socket} nor on a TCP port of 127.0.0.1 (is "
+                             f"{manifest.SERVICE} running? `journalctl -u {manifest.SERVICE}` says why not)")
     if mode == "fresh":
         if host.state.is_executing:
             logger.info(f"{host.print_prefix}Redis still runs Debian's default configuration (no ACL users): "
@@ -235,7 +250,7 @@ def reconcile(conf_text: str, acl_text: str, port: int, admin_user: str, admin_p
         if conf_wanted.get("appendonly") == "yes":
             yield StringCommand("bash", "-c", shlex.quote(switch))
         yield StringCommand("rm", "-f", path)
-        yield _restart_and_wait(port)
+        yield _restart_and_wait(socket)
         yield restarts.clear(MARKER_SERVICE)
         yield _write_stamp(stamp)
         return
@@ -250,13 +265,18 @@ def reconcile(conf_text: str, acl_text: str, port: int, admin_user: str, admin_p
         aof_on = any(change.name == "appendonly" and change.new == "yes" for change in settable)
         sets = "\n".join(f"set_one {shlex.quote(change.name)} {shlex.quote(change.new)}" for change in settable
                          if not (change.name == "appendonly" and change.new == "yes"))
-        acl_changed = applied.partition("\n")[2] != stamp.partition("\n")[2]
+        before, now = _stamp_lines(applied), _stamp_lines(stamp)
+        acl_changed = before.get("users.acl") != now["users.acl"]
+        tls_files_set = any(change.name in ("tls-cert-file", "tls-key-file") for change in settable)
+        tls_reload = before.get("tls") != now["tls"] and not tls_files_set
         aclfile_moves = any(change.name == "aclfile" for change in restart_only)
         if host.state.is_executing:
             for change in settable:
                 logger.info(f"{host.print_prefix}{change.line('applied with CONFIG SET')}")
         yield StringCommand("bash", "-c", shlex.quote(_APPLY.format(
-            secret=shlex.quote(path), user=shlex.quote(admin_user), port=int(running_port), sets=sets or ":",
+            secret=shlex.quote(path), user=shlex.quote(admin_user), where=where, sets=sets or ":",
+            tls_reload="yes" if tls_reload else "no", tls_cert=shlex.quote(conf_wanted.get("tls-cert-file", "")),
+            tls_key=shlex.quote(conf_wanted.get("tls-key-file", "")),
             acl_load="yes" if acl_changed and not aclfile_moves else "no",
             aclfile=shlex.quote(conf_wanted.get("aclfile", "")))))
         if aof_on:
@@ -268,7 +288,7 @@ def reconcile(conf_text: str, acl_text: str, port: int, admin_user: str, admin_p
     if needs_restart and allowed:
         if host.state.is_executing:
             logger.info(f"{host.print_prefix}restarting {manifest.SERVICE} (allowed): {'; '.join(needs_restart)}")
-        yield _restart_and_wait(port)
+        yield _restart_and_wait(socket)
         yield restarts.clear(MARKER_SERVICE)
     elif needs_restart:
         restarts.warn_deferred(MARKER_SERVICE, ROLE_NAME, needs_restart)

@@ -1,9 +1,10 @@
-"""The redis role's variables: port, memory cap and eviction policy, ACL users, the app's key prefix."""
+"""The redis role's variables: TLS port and certificate, memory cap and eviction policy, ACL users, the app's key prefix."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from roles.common.variables import TLS_CA_CERT_FILE, TLS_CERT_FILE, TLS_KEY_FILE
 from tsdeploy import checks
 from tsdeploy.rolespec import REQUIRED, Variable
 
@@ -61,7 +62,10 @@ REDIS_KEY_PREFIX = Variable("redis_key_prefix", "ts:",
                             checks.key_prefix)
 
 VARIABLES: tuple[Variable, ...] = (
-    Variable("redis_port", 6379, "the port Redis listens on; nftables opens it to app hosts",
+    # 6380, not Redis's 6379: by convention the TLS port, and a Redis still serving plain text on 6379 takes
+    # the TLS listener beside it at runtime (the app hosts switch while the plain port still answers).
+    Variable("redis_port", 6380,
+             "the port Redis serves on, TLS only (the host's tls_cert_file); nftables opens it to app hosts",
              checks.integer(1, 65535)),
     Variable("redis_maxmemory", "256MB", "memory cap for the cache; above it Redis evicts by redis_maxmemory_policy",
              checks.size),
@@ -90,4 +94,6 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("redis_restart", "defer",
              "a directive that needs a restart: defer (warn, record it as pending) or allow (restart Redis)",
              checks.choice("defer", "allow")),
+    # Redis serves the network with TLS only: its certificate and key, and the CA its clients verify it with.
+    TLS_CA_CERT_FILE, TLS_CERT_FILE, TLS_KEY_FILE,
 )

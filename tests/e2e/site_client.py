@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tsdeploy.inventory import load
+from tsdeploy.topology import Topology
 from traffic import Traffic, Write
 
 if TYPE_CHECKING:
@@ -107,6 +108,13 @@ def _deploy(deployment: Deployment) -> None:
 def deployed_secret(lab, host: str, variable: str) -> str:  # noqa: ANN001
     """A secret as the lab's inventory gives it to `host` now (its vault: `tsdeploy rotate-secrets` changes it)."""
     return load(lab.inventory_dir).hostvars[host][variable]
+
+
+def redis_cli(lab, host: str = "cache1") -> str:  # noqa: ANN001
+    """redis-cli's words that reach `host`'s Redis as the app does: TLS to its private address on the inventory's
+    port, the certificate verified with the lab's CA (Redis has no plain-text TCP port)."""
+    redis = Topology(load(lab.inventory_dir)).host_context(host)["redis"]
+    return f"redis-cli --tls --cacert {redis['tls_ca']} -h {redis['address']} -p {int(redis['port'])}"
 
 
 def deploy(deployment: Deployment, *args: str, app_dir: pathlib.Path | None = None,

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from roles.redis.variables import VARIABLES as REDIS_VARIABLES
+from site_client import redis_cli
+
 if TYPE_CHECKING:
     from conftest import Deployment
     from tsdeploy.lab import Lab
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 SUMMARY = re.compile(r"^changed: (\d+) operations on (\d+) hosts$")
+#: The lab keeps the redis role's default port: Redis's TLS port.
+REDIS_PORT = next(variable.default for variable in REDIS_VARIABLES if variable.name == "redis_port")
 
 
 def ssh(deployment: Deployment, host: str, command: str) -> subprocess.CompletedProcess[str]:
@@ -66,17 +71,27 @@ def test_app_role_has_no_privileges_and_a_connection_limit(deployed_split: Deplo
 
 
 def test_redis_default_user_is_off(deployed_split: Deployment) -> None:
-    result = ssh(deployed_split, "cache1", "redis-cli -h 127.0.0.1 PING")
+    result = ssh(deployed_split, "cache1", f"{redis_cli(deployed_split.lab)} PING")
     assert "NOAUTH" in result.stdout or "WRONGPASS" in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize(("service", "port"), [("db1", 5432), ("cache1", 6379)])
+def test_redis_answers_over_tls_only(deployed_split: Deployment) -> None:
+    lab = deployed_split.lab
+    address = lab.hosts["cache1"]
+    plain = subprocess.run(["ssh", "-F", str(lab.ssh_config), "cache1", f"timeout 5 redis-cli -h {address} -p "
+                            f"{REDIS_PORT} PING"], capture_output=True, text=True, check=False)
+    assert "NOAUTH" not in plain.stdout and "PONG" not in plain.stdout, plain.stdout
+    # Redis's own port, 6379, is not served at all (nor opened in the firewall).
+    assert not tcp_open(deployed_split, "app1", address, 6379)
+
+
+@pytest.mark.parametrize(("service", "port"), [("db1", 5432), ("cache1", REDIS_PORT)])
 def test_database_and_cache_ports_are_closed_from_the_load_balancer(deployed_split: Deployment, service: str,
                                                                      port: int) -> None:
     assert not tcp_open(deployed_split, "lb1", deployed_split.lab.hosts[service], port)
 
 
-@pytest.mark.parametrize(("service", "port"), [("db1", 5432), ("cache1", 6379)])
+@pytest.mark.parametrize(("service", "port"), [("db1", 5432), ("cache1", REDIS_PORT)])
 def test_database_and_cache_ports_are_open_from_an_app_host(deployed_split: Deployment, service: str,
                                                              port: int) -> None:
     assert tcp_open(deployed_split, "app1", deployed_split.lab.hosts[service], port)

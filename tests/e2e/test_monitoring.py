@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from site_client import deployed_secret
+from site_client import deployed_secret, redis_cli
 
 if TYPE_CHECKING:
     from conftest import Deployment
@@ -82,7 +82,7 @@ FILL_PREFIX = "e2e:monitoring:fill:"
 _PIPE = """
 import subprocess, sys
 password = sys.stdin.readline().strip()
-action, count, size, prefix = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+action, count, size, prefix, cli = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
 def command(*words):
     parts = [w if isinstance(w, bytes) else str(w).encode() for w in words]
     return b"*%d\\r\\n" % len(parts) + b"".join(b"$%d\\r\\n%s\\r\\n" % (len(p), p) for p in parts)
@@ -90,7 +90,7 @@ body = command("AUTH", "admin", password)
 for index in range(count):
     key = prefix + str(index)
     body += command("SET", key, b"x" * size) if action == "fill" else command("UNLINK", key)
-result = subprocess.run(["redis-cli", "--pipe"], input=body, capture_output=True)
+result = subprocess.run([*cli, "--pipe"], input=body, capture_output=True)
 print(result.stdout.decode().strip().splitlines()[-1] if result.stdout else result.stderr.decode())
 """
 
@@ -99,7 +99,7 @@ def _redis_pipe(deployment: Deployment, action: str) -> str:
     """Fill Redis with FILL_KEYS keys without a TTL, or unlink them, as the admin user (password on stdin)."""
     lab = deployment.lab
     password = deployed_secret(lab, "cache1", "redis_admin_password")
-    command = f"python3 -c {shlex.quote(_PIPE)} {action} {FILL_KEYS} {FILL_BYTES} {FILL_PREFIX}"
+    command = f"python3 -c {shlex.quote(_PIPE)} {action} {FILL_KEYS} {FILL_BYTES} {FILL_PREFIX} {redis_cli(lab)}"
     result = subprocess.run(["ssh", "-F", str(lab.ssh_config), "cache1", command], input=password + "\n",
                             capture_output=True, text=True, timeout=180, check=False)
     assert result.returncode == 0, f"cache1: {action} failed: {result.stderr}"

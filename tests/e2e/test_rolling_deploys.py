@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from site_client import TSDEPLOY, Lab, deploy, deployed_secret, job_writes, raised_api_limit
+from site_client import TSDEPLOY, Lab, deploy, deployed_secret, job_writes, raised_api_limit, redis_cli
 from tsdeploy import artifacts
 from roles.app.commands import as_app
 from roles.app.context import BASE_DIR, CONFIG_DIR, USER
@@ -152,7 +152,7 @@ def redis_admin(lab: Lab, *command: str) -> list[str]:
     password = deployed_secret(lab.lab, "cache1", "redis_admin_password")
     result = subprocess.run(
         ["ssh", "-F", str(lab.lab.ssh_config), "cache1",
-         "read -r REDISCLI_AUTH && export REDISCLI_AUTH && redis-cli --no-auth-warning --user admin "
+         f"read -r REDISCLI_AUTH && export REDISCLI_AUTH && {redis_cli(lab.lab)} --no-auth-warning --user admin "
          + " ".join(command)], input=password + "\n", capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, f"cache1: redis-cli {' '.join(command)} failed: {result.stderr}"
     return result.stdout.splitlines()

@@ -37,7 +37,7 @@ BREAKAGES = {
     "pg_hba line 'host all all 0.0.0.0/0 scram-sha-256' + reload": {
         "CIS-PG-5.8", "CIS-PG-5.9", "CIS-PG-5.10", "CIS-PG-5.11", "ts-drift-01"},
     "work_mem changed in the tuning drop-in + reload": {"ts-pg-tuning", "ts-drift-01"},
-    "Redis stopped": {"ts-redis-01", "ts-redis-02", "ts-redis-03", "ts-redis-04", "ts-fw-03"},
+    "Redis stopped": {"ts-redis-01", "ts-redis-02", "ts-redis-03", "ts-redis-04", "ts-redis-07", "ts-fw-03"},
     "app env file chmod 0644": {"ts-app-04"},
     "the cache host's CA certificate replaced by one expiring in 5 days": {"ts-tls-01", "ts-drift-01"},
     "the app host's journald drop-in removed + journald restarted": {"ts-log-01", "ts-drift-01"},

@@ -86,6 +86,21 @@ def test_environment_file_is_root_owned_and_not_world_readable(app: Target) -> N
     assert owner == "root" and int(mode[-1]) == 0, f"{app}: {path} is {owner}:{group} {mode}"
 
 
+@pytest.mark.control("ts-redis-07")
+def test_the_app_reaches_redis_over_tls_verified_with_the_inventorys_ca(app: Target) -> None:
+    redis = app.service("redis")
+    # Only the count is printed: the URL holds the app user's password.
+    pattern = f"^REDIS_URL=rediss://.*@{redis['address']}:{redis['port']}/0[?]ssl_ca_certs={redis['tls_ca']}$"
+    count = app.sudo("grep -c %s %s", pattern, _env_file(app)).stdout.strip()
+    assert count == "1", f"{app}: the app's REDIS_URL is not rediss://...@{redis['address']}:{redis['port']} " \
+                         f"with ssl_ca_certs={redis['tls_ca']}"
+    result = app.host.run(
+        "openssl s_client -connect %s:%s -CAfile %s -verify_return_error -verify_ip %s -brief </dev/null",
+        redis["address"], str(redis["port"]), redis["tls_ca"], redis["address"])
+    assert result.rc == 0 and "Verification: OK" in result.stderr, \
+        f"{app}: Redis's certificate at {redis['address']}:{redis['port']} did not verify: {result.stderr[-300:]}"
+
+
 @pytest.mark.control("ts-pg-owner-role")
 def test_the_owner_roles_url_is_root_only_and_not_in_the_services_environment(app: Target) -> None:
     path = app.ctx["app"]["owner_env_file"]

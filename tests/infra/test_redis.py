@@ -1,4 +1,4 @@
-"""cache hosts: Redis service, binding, ACL users (live), hardening switches and file modes.
+"""cache hosts: Redis service, binding, TLS, ACL users (live), hardening switches and file modes.
 
 redis-cli exits 0 on NOAUTH and NOPERM, so every check here reads its output. The suite only sends
 commands Redis refuses (NOAUTH/NOPERM are decided before a command runs) or read-only ones (GET/EXISTS).
@@ -56,6 +56,31 @@ def test_redis_listens_only_on_loopback_and_the_private_address(cache: Target) -
                  for line in cache.sudo_check("ss -H -t -l -n sport = :%s", str(port)).splitlines()}
     assert listeners and listeners <= {"127.0.0.1", "::1", cache.address}, f"{cache}: Redis listens on {listeners}"
     assert cache.address in listeners, f"{cache}: Redis does not listen on the private address {cache.address}"
+
+
+@pytest.mark.control("ts-redis-07")
+def test_redis_listens_on_no_tcp_port_but_its_tls_port(cache: Target) -> None:
+    ports = {line.split()[3].rsplit(":", 1)[1]
+             for line in cache.sudo_check("ss -H -t -l -n -p").splitlines() if '"redis-server"' in line}
+    assert ports == {str(cache.ctx["redis"]["port"])}, f"{cache}: redis-server listens on TCP ports {ports}"
+
+
+@pytest.mark.control("ts-redis-07")
+def test_redis_serves_a_certificate_the_inventorys_ca_verifies_for_its_address(cache: Target) -> None:
+    redis = cache.ctx["redis"]
+    result = cache.host.run(
+        "openssl s_client -connect %s:%s -CAfile %s -verify_return_error -verify_ip %s -brief </dev/null",
+        redis["address"], str(redis["port"]), redis["tls_ca"], redis["address"])
+    assert result.rc == 0 and "Verification: OK" in result.stderr, \
+        f"{cache}: TLS on {redis['address']}:{redis['port']} did not verify: {result.stderr.strip()[-300:]}"
+
+
+@pytest.mark.control("ts-redis-07")
+def test_redis_answers_no_plain_text_command_on_its_port(cache: Target) -> None:
+    redis = cache.ctx["redis"]
+    result = cache.host.run("timeout 5 redis-cli -h %s -p %s PING", redis["address"], str(redis["port"]))
+    answer = (result.stdout + result.stderr).strip()
+    assert "PONG" not in answer and "NOAUTH" not in answer, f"{cache}: a plain-text PING answered {answer!r}"
 
 
 @pytest.mark.control("ts-redis-02")

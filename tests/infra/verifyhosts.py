@@ -127,9 +127,11 @@ class Target:
                               capture_output=True, timeout=SSH_TIMEOUT, check=False)
 
     def redis_cli(self, *args: str, user: str | None = None, password: str | None = None) -> str:
-        """redis-cli against this cache host's private address; its output (it exits 0 on NOAUTH/NOPERM)."""
+        """redis-cli against this cache host's private address over TLS (verified with the inventory's CA), as
+        the app reaches it; its output (it exits 0 on NOAUTH/NOPERM)."""
         redis = self.ctx["redis"]
-        base = f"redis-cli --no-auth-warning -h {shlex.quote(redis['address'])} -p {int(redis['port'])}"
+        base = (f"redis-cli --no-auth-warning --tls --cacert {shlex.quote(redis['tls_ca'])} "
+                f"-h {shlex.quote(redis['address'])} -p {int(redis['port'])}")
         words = " ".join(shlex.quote(arg) for arg in args)
         if user is None:
             result = self.host.run(f"{base} {words}")

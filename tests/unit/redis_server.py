@@ -24,6 +24,8 @@ class RedisServer:
 
     def __init__(self, directory: pathlib.Path, password: str) -> None:
         self.directory, self.password, self.port, self.process = directory, password, free_port(), None
+        #: Set when the configuration serves a unix socket: `cli` then uses it (a TLS-only Redis has no plain port).
+        self.socket: pathlib.Path | None = None
 
     def start_with(self, conf_text: str) -> None:
         config = self.directory / "redis.conf"
@@ -37,8 +39,9 @@ class RedisServer:
         raise AssertionError("redis-server did not start")
 
     def cli(self, *args: str) -> str:
+        where = ["-s", str(self.socket)] if self.socket else ["-p", str(self.port)]
         result = subprocess.run(["redis-cli", "--no-auth-warning", "--user", "admin", "--pass", self.password,
-                                 "-p", str(self.port), *args], capture_output=True, text=True, check=False)
+                                 *where, *args], capture_output=True, text=True, check=False)
         return result.stdout.strip()
 
     def stop(self) -> None:

@@ -47,8 +47,8 @@ def test_a_host_certificate_that_expired_is_refused_naming_host_variable_date_an
 def test_an_expired_ca_certificate_is_refused_on_every_host_whose_roles_verify_with_it(tmp_path) -> None:
     expired = certificate(tmp_path / "ca-old.crt", days_left=-30)
     problems = problems_of(write_inventory(tmp_path, main_overrides={"tls_ca_cert_file": str(expired)}))
-    # The app, PostgreSQL and nginx roles list the CA among their variables; the cache host's do not.
-    assert sorted(problem.split(":", 1)[0] for problem in problems) == ["app1", "app2", "db1", "lb1"]
+    # The app, PostgreSQL, Redis and nginx roles list the CA among their variables: every host of this inventory.
+    assert sorted(problem.split(":", 1)[0] for problem in problems) == ["app1", "app2", "cache1", "db1", "lb1"]
     assert all("tls_ca_cert_file" in problem and "expired on" in problem for problem in problems)
 
 

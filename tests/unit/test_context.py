@@ -125,8 +125,8 @@ def test_urls_point_at_the_peers_with_escaped_credentials(tmp_path: pathlib.Path
     app = build_context(load(write_inventory(tmp_path, secrets=secrets)), "app1")["app"]
     assert app["database_url"].startswith("postgresql+psycopg2://talentsphere:p%40ss%2Fword%3Awith-specials-9f3Kq7Lx2W"
                                           "@10.0.0.10:5432/talentsphere?sslmode=verify-full")
-    assert app["redis_url"].startswith("redis://talentsphere:")
-    assert app["redis_url"].endswith("@10.0.0.11:6379/0")
+    assert app["redis_url"].startswith("rediss://talentsphere:")
+    assert app["redis_url"].endswith("@10.0.0.11:6380/0?ssl_ca_certs=/etc/ssl/tsdeploy/ca.pem")
 
 
 def test_redis_acl_gets_sha256_hashes_not_passwords(inventory_path: pathlib.Path) -> None:

@@ -27,6 +27,7 @@ from tsdeploy import inventory as inventory_module
 from tsdeploy import manifest
 from tsdeploy.context import build_context
 from tsdeploy.inventory import InventoryError
+from tsdeploy.lab import pki
 
 MONITOR_ADDRESS = "198.18.0.16"
 
@@ -103,10 +104,11 @@ def test_every_exporter_listens_on_its_hosts_private_address(split) -> None:
             in exporters_manifest.NGINX_DEFAULT.content(lb))
     cache = build_context(split, "cache1")
     assert exporters_manifest.packages(cache) == ["prometheus-node-exporter", "prometheus-redis-exporter"]
-    # Its own ACL user, over loopback, the password in a file: never on the command line, no CONFIG command.
+    # Its own ACL user, over TLS verified with the CA, the password in a file: never on the command line, no
+    # CONFIG command.
     redis_args = exporters_manifest.REDIS_DEFAULT.content(cache)
-    assert ("--redis.addr=redis://127.0.0.1:6379 --redis.user=exporter --redis.password-file="
-            "/etc/prometheus/redis-exporter-password.json --config-command=-") in redis_args
+    assert ("--redis.addr=rediss://198.18.0.12:6380 --tls-ca-cert-file=/etc/ssl/tsdeploy/ca.pem --redis.user=exporter "
+            "--redis.password-file=/etc/prometheus/redis-exporter-password.json --config-command=-") in redis_args
     assert LAB_SECRETS["vault_redis_exporter_password"] not in redis_args
     assert exporters_manifest.REDIS_PASSWORD.secret and exporters_manifest.REDIS_PASSWORD.mode == "640"
 
@@ -220,9 +222,14 @@ def test_the_redis_exporter_reads_everything_it_exports_as_its_acl_user_and_noth
     password = LAB_SECRETS["vault_redis_exporter_password"]
     (tmp_path / "users.acl").write_text(redis_manifest.ACL.content(cache))
     port, web = free_port(), free_port()
-    addr = f"redis://127.0.0.1:{port}"
+    # TLS only, as deployed: the exporter verifies the certificate (issued for 127.0.0.1 here) with the CA.
+    ca = pki.ensure_ca(tmp_path / "pki", "unit")
+    cert, key = pki.ensure_host_cert(tmp_path / "pki", ca, "cache1", "127.0.0.1")
+    addr = f"rediss://127.0.0.1:{port}"
     (tmp_path / "password.json").write_text(f'{{"{addr}": "{password}"}}')
-    processes = [subprocess.Popen([redis_server, "--port", str(port), "--bind", "127.0.0.1", "--aclfile",
+    processes = [subprocess.Popen([redis_server, "--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert),
+                                   "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca[0]),
+                                   "--tls-auth-clients", "no", "--bind", "127.0.0.1", "--aclfile",
                                    str(tmp_path / "users.acl"), "--dir", str(tmp_path), "--maxmemory", "64mb",
                                    "--save", ""], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
@@ -231,7 +238,8 @@ def test_the_redis_exporter_reads_everything_it_exports_as_its_acl_user_and_noth
         args = [f"--web.listen-address=127.0.0.1:{web}" if arg.startswith("--web.listen-address") else
                 f"--redis.addr={addr}" if arg.startswith("--redis.addr") else
                 f"--redis.password-file={tmp_path / 'password.json'}" if arg.startswith("--redis.password-file")
-                else arg for arg in args]
+                else f"--tls-ca-cert-file={ca[0]}" if arg.startswith("--tls-ca-cert-file") else arg for arg in args]
+        assert f"--tls-ca-cert-file={ca[0]}" in args
         processes.append(subprocess.Popen([exporter, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         metrics = ""
         for _ in range(50):
@@ -248,7 +256,8 @@ def test_the_redis_exporter_reads_everything_it_exports_as_its_acl_user_and_noth
             assert any(line.startswith(name + " ") for line in metrics.splitlines()), name
 
         def as_exporter(*command: str) -> str:
-            return subprocess.run(["redis-cli", "-p", str(port), "--user", "exporter", "--no-auth-warning", *command],
+            return subprocess.run(["redis-cli", "--tls", "--cacert", str(ca[0]), "-p", str(port), "--user", "exporter",
+                                   "--no-auth-warning", *command],
                                   env={"REDISCLI_AUTH": password, "PATH": "/usr/bin:/bin"}, capture_output=True,
                                   text=True, check=False).stdout
         for refused in (("GET", "ts:x"), ("CONFIG", "GET", "maxmemory"), ("KEYS", "*"), ("FLUSHALL",)):

@@ -42,7 +42,8 @@ def redis(tmp_path: pathlib.Path):
 def _switch(redis: Redis, directory: pathlib.Path) -> subprocess.CompletedProcess[str]:
     secret = directory / "secret"
     secret.write_text(ADMIN_PASSWORD)
-    script = live._SWITCH.format(secret=shlex.quote(str(secret)), user="admin", port=redis.port, timeout=30)
+    script = live._SWITCH.format(secret=shlex.quote(str(secret)), user="admin",
+                                where=f"-h 127.0.0.1 -p {redis.port}", timeout=30)
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
 
 

@@ -16,7 +16,8 @@ import pytest
 from roles.common import restarts
 from roles.postgres import sql
 from roles.redis import directives, live
-from redis_server import RedisServer
+from redis_server import RedisServer, free_port
+from tsdeploy.lab import pki
 
 ADMIN_PASSWORD = "restart-test-admin-password-0123456789"
 
@@ -158,6 +159,7 @@ class Redis(RedisServer):
     def __init__(self, directory: pathlib.Path) -> None:
         super().__init__(directory, ADMIN_PASSWORD)
         self.acl = directory / "users.acl"
+        self.tls_port = free_port()
 
     def conf_text(self, **overrides: str) -> str:
         values = {"bind": "127.0.0.1", "port": str(self.port), "protected-mode": "yes", "timeout": "0",
@@ -167,9 +169,41 @@ class Redis(RedisServer):
         values.update({key.replace("_", "-"): value for key, value in overrides.items()})
         return "".join(f"{key} {value}\n" for key, value in values.items())
 
+    def tls_conf_text(self, **overrides: str) -> str:
+        """As the template writes it: no plain TCP port, a unix socket, TLS with a lab-style certificate."""
+        cert, key, ca = self.certificate()
+        return self.conf_text(**{
+            "port": "0", "unixsocket": str(self.socket_path), "unixsocketperm": "700", "tls-cert-file": str(cert),
+            "tls-key-file": str(key), "tls-ca-cert-file": str(ca), "tls-auth-clients": "no",
+            "tls-protocols": '"TLSv1.2 TLSv1.3"', "tls-port": str(self.tls_port), **overrides})
+
+    @property
+    def socket_path(self) -> pathlib.Path:
+        return self.directory / "redis.sock"
+
+    def certificate(self, name: str = "cache") -> tuple[pathlib.Path, pathlib.Path, pathlib.Path]:
+        """(certificate, key, CA) for 127.0.0.1, issued by a CA in the test's directory."""
+        ca = pki.ensure_ca(self.directory / "pki", "unit")
+        cert, key = pki.ensure_host_cert(self.directory / "pki", ca, name, "127.0.0.1")
+        return cert, key, ca[0]
+
     def start(self, conf_text: str, acl: str | None = None) -> None:
         self.acl.write_text(acl if acl is not None else f"user default off\nuser admin on >{ADMIN_PASSWORD} ~* &* +@all\n")
+        self.socket = self.socket_path if "unixsocket " in conf_text and "\nport 0\n" in conf_text else None
         self.start_with(conf_text)
+
+    def tls_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """redis-cli over TLS as the admin user, verifying the server with the CA (as the app does)."""
+        return subprocess.run(["redis-cli", "--no-auth-warning", "--tls", "--cacert", str(self.certificate()[2]),
+                               "--user", "admin", "--pass", self.password, "-h", "127.0.0.1",
+                               "-p", str(self.tls_port), *args], capture_output=True, text=True, check=False)
+
+    def served_certificate(self) -> str:
+        """The SHA-256 fingerprint of the certificate Redis's TLS port serves."""
+        result = subprocess.run(f"openssl s_client -connect 127.0.0.1:{self.tls_port} </dev/null 2>/dev/null "
+                                "| openssl x509 -noout -fingerprint -sha256", shell=True, capture_output=True,
+                                text=True, check=False)
+        return result.stdout.strip()
 
 
 @pytest.fixture
@@ -190,17 +224,21 @@ def _secret(directory: pathlib.Path) -> pathlib.Path:
 
 def _probe(redis: Redis, names: tuple[str, ...], secret: pathlib.Path) -> dict:
     fact = live.RedisLive()
-    result = subprocess.run(["sh", "-c", fact.command(port=redis.port, admin_user="admin",
-                                                      secret_path=str(secret), names=names)],
+    result = subprocess.run(["sh", "-c", fact.command(socket=str(redis.socket_path), port=redis.port,
+                                                      admin_user="admin", secret_path=str(secret), names=names)],
                             capture_output=True, text=True, check=True)
     return fact.process(result.stdout.splitlines())
 
 
-def test_every_directive_of_the_rendered_template_has_the_config_get_form_redis_answers(redis: Redis) -> None:
-    conf = redis.conf_text(maxmemory="256mb", save="3600 1 300 100", appendonly="yes")
+@pytest.mark.parametrize("tls", [False, True], ids=["plain-text", "tls-as-deployed"])
+def test_every_directive_of_the_rendered_template_has_the_config_get_form_redis_answers(redis: Redis,
+                                                                                        tls: bool) -> None:
+    overrides = {"maxmemory": "256mb", "save": "3600 1 300 100", "appendonly": "yes"}
+    conf = redis.tls_conf_text(**overrides) if tls else redis.conf_text(**overrides)
     redis.start(conf)
     state = _probe(redis, tuple(directives.wanted(conf)), _secret(redis.directory))
-    assert state["mode"] == "admin" and state["port"] == redis.port
+    where = f"-s {redis.socket_path}" if tls else f"-h 127.0.0.1 -p {redis.port}"
+    assert state["mode"] == "admin" and state["where"] == where
     assert directives.diff(directives.wanted(conf), state["config"]) == ([], [])
     # ... and the runtime table matches what this Redis accepts (enable-protected-configs no, as deployed).
     for name, value in state["config"].items():
@@ -218,11 +256,15 @@ def test_probe_tells_a_fresh_redis_from_a_locked_one(redis: Redis, tmp_path: pat
     assert _probe(redis, ("port",), wrong)["mode"] == "locked"
 
 
-def _apply(redis: Redis, secret: pathlib.Path, sets: list[directives.Change], acl_load: bool):
+def _apply(redis: Redis, secret: pathlib.Path, sets: list[directives.Change], acl_load: bool,
+           tls_reload: bool = False):
+    cert, key, _ = redis.certificate()
     script = live._APPLY.format(
-        secret=shlex.quote(str(secret)), user="admin", port=redis.port, aclfile=shlex.quote(str(redis.acl)),
+        secret=shlex.quote(str(secret)), user="admin", aclfile=shlex.quote(str(redis.acl)),
+        where=f"-s {redis.socket}" if redis.socket else f"-h 127.0.0.1 -p {redis.port}",
         sets="\n".join(f"set_one {shlex.quote(c.name)} {shlex.quote(c.new)}" for c in sets) or ":",
-        acl_load="yes" if acl_load else "no")
+        acl_load="yes" if acl_load else "no", tls_reload="yes" if tls_reload else "no",
+        tls_cert=shlex.quote(str(cert)), tls_key=shlex.quote(str(key)))
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
 
 
@@ -271,7 +313,53 @@ def test_a_refused_config_set_fails_the_operation(redis: Redis, tmp_path: pathli
     assert applied.returncode == 1 and "Redis refused CONFIG SET maxmemory-policy nonsense" in applied.stderr
 
 
-def test_stamp_text_changes_with_either_file() -> None:
-    base = live.stamp_text("a", "b")
-    assert base == live.stamp_text("a", "b")
-    assert base != live.stamp_text("a2", "b") and base.splitlines()[1] != live.stamp_text("a", "b2").splitlines()[1]
+def test_a_plain_text_redis_takes_tls_live_and_closes_its_plain_port_only_at_the_restart(
+        redis: Redis, tmp_path: pathlib.Path) -> None:
+    # A deployment from before TLS: the app hosts switch to the TLS port during the same deploy, so it must
+    # answer before they do, without a restart (which would be deferred by default).
+    redis.start(redis.conf_text())
+    redis.cli("SET", "ts:gen:jobs", "41")
+    new_conf = redis.tls_conf_text()
+    state = _probe(redis, tuple(directives.wanted(new_conf)), _secret(tmp_path))
+    settable, restart = directives.diff(directives.wanted(new_conf), state["config"])
+    assert [c.name for c in settable] == ["tls-cert-file", "tls-key-file", "tls-ca-cert-file", "tls-auth-clients",
+                                          "tls-protocols", "tls-port"], "the certificate before the port serving it"
+    assert {c.name for c in restart} == {"port", "unixsocket", "unixsocketperm"}
+    pid = redis.process.pid
+    applied = _apply(redis, _secret(tmp_path), settable, acl_load=False)
+    assert applied.returncode == 0, applied.stderr
+    assert redis.tls_cli("GET", "ts:gen:jobs").stdout.strip() == "41", "TLS answers, verified with the CA"
+    assert redis.cli("PING") == "PONG" and redis.process.pid == pid, "the plain port waits for the restart"
+    redis.stop()
+    redis.start(new_conf)
+    assert redis.tls_cli("GET", "ts:gen:jobs").stdout.strip() == "41"
+    plain = subprocess.run(["redis-cli", "-p", str(redis.port), "PING"], capture_output=True, text=True)
+    assert "PONG" not in plain.stdout and "NOAUTH" not in plain.stdout, "no plain-text listener after it"
+
+
+def test_a_tls_port_held_by_the_plain_listener_waits_for_the_restart() -> None:
+    wanted = {"port": "0", "tls-port": "6379"}
+    settable, restart = directives.diff(wanted, {"port": "6379", "tls-port": "0"})
+    assert settable == [] and [c.name for c in restart] == ["port", "tls-port"]
+    assert "holds the port" in directives.restart_why("tls-port")
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(redis: Redis, tmp_path: pathlib.Path) -> None:
+    redis.start(redis.tls_conf_text())
+    before, pid = redis.served_certificate(), redis.process.pid
+    cert, key, _ = redis.certificate()
+    cert.unlink()
+    key.unlink()
+    redis.certificate()  # issued again: a new key and serial, at the same paths
+    applied = _apply(redis, _secret(tmp_path), [], acl_load=False, tls_reload=True)
+    assert applied.returncode == 0, applied.stderr
+    assert before and redis.served_certificate() not in ("", before)
+    assert redis.process.pid == pid
+
+
+def test_stamp_text_changes_with_each_file() -> None:
+    base = live.stamp_text("a", "b", "c")
+    assert base == live.stamp_text("a", "b", "c")
+    assert len({base, live.stamp_text("a2", "b", "c"), live.stamp_text("a", "b2", "c"),
+                live.stamp_text("a", "b", "c2")}) == 4
+    assert live.tls_digest("cert", "key") != live.tls_digest("cert", "key2")

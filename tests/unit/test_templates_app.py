@@ -19,12 +19,13 @@ DB_PASSWORD = "p@ss/word:with?url&chars-9f3Kq7Lx2W"
 
 def write_inventory(root: pathlib.Path, app_hosts: dict[str, str], extra: dict | None = None) -> pathlib.Path:
     """Write a split inventory (db1, cache1, the given app hosts, lb1) with plain-text test secrets."""
-    for name in ("ca.pem", "lb.pem", "lb.key", "db.pem", "db.key"):
+    for name in ("ca.pem", "lb.pem", "lb.key", "db.pem", "db.key", "cache.pem", "cache.key"):
         (root / name).write_text(f"-----BEGIN TEST {name}-----\n")
     base = {"host_memory": "2GB", "host_cpus": 2}
     hosts = {"db1": {"private_address": "198.18.9.10", "tls_cert_file": str(root / "db.pem"),
                      "tls_key_file": str(root / "db.key")},
-             "cache1": {"private_address": "198.18.9.11"},
+             "cache1": {"private_address": "198.18.9.11", "tls_cert_file": str(root / "cache.pem"),
+                        "tls_key_file": str(root / "cache.key")},
              **{name: {"private_address": address} for name, address in app_hosts.items()},
              "lb1": {"private_address": "198.18.9.30", "tls_cert_file": str(root / "lb.pem"),
                      "tls_key_file": str(root / "lb.key")}}
@@ -93,8 +94,9 @@ def test_database_url_verifies_the_server_certificate_against_the_ca_and_quotes_
     assert f"sslrootcert={ctx['common']['ca_cert_path']}" in url
 
 
-def test_redis_url_points_at_the_cache_host(ctx):
-    assert parse_env_file(render("app/env.j2", ctx))["REDIS_URL"].endswith("@198.18.9.11:6379/0")
+def test_redis_url_points_at_the_cache_hosts_tls_port_and_verifies_it_with_the_ca(ctx):
+    url = parse_env_file(render("app/env.j2", ctx))["REDIS_URL"]
+    assert url.startswith("rediss://") and url.endswith("@198.18.9.11:6380/0?ssl_ca_certs=/etc/ssl/tsdeploy/ca.pem")
 
 
 def gunicorn_settings(ctx: dict) -> dict:
