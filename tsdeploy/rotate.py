@@ -150,9 +150,9 @@ class VaultFile:
             raise
 
 
-def find_vault_file(inventory: Inventory, key: str) -> VaultFile:
-    """The encrypted file under group_vars/ or host_vars/ that defines `key`."""
-    found = vault_files(inventory, key)
+def find_vault_file(files: list[VaultFile], key: str) -> VaultFile:
+    """The one file of `files` (`vault_files`) that defines `key`."""
+    found = defining(files, key)
     if len(found) != 1:
         where = ", ".join(str(item.path) for item in found) or "no encrypted file under group_vars/ or host_vars/"
         raise RotationError(f"{key} must be defined in exactly one ansible-vault encrypted file to rotate it, "
@@ -160,8 +160,12 @@ def find_vault_file(inventory: Inventory, key: str) -> VaultFile:
     return found[0]
 
 
-def vault_files(inventory: Inventory, key: str) -> list[VaultFile]:
-    """Every encrypted file under group_vars/ or host_vars/ that defines `key`."""
+def defining(files: list[VaultFile], key: str) -> list[VaultFile]:
+    return [file for file in files if key in file.values]
+
+
+def vault_files(inventory: Inventory) -> list[VaultFile]:
+    """Every encrypted file under group_vars/ or host_vars/ holding a mapping, decrypted once."""
     if inventory.vault_password_file is None:
         raise RotationError(f"{inventory.path}: no vault password file (ansible.cfg vault_password_file, "
                             "$ANSIBLE_VAULT_PASSWORD_FILE or --vault-password-file); fix: point to it")
@@ -174,7 +178,7 @@ def vault_files(inventory: Inventory, key: str) -> list[VaultFile]:
             if not vault.encrypted(text):
                 continue
             values = yaml.safe_load(vault.decrypt(text, inventory.vault_password_file)) or {}
-            if isinstance(values, dict) and key in values:
+            if isinstance(values, dict):
                 found.append(VaultFile(path, inventory.vault_password_file, text, values))
     return found
 
@@ -210,9 +214,10 @@ def rotate(inventory_path: pathlib.Path, vault_password_file: str | None, names:
     those the vault does not define. Returns the names rotated."""
     names = [names] if isinstance(names, str) else list(names)
     loaded = load(inventory_path, vault_password_file=vault_password_file)
+    encrypted = vault_files(loaded)
     if all_defined:
-        names = [name for name in names if vault_files(loaded, ROTATIONS[name].key)]
-    files = {name: find_vault_file(loaded, ROTATIONS[name].key) for name in names}
+        names = [name for name in names if defining(encrypted, ROTATIONS[name].key)]
+    files = {name: find_vault_file(encrypted, ROTATIONS[name].key) for name in names}
     if len({file.path for file in files.values()}) > 1:
         where = ", ".join(f"{ROTATIONS[name].key} in {file.path}" for name, file in files.items())
         raise RotationError(f"the secrets to rotate are in more than one vault file ({where}); fix: rotate them "

@@ -16,6 +16,7 @@ import urllib.request
 
 import click
 
+from roles.nginx.context import site_ca
 from roles.registry import Group
 from tsdeploy.inventory import Inventory, InventoryError, load
 
@@ -39,10 +40,9 @@ def endpoint(inventory: Inventory) -> Endpoint:
     hostvars = inventory.hostvars[lb_hosts[0]]
     name = hostvars.get("nginx_server_name", "_")
     address = name if name != "_" else hostvars.get("ansible_host") or hostvars["private_address"]
+    ca_file = site_ca(hostvars)
     if hostvars.get("nginx_acme_directory"):
-        # The certificate comes from the ACME CA: a private one's bundle, or the system's trust store.
-        return Endpoint(url=f"https://{address}/", ca_file=hostvars.get("nginx_acme_ca_file") or None)
-    ca_file = hostvars.get("tls_ca_cert_file")
+        return Endpoint(url=f"https://{address}/", ca_file=ca_file)
     if not ca_file or not pathlib.Path(ca_file).is_file():
         raise click.ClickException(f"{lb_hosts[0]}: tls_ca_cert_file={ca_file!r} is not a readable file; fix: "
                                    "point it at the CA certificate that signed the lb's certificate")

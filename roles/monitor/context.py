@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 from roles.common.context import CA_CERT_PATH
+from roles.nginx.context import site_ca
+from roles.registry import Group
+from tsdeploy import TEMPLATES_DIR
 
 #: With a private ACME CA on the lb (nginx_acme_ca_file): its bundle, which the site probe verifies against.
 SITE_ACME_CA_PATH = "/etc/prometheus/site-acme-ca.pem"
-from roles.registry import Group
-from tsdeploy import TEMPLATES_DIR
 
 if TYPE_CHECKING:
     from tsdeploy.topology import HostView
@@ -104,13 +105,13 @@ def derive(view: HostView) -> MonitorContext:
     lb = topology.hosts(Group.LB)[0]
     lb_vars = topology.vars_of(lb)
     server_name = lb_vars["nginx_server_name"]
-    # The CA the site's certificate chains to: the inventory's, or with an ACME CA its bundle (private) or the
-    # system's trust store (public: no ca_file).
+    # The CA the site's certificate chains to: the inventory's (installed on every host), or with an ACME CA its
+    # bundle (a private CA: copied here) or the system's trust store (public: no ca_file).
+    site_ca_src = site_ca(lb_vars)
     if lb_vars.get("nginx_acme_directory"):
-        acme_ca_src = lb_vars.get("nginx_acme_ca_file") or ""
-        ca_file = SITE_ACME_CA_PATH if acme_ca_src else None
+        acme_ca_src, ca_file = site_ca_src or "", SITE_ACME_CA_PATH if site_ca_src else None
     else:
-        acme_ca_src, ca_file = "", CA_CERT_PATH if v.get("tls_ca_cert_file") else None
+        acme_ca_src, ca_file = "", CA_CERT_PATH if site_ca_src else None
     email = None
     if v["monitor_alert_email_to"]:
         email = Email(to=v["monitor_alert_email_to"], sender=v["monitor_alert_email_from"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from roles.nginx.variables import VARIABLES
@@ -34,6 +35,15 @@ def inbound(view: HostView) -> list[Inbound]:
 def upstream_entry(app_vars: dict[str, Any]) -> str:
     """An app host's server in the upstream ("address:port"); a rolling deploy drains hosts by this entry."""
     return f"{app_vars['private_address']}:{int(app_vars['app_port'])}"
+
+
+def site_ca(lb_vars: Mapping[str, Any]) -> str | None:
+    """The control-node CA file that verifies the site's certificate, from the lb host's variables: the
+    inventory's tls_ca_cert_file, or with an ACME CA its nginx_acme_ca_file; None for a public ACME CA (the
+    system's trust store verifies it)."""
+    if lb_vars.get("nginx_acme_directory"):
+        return lb_vars.get("nginx_acme_ca_file") or None
+    return lb_vars.get("tls_ca_cert_file") or None
 
 
 def derive(view: HostView) -> NginxContext:

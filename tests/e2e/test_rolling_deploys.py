@@ -169,10 +169,10 @@ def refused_logins(lab: Lab) -> dict[str, int]:
     return refused
 
 
-def refused_database_logins(lab: Lab) -> int:
-    """Password failures in db1's PostgreSQL log (the app's runtime role leading with an old password)."""
+def refused_database_logins(lab: Lab, user: str = "talentsphere") -> int:
+    """Password failures of `user` in db1's PostgreSQL log (the app's runtime role leading with an old password)."""
     count = lab.ssh("db1", "sudo sh -c 'cat /var/log/postgresql/postgresql-*-main.log' | "
-                           "grep -c 'password authentication failed for user \"talentsphere\"' || true")
+                           f"grep -c 'password authentication failed for user \"{user}\"' || true")
     return int(count.strip() or 0)
 
 
@@ -185,6 +185,7 @@ def test_rotating_every_secret_changes_them_host_by_host_without_a_client_error_
     pids = {host: lab.ssh(host, "systemctl show --property=MainPID --value talentsphere").strip() for host in APP_HOSTS}
     assert redis_admin(lab, "ACL", "LOG", "RESET") == ["OK"]
     refused_before = refused_database_logins(lab)
+    owner_refused_before = refused_database_logins(lab, "talentsphere_owner")
 
     def rotate() -> subprocess.CompletedProcess[str]:
         return subprocess.run([TSDEPLOY, "rotate-secrets", str(lab.lab.inventory_dir)],
@@ -201,6 +202,8 @@ def test_rotating_every_secret_changes_them_host_by_host_without_a_client_error_
     print(f"rotation: logins Redis refused: {refused or 'none'}; PostgreSQL password failures of the app role "
           f"(a host leading with the old password, then its fallback): {refused_database_logins(lab) - refused_before}")
     assert refused == {}
+    # The owner role has one password: the deploy uses the new one only after db1 took it, in the same phase.
+    assert refused_database_logins(lab, "talentsphere_owner") == owner_refused_before
     acl = lab.ssh("cache1", "sudo grep -c '^user talentsphere on #[0-9a-f]* resetkeys' /etc/redis/users.acl").strip()
     assert acl == "1", "the app user still has two Redis passwords after the rotation"
     status, body = lab.request("GET", "/api/auth/me", token=employer)

@@ -95,7 +95,10 @@ def first_verify(deployed_split: Deployment, tmp_path_factory: pytest.TempPathFa
     report = tmp_path_factory.mktemp("verify-report")
     before = managed_mtimes(lab)
     returncode, seconds = run_verify(lab.inventory_dir, report)
-    print(f"verify of the split lab took {seconds:.0f} s")
+    statuses = [row.status for row in rows(report).values()]
+    checks = ElementTree.parse(report / "junit.xml").getroot().iter("testcase")
+    print(f"verify of the split lab took {seconds:.0f} s: {len(list(checks))} checks; controls: "
+          + ", ".join(f"{statuses.count(status)} {status}" for status in sorted(set(statuses))))
     return {"report": report, "returncode": returncode, "seconds": seconds, "before": before,
             "after": managed_mtimes(lab)}
 

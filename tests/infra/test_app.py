@@ -90,7 +90,8 @@ def test_environment_file_is_root_owned_and_not_world_readable(app: Target) -> N
 def test_the_app_reaches_redis_over_tls_verified_with_the_inventorys_ca(app: Target) -> None:
     redis = app.service("redis")
     # Only the count is printed: the URL holds the app user's password.
-    pattern = f"^REDIS_URL=rediss://.*@{redis['address']}:{redis['port']}/0[?]ssl_ca_certs={redis['tls_ca']}$"
+    # systemd's EnvironmentFile= syntax: the deploy double-quotes every value.
+    pattern = f'^REDIS_URL="rediss://.*@{redis["address"]}:{redis["port"]}/0[?]ssl_ca_certs={redis["tls_ca"]}"$'
     count = app.sudo("grep -c %s %s", pattern, _env_file(app)).stdout.strip()
     assert count == "1", f"{app}: the app's REDIS_URL is not rediss://...@{redis['address']}:{redis['port']} " \
                          f"with ssl_ca_certs={redis['tls_ca']}"

@@ -16,6 +16,7 @@ import tempfile
 
 import pytest
 
+from roles.nginx.context import site_ca
 from verifyhosts import Target
 
 CLIENT_TIMEOUT = 15
@@ -32,13 +33,11 @@ def _ca_file(lb: Target) -> str | None:
     """The CA that verifies the site's certificate: the inventory's (tls_ca_cert_file), or with an ACME CA its
     nginx_acme_ca_file (None: a public CA, the system's trust store). The control node's copy if readable, else
     the one the deploy installed."""
-    nginx, common = lb.ctx["nginx"], lb.ctx["common"]
-    if nginx["acme"]:
-        local, installed = nginx["acme_ca_file"], nginx["acme_ca_path"]
-        if not local:
-            return None
-    else:
-        local, installed = common.get("ca_cert_src"), common["ca_cert_path"]
+    nginx = lb.ctx["nginx"]
+    local = site_ca(lb.topology.vars_of(lb.name))
+    if nginx["acme"] and not local:
+        return None
+    installed = nginx["acme_ca_path"] if nginx["acme"] else lb.ctx["common"]["ca_cert_path"]
     if local and os.access(local, os.R_OK):
         return local
     return _installed_ca(lb.name, lb.sudo_check("cat %s", installed))
