@@ -116,6 +116,15 @@ class Target:
         """The running value of a PostgreSQL setting (SHOW), not the file's."""
         return self.sudo_check("-u postgres psql -X -A -t -q -c %s", f"SHOW {name}").strip()
 
+    def tls_problem(self, address: str, port: int, ca_file: str) -> str | None:
+        """Why a TLS handshake from this host to address:port does not verify with `ca_file` for that address
+        (chain and subjectAltName IP, as the services' clients check them); None when it does."""
+        result = self.host.run("openssl s_client -connect %s:%s -CAfile %s -verify_return_error -verify_ip %s "
+                               "-brief </dev/null", address, str(port), ca_file, address)
+        if result.rc == 0 and "Verification: OK" in result.stderr:
+            return None
+        return f"{self}: TLS on {address}:{port} did not verify with {ca_file}: {result.stderr.strip()[-300:]}"
+
     def tcp_open(self, address: str, port: int, timeout: int = 3) -> bool:
         """Whether a TCP connection from this host to address:port succeeds (bash /dev/tcp, no data sent)."""
         result = self.host.run("timeout %s bash -c %s", str(timeout), f"exec 3<>/dev/tcp/{address}/{port}")
