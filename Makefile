@@ -21,12 +21,12 @@ REPORT    ?= reports/verify
 SYSTEM_PACKAGES := python3-venv python3-dev build-essential systemd-container debootstrap nftables iproute2 \
                    openssh-client openssl postgresql redis-server pgbackrest curl nginx-light openssh-server sudo \
                    prometheus prometheus-node-exporter prometheus-postgres-exporter prometheus-redis-exporter \
-                   prometheus-blackbox-exporter prometheus-alertmanager rsyslog rsyslog-gnutls pebble
+                   prometheus-blackbox-exporter prometheus-alertmanager rsyslog rsyslog-gnutls pebble pgbouncer
 # package:service pairs of the test-only packages above, stopped and disabled when `system-deps` installed them.
 TEST_SERVICES := nginx-light:nginx openssh-server:ssh prometheus:prometheus \
                  prometheus-node-exporter:prometheus-node-exporter prometheus-postgres-exporter:prometheus-postgres-exporter \
                  prometheus-redis-exporter:prometheus-redis-exporter prometheus-blackbox-exporter:prometheus-blackbox-exporter \
-                 prometheus-alertmanager:prometheus-alertmanager rsyslog:rsyslog
+                 prometheus-alertmanager:prometheus-alertmanager rsyslog:rsyslog pgbouncer:pgbouncer
 
 .PHONY: help system-deps venv lock up down deploy verify test test-unit test-app test-e2e bench clean
 

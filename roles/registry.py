@@ -23,6 +23,7 @@ class Group(enum.StrEnum):
     """Inventory groups (Ansible `children` of `all`); a host may be in several."""
 
     DB = "db"
+    POOLER = "pooler"
     BACKUP = "backup"
     CACHE = "cache"
     APP = "app"
@@ -59,6 +60,7 @@ class Role:
 ROLES: tuple[Role, ...] = (
     Role("common", None),
     Role("postgres", Group.DB),
+    Role("pgbouncer", Group.POOLER),
     Role("backup", Group.BACKUP),
     Role("redis", Group.CACHE),
     Role("app", Group.APP),

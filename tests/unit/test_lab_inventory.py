@@ -62,7 +62,8 @@ def test_split_inventory_puts_each_host_in_its_group(tmp_path, lab_files):
     _write(tmp_path, lab_files)
     manager, _ = _ansible(tmp_path, lab_files)
     groups = {group: [h.name for h in manager.groups[group].get_hosts()] for group in GROUPS}
-    assert groups == {"db": ["db1"], "backup": ["backup1"], "cache": ["cache1"], "app": ["app1", "app2"],
+    assert groups == {"db": ["db1"], "pooler": ["db1"], "backup": ["backup1"], "cache": ["cache1"],
+                      "app": ["app1", "app2"],
                       "lb": ["lb1"], "monitor": ["monitor1"]}
 
 

@@ -35,7 +35,8 @@ UPDATE = os.environ.get("TSDEPLOY_UPDATE_GOLDEN") == "1"
 #: they pass the secret checks), never used anywhere else.
 LAB_SECRETS = {name: hashlib.sha256(f"tsdeploy golden {name}".encode()).hexdigest() for name in (
     "vault_postgresql_app_password", "vault_postgresql_owner_password", "vault_redis_app_password",
-    "vault_redis_admin_password", "vault_app_secret_key", "vault_backup_repo_cipher_pass", "vault_redis_exporter_password")}
+    "vault_redis_admin_password", "vault_app_secret_key", "vault_backup_repo_cipher_pass", "vault_redis_exporter_password",
+    "vault_pgbouncer_auth_password")}
 
 
 def managed_state(inventory: inventory_module.Inventory, host: str) -> dict[str, Any]:

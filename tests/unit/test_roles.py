@@ -420,13 +420,14 @@ def lab_split(tmp_path_factory: pytest.TempPathFactory) -> inventory_module.Inve
     return inventory_module.load(_lab_inventory(tmp_path_factory.mktemp("roles-split"), "split"))
 
 
-PG, PG_OWNER, REDIS_APP, REDIS_ADMIN, APP_SECRET, BACKUP_CIPHER, REDIS_EXPORTER = (
+PG, PG_OWNER, REDIS_APP, REDIS_ADMIN, APP_SECRET, BACKUP_CIPHER, REDIS_EXPORTER, POOLER = (
     LAB_SECRETS[f"vault_{name}"] for name in (
         "postgresql_app_password", "postgresql_owner_password", "redis_app_password", "redis_admin_password",
-        "app_secret_key", "backup_repo_cipher_pass", "redis_exporter_password"))
+        "app_secret_key", "backup_repo_cipher_pass", "redis_exporter_password", "pgbouncer_auth_password"))
 #: host -> (its context's sections beyond host and peers, the secrets its files need).
 SPLIT_HOSTS = {
-    "db1": ({"common", "postgres", "exporters"}, {PG, PG_OWNER}),
+    # PgBouncer beside PostgreSQL: its auth_query user's password, no app password.
+    "db1": ({"common", "postgres", "pgbouncer", "exporters"}, {PG, PG_OWNER, POOLER}),
     "backup1": ({"common", "backup", "exporters"}, {BACKUP_CIPHER}),
     # The exporter's password reaches its password file only; Redis's ACL file holds its hash.
     "cache1": ({"common", "redis", "exporters"}, {REDIS_APP, REDIS_ADMIN, REDIS_EXPORTER}),

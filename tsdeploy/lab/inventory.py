@@ -24,6 +24,7 @@ VAULT_REFERENCES = {
     "app_secret_key": "vault_app_secret_key",
     "backup_repo_cipher_pass": "vault_backup_repo_cipher_pass",
     "redis_exporter_password": "vault_redis_exporter_password",
+    "pgbouncer_auth_password": "vault_pgbouncer_auth_password",
 }
 #: Vault values that only exist for a while (`tsdeploy rotate-secrets` writes them): empty when absent.
 OPTIONAL_VAULT_REFERENCES = {name: f"{{{{ vault_{name} | default('') }}}}"

@@ -16,6 +16,7 @@ SECRET_NAMES = (
     "vault_app_secret_key",
     "vault_backup_repo_cipher_pass",
     "vault_redis_exporter_password",
+    "vault_pgbouncer_auth_password",
 )
 
 

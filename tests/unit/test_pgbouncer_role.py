@@ -1,0 +1,119 @@
+"""The pgbouncer role: its context on the lab's inventories, and the rendered pgbouncer.ini run by Debian's real
+PgBouncer in front of a throwaway PostgreSQL cluster that holds the role's lookup function.
+
+The cluster and PgBouncer run as the postgres account (as on a db host); the app role logs in with SCRAM
+through PgBouncer over TLS, as the app does.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import subprocess
+import time
+
+import psycopg2
+import pytest
+
+from local_postgres import CLUSTERS_NEED, cannot_run_clusters, throwaway_cluster
+from redis_server import free_port
+from roles.pgbouncer.context import auth_function_sql, server_connections
+from test_rendering_golden import _lab_inventory
+from tsdeploy import inventory as inventory_module
+from tsdeploy import templating
+from tsdeploy.context import build_context
+from tsdeploy.lab import pki
+
+APP_PASSWORD = "pgbouncer-test-app-password-0123456789"
+POOLER_PASSWORD = "pgbouncer-test-pooler-password-0123456789"
+#: The schema owner (the deploy's migrations): it has the app's password here, and still may not log in.
+OWNER = "talentsphere_owner"
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory: pytest.TempPathFactory):
+    return inventory_module.load(_lab_inventory(tmp_path_factory.mktemp("split"), "split"))
+
+
+def test_the_split_lab_runs_pgbouncer_beside_postgresql_on_its_socket(split) -> None:
+    ctx = build_context(split, "db1")
+    pgbouncer = ctx["pgbouncer"]
+    assert (pgbouncer["server_host"], pgbouncer["server_tls"]) == ("/run/postgresql", False)
+    assert pgbouncer["listen"] == ["127.0.0.1", ctx["host"]["private_address"]]
+    assert pgbouncer["max_db_connections"] == server_connections(split.hostvars["db1"] | {
+        "pgbouncer_default_pool_size": 20, "pgbouncer_reserve_pool_size": 5}) == 25
+    rules = [rule for rule in ctx["common"]["firewall_rules"] if rule["port"] == pgbouncer["port"]]
+    assert rules and all(source in ("198.18.0.13", "198.18.0.14") for rule in rules
+                         for source in rule["sources"]), rules
+
+
+def _started(command: list[str], port: int) -> subprocess.Popen:
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for _ in range(100):
+        probe = subprocess.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"], capture_output=True)
+        if probe.returncode == 0:
+            return process
+        if process.poll() is not None:
+            raise AssertionError(f"pgbouncer exited: {process.stdout.read() if process.stdout else ''}")
+        time.sleep(0.1)
+    raise AssertionError("pgbouncer did not listen")
+
+
+@pytest.mark.skipif(cannot_run_clusters() or not shutil.which("pgbouncer"), reason=CLUSTERS_NEED + " and pgbouncer")
+def test_the_app_role_logs_in_through_the_rendered_pgbouncer_with_scram_over_tls_and_nothing_else_does(
+        split, tmp_path: pathlib.Path) -> None:
+    ctx = build_context(split, "db1")
+    names = ctx["pgbouncer"]
+    app, pooler, database = names["app_user"], names["auth_user"], names["db_name"]
+    with throwaway_cluster("tspgb", free_port()) as pg:
+        # As the postgres role leaves the db host: the runtime role with its SCRAM verifier and its statement
+        # timeout, the pooler's login role, the lookup function; SCRAM for everyone but the local superuser.
+        pg.admin(f"CREATE ROLE {app} LOGIN PASSWORD '{APP_PASSWORD}'")
+        pg.admin(f"ALTER ROLE {app} SET statement_timeout = '5s'")
+        pg.admin(f"CREATE ROLE {pooler} LOGIN PASSWORD '{POOLER_PASSWORD}'")
+        pg.admin(f"CREATE ROLE {OWNER} LOGIN PASSWORD '{APP_PASSWORD}'")
+        pg.admin(f"CREATE DATABASE {database} OWNER {app}")
+        pg.psql(auth_function_sql(app, pooler), database=database)
+        (pg.data / "pg_hba.conf").write_text("local all postgres trust\nlocal all all scram-sha-256\n")
+        pg.psql("SELECT pg_reload_conf()")
+
+        directory = pg.base / "pgbouncer"  # readable by postgres (pytest's tmp_path is root-only)
+        directory.mkdir()
+        ca = pki.ensure_ca(directory / "pki", "unit")
+        cert, key = pki.ensure_host_cert(directory / "pki", ca, "db1", "127.0.0.1")
+        port = free_port()
+        ctx["pgbouncer"] = {**names, "listen": ["127.0.0.1"], "port": port, "socket_dir": "",
+                            "server_host": str(pg.sock), "server_port": pg.port, "conf_dir": str(directory),
+                            "auth_password": POOLER_PASSWORD, "tls_cert": str(cert), "tls_key": str(key),
+                            "tls_ca": str(ca[0])}
+        (directory / "userlist.txt").write_text(templating.render("pgbouncer/userlist.txt.j2", ctx))
+        (directory / "pgbouncer.ini").write_text(templating.render("pgbouncer/pgbouncer.ini.j2", ctx))
+        shutil.chown(directory, "postgres")
+        for path in directory.rglob("*"):
+            shutil.chown(path, "postgres")
+        process = _started(["runuser", "-u", "postgres", "--", "pgbouncer", str(directory / "pgbouncer.ini")], port)
+        try:
+            def connect(user: str, password: str, sslmode: str = "verify-full"):
+                return psycopg2.connect(host="127.0.0.1", port=port, dbname=database, user=user, password=password,
+                                        sslmode=sslmode, sslrootcert=str(ca[0]), connect_timeout=5)
+
+            with connect(app, APP_PASSWORD) as connection, connection.cursor() as cursor:
+                cursor.execute("SELECT current_user, current_setting('statement_timeout'), "
+                               "pg_try_advisory_xact_lock(1)")
+                assert cursor.fetchone() == (app, "5s", True)
+            # A wrong password: PgBouncer's own wording, not PostgreSQL's "password authentication failed".
+            with pytest.raises(psycopg2.OperationalError, match="SASL authentication failed"):
+                connect(app, "not-the-password-at-all-0123456789")
+            # Only the runtime role: the lookup function answers for no other role (the superuser, the owner).
+            for user in ("postgres", OWNER):
+                with pytest.raises(psycopg2.OperationalError, match="no such user"):
+                    connect(user, APP_PASSWORD)
+            # The pooler's own user (its password is on this host only) may call the lookup and nothing else.
+            with connect(pooler, POOLER_PASSWORD) as connection, connection.cursor() as cursor:
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                    cursor.execute("SELECT rolpassword FROM pg_authid")
+            with pytest.raises(psycopg2.OperationalError):
+                connect(app, APP_PASSWORD, sslmode="disable")
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
