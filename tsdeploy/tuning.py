@@ -103,18 +103,30 @@ class Tuning:
 
 @dataclass(frozen=True)
 class Topology:
-    """How many PostgreSQL connections the app tier can open: hosts x workers x (pool + overflow)."""
+    """How many PostgreSQL connections the app tier can open: hosts x workers x (pool + overflow), or, behind
+    a connection pooler, what the poolers open (`pooled`: their pools and reserves, summed over pooler hosts)."""
 
     app_hosts: int
     workers: int
     pool_size: int
     max_overflow: int
     headroom: int = DEFAULT_HEADROOM
+    pooled: int = 0
 
     @property
     def demand(self) -> int:
-        """Connections the app can hold open at peak (every worker's pool full, overflow included)."""
+        """Connections the app can hold open at peak (every worker's pool full, overflow included), or the
+        poolers' server connections when the app goes through them."""
+        if self.pooled:
+            return self.pooled
         return self.app_hosts * self.workers * (self.pool_size + self.max_overflow)
+
+    def explain(self) -> str:
+        """The demand's formula with its numbers, for the max_connections reason."""
+        if self.pooled:
+            return f"{self.pooled} server connections of the poolers (pool + reserve) + {self.headroom} headroom"
+        return (f"{self.app_hosts} app hosts x {self.workers} workers x (pool {self.pool_size} + overflow "
+                f"{self.max_overflow}) + {self.headroom} headroom")
 
     @property
     def max_connections(self) -> int:

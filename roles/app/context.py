@@ -110,24 +110,30 @@ def inbound(view: HostView) -> list[Inbound]:
     return rules
 
 
-def _database_url(postgres: Mapping[str, Any], user: str, password: str) -> str:
-    """The app's SQLAlchemy URL for `user` (TLS, the server's name checked against the lab or inventory CA)."""
-    return (f"postgresql+psycopg2://{quote(user, safe='')}:{quote(password, safe='')}@{postgres['address']}:"
-            f"{postgres['port']}/{postgres['db_name']}?sslmode=verify-full&sslrootcert={CA_CERT_PATH}")
+def _database_url(postgres: Mapping[str, Any], user: str, password: str,
+                  via: Mapping[str, Any] | None = None) -> str:
+    """The app's SQLAlchemy URL for `user` (TLS, the server's name checked against the lab or inventory CA):
+    to PostgreSQL, or `via` a pooler's context (its address and port)."""
+    address, port = (via["address"], via["port"]) if via else (postgres["address"], postgres["port"])
+    return (f"postgresql+psycopg2://{quote(user, safe='')}:{quote(password, safe='')}@{address}:"
+            f"{port}/{postgres['db_name']}?sslmode=verify-full&sslrootcert={CA_CERT_PATH}")
 
 
 def derive(view: HostView) -> AppContext:
     v, host = view.vars, view.facts
     postgres, redis = view.service("postgres"), view.service("redis")
     redis_user, redis_password = quote(redis["app_user"], safe=""), quote(redis["app_password"], safe="")
-    database_url = _database_url(postgres, postgres["app_user"], postgres["app_password"])
+    # The runtime role goes through the pooler when the inventory has one (the owner's migrations never do).
+    pooler = view.service("pgbouncer") if view.topology.hosts(Group.POOLER) else None
+    database_url = _database_url(postgres, postgres["app_user"], postgres["app_password"], via=pooler)
     # TLS only: redis-py verifies Redis's certificate against the inventory's CA and its name (the cache host's
     # private address is in the certificate's subjectAltName).
     redis_url = (f"rediss://{redis_user}:{redis_password}@{redis['address']}:{redis['port']}/0"
                  f"?ssl_ca_certs={CA_CERT_PATH}")
     threads, port = int(v["app_threads"]), int(v["app_port"])
     lb_hosts = sorted(set(view.addresses(Group.LB)))
-    talks_to = {host["private_address"], *lb_hosts, *view.addresses(Group.DB), *view.addresses(Group.CACHE),
+    talks_to = {host["private_address"], *lb_hosts, *view.addresses(Group.DB), *view.addresses(Group.POOLER),
+                *view.addresses(Group.CACHE),
                 *view.addresses(Group.MONITOR)}
     env = {
         "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": v["app_secret_key"],

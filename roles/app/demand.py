@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from roles.pgbouncer.context import server_connections
 from roles.registry import Group
 from tsdeploy import tuning
 
@@ -21,13 +22,21 @@ def workers(v: dict[str, Any], cpus: int) -> int:
 
 
 def connection_demand(topology: Topology, headroom: int) -> tuning.Topology:
-    """The app tier's connection demand; workers are counted per app host (CPU counts may differ)."""
+    """The app tier's connection demand; workers are counted per app host (CPU counts may differ). Behind
+    pooler hosts, PostgreSQL sees only their server connections: each host's pool and reserve."""
     hosts = [topology.vars_of(name) for name in topology.hosts(Group.APP)]
+    poolers = [topology.vars_of(name) for name in topology.hosts(Group.POOLER)]
     return tuning.Topology(app_hosts=max(len(hosts), 1),
                            workers=max((workers(v, int(v["host_cpus"])) for v in hosts), default=1),
                            pool_size=max((int(v["app_db_pool_size"]) for v in hosts), default=1),
                            max_overflow=max((int(v["app_db_max_overflow"]) for v in hosts), default=0),
-                           headroom=headroom)
+                           headroom=headroom,
+                           pooled=sum(server_connections(v) for v in poolers))
+
+
+def statement_timeout(topology: Topology) -> float:
+    """The web app's statement timeout (seconds, app_db_statement_timeout; 0: none)."""
+    return float(topology.vars_of(topology.hosts(Group.APP)[0])["app_db_statement_timeout"])
 
 
 def slow_query_threshold(topology: Topology) -> float | int:

@@ -30,6 +30,7 @@ AUTH_FUNCTION = f"{AUTH_SCHEMA}.get_auth"
 class PgbouncerContext(TypedDict):
     """`ctx["pgbouncer"]` on a pooler host."""
 
+    address: str
     listen: list[str]
     port: int
     socket_dir: str
@@ -69,6 +70,7 @@ def derive(view: HostView) -> PgbouncerContext:
     db = view.topology.hosts(Group.DB)[0]
     local = db == view.name
     return PgbouncerContext(
+        address=address,
         listen=["127.0.0.1", address],
         port=int(v["pgbouncer_port"]),
         socket_dir=SOCKET_DIR,

@@ -13,6 +13,7 @@ from roles.app import demand
 from roles.backup.context import (CONF_DIR, CONF_PATH, LOG_PATH, SERVER_SERVICE, SOCKET_PATH, SPOOL_PATH, TLS_DIR,
                                   pgbackrest_size)
 from roles.backup.variables import S3Repository, s3_repository
+from roles.pgbouncer.context import AUTH_FUNCTION, AUTH_SCHEMA, auth_function_sql
 from roles.postgres.variables import OWNER_CONNECTION_LIMIT
 from roles.registry import Group
 from tsdeploy import tuning
@@ -54,6 +55,46 @@ class Setting(TypedDict):
     name: str
     value: str
     reason: str
+
+
+class Pooler(TypedDict):
+    """`ctx["postgres"]["pgbouncer"]`: what the db host does for PgBouncer (None without a pooler host)."""
+
+    auth_user: str
+    auth_password: str
+    #: A pooler on this host connects over the Unix socket; pooler hosts elsewhere over TLS from these.
+    local: bool
+    addresses: list[str]
+    function_sql: str
+    function_check: str
+    #: The runtime role's statement_timeout as a role setting (PgBouncer does not pass the app's `options` on).
+    timeout_check: str
+    timeout_fix: str
+
+
+def pooler(view: HostView) -> Pooler | None:
+    """PgBouncer's needs on this db host, from the pooler hosts' variables (not the pgbouncer role's context,
+    which reads this role's variables)."""
+    hosts = view.topology.hosts(Group.POOLER)
+    if not hosts:
+        return None
+    v = view.topology.vars_of(hosts[0])
+    app_user, auth_user = view.vars["postgresql_app_user"], v["pgbouncer_auth_user"]
+    body = auth_function_sql(app_user, auth_user)
+    timeout_ms = int(round(demand.statement_timeout(view.topology) * 1000))
+    source = body.split("$$")[1]
+    check = (f"SELECT coalesce((SELECT p.prosecdef AND p.prosrc = '{source.replace(chr(39), chr(39) * 2)}' "
+             "AND p.proacl IS NOT NULL AND NOT EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0) "
+             f"AND has_function_privilege('{auth_user}', p.oid, 'EXECUTE') "
+             f"AND has_schema_privilege('{auth_user}', n.oid, 'USAGE') "
+             "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+             f"WHERE n.nspname = '{AUTH_SCHEMA}' AND p.proname = '{AUTH_FUNCTION.split('.')[1]}'), false)")
+    return Pooler(auth_user=auth_user, auth_password=v["pgbouncer_auth_password"], local=view.name in hosts,
+                  addresses=[view.topology.facts(name)[ADDRESS_FACT] for name in hosts if name != view.name],
+                  function_sql=body, function_check=check,
+                  timeout_check=(f"SELECT coalesce((SELECT 'statement_timeout={timeout_ms}ms' = ANY(rolconfig) "
+                                 f"FROM pg_roles WHERE rolname = '{app_user}'), false)"),
+                  timeout_fix=f"ALTER ROLE {app_user} SET statement_timeout = '{timeout_ms}ms'")
 
 
 class Archiving(TypedDict):
@@ -112,6 +153,7 @@ class PostgresContext(TypedDict):
     tls_key_src: str
     restart_needed_sql: str
     archiving: Archiving | None
+    pgbouncer: Pooler | None
 
 
 def _warnings_debian_does_not_answer(warnings: list[str]) -> list[str]:
@@ -211,9 +253,7 @@ def derive(view: HostView) -> PostgresContext:
     for setting in settings:
         if setting["name"] == "wal_compression" and setting["value"] == "lz4":
             setting["reason"] += "; Debian's package is built --with-lz4"
-    settings[0]["reason"] = (f"{topology.app_hosts} app hosts x {topology.workers} workers x (pool "
-                             f"{topology.pool_size} + overflow {topology.max_overflow}) + "
-                             f"{topology.headroom} headroom")
+    settings[0]["reason"] = topology.explain()
     threshold = demand.slow_query_threshold(view.topology)
     threshold_ms = int(round(float(threshold) * 1000))
     settings += [
@@ -267,4 +307,5 @@ def derive(view: HostView) -> PostgresContext:
         tls_key_src=v["tls_key_file"],
         restart_needed_sql=RESTART_NEEDED_SQL,
         archiving=archive,
+        pgbouncer=pooler(view),
     )

@@ -14,6 +14,9 @@ from roles.common.files import private_temp_dir
 from roles.postgres import sql
 from tsdeploy.rolespec import Context
 
+#: PgBouncer's lookup role opens one connection per pooler host at a time (its auth_query), a few at most.
+POOLER_CONNECTION_LIMIT = 5
+
 
 def apply(ctx: Context) -> None:
     pg = ctx["postgres"]
@@ -36,6 +39,18 @@ def apply(ctx: Context) -> None:
     sql.ensure(name=f"{owner} owns {db} and its objects; {user} owns nothing and holds only "
                     f"{', '.join(sql.RUNTIME_TABLE_PRIVILEGES)} on its tables (also on those migrations add)",
                database=db, check=sql.split_check(owner, user), fix=sql.split_fix(db, owner, user))
+    pooler = pg["pgbouncer"]
+    if pooler is not None:
+        auth = pooler["auth_user"]
+        sql.login_role(name=f"Keep PgBouncer's lookup role {auth} unprivileged, limited to {POOLER_CONNECTION_LIMIT} "
+                            "connections, with the vault's password",
+                       user=auth, password=HiddenValue(pooler["auth_password"]),
+                       connection_limit=POOLER_CONNECTION_LIMIT, temp_dir=temp_dir)
+        sql.ensure(name=f"Create PgBouncer's lookup function in {db}: SECURITY DEFINER, the runtime role's "
+                        f"verifier only, callable by {auth} only", database=db, check=pooler["function_check"],
+                   fix=pooler["function_sql"])
+        sql.ensure(name=f"Give {user} the app's statement timeout as a role setting (PgBouncer does not pass on "
+                        "the app's own)", database=db, check=pooler["timeout_check"], fix=pooler["timeout_fix"])
     for extension in pg["extensions"]:
         sql.ensure(name=f"Create the {extension} extension in {db} as the superuser", database=db,
                    check=f"SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = '{extension}')",

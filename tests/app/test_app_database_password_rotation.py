@@ -151,3 +151,11 @@ def test_the_api_keeps_answering_from_the_database_across_the_switch(role: Rotat
         assert [client.get("/api/companies").status_code for _ in range(3)] == [200, 200, 200]
     finally:
         engine.dispose()
+
+
+def test_pgbouncers_wording_of_a_refused_password_moves_on_to_the_fallback_too() -> None:
+    # Through PgBouncer (scram-sha-256, auth_query) a wrong password reads "SASL authentication failed"
+    # (seen with Debian's PgBouncer 1.18 in tests/unit/test_pgbouncer_role.py), not PostgreSQL's wording.
+    refused = 'connection to server at "10.0.0.10", port 6432 failed: FATAL:  SASL authentication failed'
+    assert db_module.password_refused(Exception(refused))
+    assert not db_module.password_refused(Exception("could not connect to server: Connection refused"))

@@ -25,7 +25,8 @@ from tsdeploy.templating import render
 
 HOSTS = {"db1": ("db",), "backup1": ("backup",), "cache1": ("cache",), "app1": ("app",), "app2": ("app",), "lb1": ("lb",)}
 VAULT_NAMES = ("vault_postgresql_app_password", "vault_postgresql_owner_password", "vault_redis_app_password",
-               "vault_redis_admin_password", "vault_app_secret_key", "vault_backup_repo_cipher_pass", "vault_redis_exporter_password")
+               "vault_redis_admin_password", "vault_app_secret_key", "vault_backup_repo_cipher_pass", "vault_redis_exporter_password",
+               "vault_pgbouncer_auth_password")
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ SECRETS = {
     "vault_app_secret_key": "app-secret",
     "vault_backup_repo_cipher_pass": "backup-secret",
     "vault_redis_exporter_password": "redis-exporter-secret",
+    "vault_pgbouncer_auth_password": "pgbouncer-auth-secret",
 }
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from local_postgres import CLUSTERS_NEED, cannot_run_clusters, throwaway_cluster
 from redis_server import free_port
-from roles.pgbouncer.context import auth_function_sql, server_connections
+from roles.pgbouncer.context import server_connections
 from test_rendering_golden import _lab_inventory
 from tsdeploy import inventory as inventory_module
 from tsdeploy import templating
@@ -33,6 +33,15 @@ OWNER = "talentsphere_owner"
 @pytest.fixture(scope="module")
 def split(tmp_path_factory: pytest.TempPathFactory):
     return inventory_module.load(_lab_inventory(tmp_path_factory.mktemp("split"), "split"))
+
+
+def test_the_app_reaches_postgresql_through_the_pooler_and_the_owner_directly(split) -> None:
+    app = build_context(split, "app1")["app"]
+    assert "@198.18.0.10:6432/talentsphere?sslmode=verify-full" in app["env"]["DATABASE_URL"]
+    assert "@198.18.0.10:5432/talentsphere?sslmode=verify-full" in app["owner_env"]["DATABASE_URL"]
+    hba = templating.render("postgres/pg_hba.conf.j2", build_context(split, "db1"))
+    direct = [line.split()[2] for line in hba.splitlines() if line.startswith("hostssl")]
+    assert set(direct) == {"talentsphere_owner"}, "the runtime role comes only through PgBouncer"
 
 
 def test_the_split_lab_runs_pgbouncer_beside_postgresql_on_its_socket(split) -> None:
@@ -69,12 +78,19 @@ def test_the_app_role_logs_in_through_the_rendered_pgbouncer_with_scram_over_tls
         # As the postgres role leaves the db host: the runtime role with its SCRAM verifier and its statement
         # timeout, the pooler's login role, the lookup function; SCRAM for everyone but the local superuser.
         pg.admin(f"CREATE ROLE {app} LOGIN PASSWORD '{APP_PASSWORD}'")
-        pg.admin(f"ALTER ROLE {app} SET statement_timeout = '5s'")
         pg.admin(f"CREATE ROLE {pooler} LOGIN PASSWORD '{POOLER_PASSWORD}'")
         pg.admin(f"CREATE ROLE {OWNER} LOGIN PASSWORD '{APP_PASSWORD}'")
-        pg.admin(f"CREATE DATABASE {database} OWNER {app}")
-        pg.psql(auth_function_sql(app, pooler), database=database)
-        (pg.data / "pg_hba.conf").write_text("local all postgres trust\nlocal all all scram-sha-256\n")
+        pg.admin(f"CREATE DATABASE {database} OWNER {OWNER}")
+        pg.admin(f"GRANT CONNECT ON DATABASE {database} TO {app}")
+        # The postgres role's checks and fixes (roles/postgres/database.py runs them with sql.ensure), and its
+        # pg_hba.conf: PgBouncer on this host reaches PostgreSQL over the socket with SCRAM.
+        steps = ctx["postgres"]["pgbouncer"]
+        for check, fix in ((steps["function_check"], steps["function_sql"]),
+                           (steps["timeout_check"], steps["timeout_fix"])):
+            assert pg.psql(check, database=database).stdout.strip() == "f"
+            pg.psql(fix, database=database)
+            assert pg.psql(check, database=database).stdout.strip() == "t", fix
+        (pg.data / "pg_hba.conf").write_text(templating.render("postgres/pg_hba.conf.j2", ctx))
         pg.psql("SELECT pg_reload_conf()")
 
         directory = pg.base / "pgbouncer"  # readable by postgres (pytest's tmp_path is root-only)
@@ -94,13 +110,16 @@ def test_the_app_role_logs_in_through_the_rendered_pgbouncer_with_scram_over_tls
         process = _started(["runuser", "-u", "postgres", "--", "pgbouncer", str(directory / "pgbouncer.ini")], port)
         try:
             def connect(user: str, password: str, sslmode: str = "verify-full"):
+                # As the app connects (talentsphere/db.py): its statement timeout in `options`, which PgBouncer
+                # drops; the role setting gives the same one.
                 return psycopg2.connect(host="127.0.0.1", port=port, dbname=database, user=user, password=password,
-                                        sslmode=sslmode, sslrootcert=str(ca[0]), connect_timeout=5)
+                                        sslmode=sslmode, sslrootcert=str(ca[0]), connect_timeout=5,
+                                        options="-c statement_timeout=700")
 
             with connect(app, APP_PASSWORD) as connection, connection.cursor() as cursor:
                 cursor.execute("SELECT current_user, current_setting('statement_timeout'), "
                                "pg_try_advisory_xact_lock(1)")
-                assert cursor.fetchone() == (app, "5s", True)
+                assert cursor.fetchone() == (app, "5s", True)  # the lab's app_db_statement_timeout
             # A wrong password: PgBouncer's own wording, not PostgreSQL's "password authentication failed".
             with pytest.raises(psycopg2.OperationalError, match="SASL authentication failed"):
                 connect(app, "not-the-password-at-all-0123456789")

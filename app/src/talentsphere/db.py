@@ -171,9 +171,14 @@ class PasswordChoice:
         return connection
 
 
+#: How a refused password reads (libpq reports SQLSTATE 28P01 as text only): PostgreSQL's wording, and
+#: PgBouncer's when the app connects through it.
+REFUSED_PASSWORD = ("password authentication failed", "SASL authentication failed")
+
+
 def password_refused(exc: BaseException) -> bool:
-    """Whether a connection attempt failed on the password (SQLSTATE 28P01, which libpq reports as text only)."""
-    return "password authentication failed" in str(exc)
+    """Whether a connection attempt failed on the password."""
+    return any(words in str(exc) for words in REFUSED_PASSWORD)
 
 
 def make_engine(config: dict[str, Any], statement_timeout: float = 0,
