@@ -229,6 +229,10 @@ def _with_settings(settings: list[Setting], extra: list[Setting]) -> list[Settin
 
 def inbound(view: HostView) -> list[Inbound]:
     rules = [Inbound(int(view.vars["postgresql_port"]), view.addresses(Group.APP), "PostgreSQL from app hosts")]
+    poolers = [address for name, address in zip(view.topology.hosts(Group.POOLER), view.addresses(Group.POOLER))
+               if name != view.name]
+    if poolers:
+        rules.append(Inbound(int(view.vars["postgresql_port"]), poolers, "PostgreSQL from pooler hosts"))
     archive = archiving(view)
     if archive is not None and not archive["local"]:
         rules.append(Inbound(archive["tls_port"], view.addresses(Group.BACKUP),
