@@ -15,9 +15,11 @@ TLS_KEY = ManagedFile("pgbouncer/server.key", f"{TLS_DIR}/server.key", RUN_AS, R
 #: readable by postgres only.
 USERLIST = ManagedFile("pgbouncer/userlist.txt.j2", f"{CONF_DIR}/userlist.txt", "root", RUN_AS, "640",
                        template="pgbouncer/userlist.txt.j2", secret=True)
+LISTEN = ManagedFile("pgbouncer/listen.ini.j2", f"{CONF_DIR}/listen.ini", "root", RUN_AS, "640",
+                     template="pgbouncer/listen.ini.j2")
 CONF = ManagedFile("pgbouncer/pgbouncer.ini.j2", f"{CONF_DIR}/pgbouncer.ini", "root", RUN_AS, "640",
                    template="pgbouncer/pgbouncer.ini.j2")
-FILES = (TLS_CERT, TLS_KEY, USERLIST, CONF)
+FILES = (TLS_CERT, TLS_KEY, USERLIST, LISTEN, CONF)
 
 PATHS = (
     ManagedPath(CONF_DIR, "root", RUN_AS, "750", why="PgBouncer's configuration: root writes, postgres reads"),

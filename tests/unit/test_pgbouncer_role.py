@@ -104,6 +104,7 @@ def test_the_app_role_logs_in_through_the_rendered_pgbouncer_with_scram_over_tls
                             "tls_ca": str(ca[0])}
         (directory / "userlist.txt").write_text(templating.render("pgbouncer/userlist.txt.j2", ctx))
         (directory / "pgbouncer.ini").write_text(templating.render("pgbouncer/pgbouncer.ini.j2", ctx))
+        (directory / "listen.ini").write_text(templating.render("pgbouncer/listen.ini.j2", ctx))
         shutil.chown(directory, "postgres")
         for path in directory.rglob("*"):
             shutil.chown(path, "postgres")
