@@ -116,11 +116,13 @@ class Target:
         """The running value of a PostgreSQL setting (SHOW), not the file's."""
         return self.sudo_check("-u postgres psql -X -A -t -q -c %s", f"SHOW {name}").strip()
 
-    def tls_problem(self, address: str, port: int, ca_file: str) -> str | None:
+    def tls_problem(self, address: str, port: int, ca_file: str, starttls: str = "") -> str | None:
         """Why a TLS handshake from this host to address:port does not verify with `ca_file` for that address
-        (chain and subjectAltName IP, as the services' clients check them); None when it does."""
-        result = self.host.run("openssl s_client -connect %s:%s -CAfile %s -verify_return_error -verify_ip %s "
-                               "-brief </dev/null", address, str(port), ca_file, address)
+        (chain and subjectAltName IP, as the services' clients check them); None when it does. `starttls`:
+        openssl's protocol name for a server that starts TLS inside its own protocol (postgres)."""
+        start = f"-starttls {starttls} " if starttls else ""
+        result = self.host.run(f"openssl s_client {start}-connect %s:%s -CAfile %s -verify_return_error "
+                               "-verify_ip %s -brief </dev/null", address, str(port), ca_file, address)
         if result.rc == 0 and "Verification: OK" in result.stderr:
             return None
         return f"{self}: TLS on {address}:{port} did not verify with {ca_file}: {result.stderr.strip()[-300:]}"
