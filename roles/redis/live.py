@@ -54,7 +54,8 @@ echo "Redis did not finish writing its append-only file within {timeout} s" >&2;
 #: The service's name in the pending-restart marker, and the role to name in `--allow-restart`.
 MARKER_SERVICE, ROLE_NAME = "redis", "redis"
 #: Written after the running Redis was reconciled with the files (applied, or the rest recorded as pending):
-#: the sha256 of redis.conf and of the ACL file. Its absence marks a first configuration not yet completed.
+#: the sha256 of redis.conf, of the ACL file and of the TLS certificate and key. Its absence marks a first
+#: configuration not yet completed.
 APPLIED_STAMP = "/var/lib/tsdeploy/redis-applied"
 #: Where Debian's own configuration serves Redis, the first port a Redis not yet configured is looked for on.
 DEBIAN_PORT = 6379
