@@ -68,18 +68,17 @@ def derive(view: HostView) -> PgbouncerContext:
     v = view.vars
     address = str(v["private_address"])
     db = view.topology.hosts(Group.DB)[0]
-    local = db == view.name
     return PgbouncerContext(
         address=address,
         listen=["127.0.0.1", address],
         port=int(v["pgbouncer_port"]),
         socket_dir=SOCKET_DIR,
         db_name=v["postgresql_db_name"],
-        # On the db host itself: PostgreSQL's socket (no TLS needed, peer of the same host); else TLS to its
-        # private address, its certificate verified with the inventory's CA.
-        server_host=SOCKET_DIR if local else str(view.topology.facts(db)[ADDRESS_FACT]),
+        # TLS to PostgreSQL's private address, its certificate verified with the inventory's CA, also from the
+        # db host itself: pg_hba's local lines stay peer-only (dev-sec postgres-14), network lines hostssl.
+        server_host=str(view.topology.facts(db)[ADDRESS_FACT]),
         server_port=int(v["postgresql_port"]),
-        server_tls=not local,
+        server_tls=True,
         app_user=v["postgresql_app_user"],
         pool_mode=v["pgbouncer_pool_mode"],
         default_pool_size=int(v["pgbouncer_default_pool_size"]),

@@ -62,8 +62,7 @@ class Pooler(TypedDict):
 
     auth_user: str
     auth_password: str
-    #: A pooler on this host connects over the Unix socket; pooler hosts elsewhere over TLS from these.
-    local: bool
+    #: Pooler hosts (this one too, when it is one) connect over TLS from these addresses.
     addresses: list[str]
     function_sql: str
     function_check: str
@@ -89,8 +88,8 @@ def pooler(view: HostView) -> Pooler | None:
              f"AND has_schema_privilege('{auth_user}', n.oid, 'USAGE') "
              "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
              f"WHERE n.nspname = '{AUTH_SCHEMA}' AND p.proname = '{AUTH_FUNCTION.split('.')[1]}'), false)")
-    return Pooler(auth_user=auth_user, auth_password=v["pgbouncer_auth_password"], local=view.name in hosts,
-                  addresses=[view.topology.facts(name)[ADDRESS_FACT] for name in hosts if name != view.name],
+    return Pooler(auth_user=auth_user, auth_password=v["pgbouncer_auth_password"],
+                  addresses=[view.topology.facts(name)[ADDRESS_FACT] for name in hosts],
                   function_sql=body, function_check=check,
                   timeout_check=(f"SELECT coalesce((SELECT 'statement_timeout={timeout_ms}ms' = ANY(rolconfig) "
                                  f"FROM pg_roles WHERE rolname = '{app_user}'), false)"),

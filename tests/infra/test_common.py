@@ -106,6 +106,8 @@ def _intended_listeners(target: Target) -> dict[int, set[str]]:
         intended[ctx["backup"]["tls_port"]] = {private}  # pgBackRest's TLS server, for the db host
     if "cache" in target.groups:
         intended[ctx["redis"]["port"]] = loopback | {private}
+    if "pooler" in target.groups:
+        intended[ctx["pgbouncer"]["port"]] = set(ctx["pgbouncer"]["listen"])
     if "app" in target.groups:
         intended[ctx["app"]["port"]] = {private}
     if "lb" in target.groups:

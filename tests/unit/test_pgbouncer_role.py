@@ -40,14 +40,20 @@ def test_the_app_reaches_postgresql_through_the_pooler_and_the_owner_directly(sp
     assert "@198.18.0.10:6432/talentsphere?sslmode=verify-full" in app["env"]["DATABASE_URL"]
     assert "@198.18.0.10:5432/talentsphere?sslmode=verify-full" in app["owner_env"]["DATABASE_URL"]
     hba = templating.render("postgres/pg_hba.conf.j2", build_context(split, "db1"))
-    direct = [line.split()[2] for line in hba.splitlines() if line.startswith("hostssl")]
-    assert set(direct) == {"talentsphere_owner"}, "the runtime role comes only through PgBouncer"
+    lines = [line.split() for line in hba.splitlines() if line.startswith("hostssl")]
+    from_app_hosts = {user for _, _, user, address, _ in lines if address in ("198.18.0.13/32", "198.18.0.14/32")}
+    from_pooler = {user for _, _, user, address, _ in lines if address == "198.18.0.10/32"}
+    assert from_app_hosts == {"talentsphere_owner"}, "the runtime role comes only through PgBouncer"
+    assert from_pooler == {"pgbouncer", "talentsphere"}
 
 
-def test_the_split_lab_runs_pgbouncer_beside_postgresql_on_its_socket(split) -> None:
+def test_the_split_lab_runs_pgbouncer_beside_postgresql_and_reaches_it_over_tls(split) -> None:
     ctx = build_context(split, "db1")
     pgbouncer = ctx["pgbouncer"]
-    assert (pgbouncer["server_host"], pgbouncer["server_tls"]) == ("/run/postgresql", False)
+    # Over the private address with verify-full, not the socket: pg_hba's local lines stay peer-only.
+    assert (pgbouncer["server_host"], pgbouncer["server_tls"]) == ("198.18.0.10", True)
+    hba = templating.render("postgres/pg_hba.conf.j2", ctx)
+    assert [line.split()[3] for line in hba.splitlines() if line.startswith("local")] == ["peer"]
     assert pgbouncer["listen"] == ["127.0.0.1", ctx["host"]["private_address"]]
     assert pgbouncer["max_db_connections"] == server_connections(split.hostvars["db1"] | {
         "pgbouncer_default_pool_size": 20, "pgbouncer_reserve_pool_size": 5}) == 25
@@ -90,16 +96,24 @@ def test_the_app_role_logs_in_through_the_rendered_pgbouncer_with_scram_over_tls
             assert pg.psql(check, database=database).stdout.strip() == "f"
             pg.psql(fix, database=database)
             assert pg.psql(check, database=database).stdout.strip() == "t", fix
-        (pg.data / "pg_hba.conf").write_text(templating.render("postgres/pg_hba.conf.j2", ctx))
-        pg.psql("SELECT pg_reload_conf()")
-
+        # PostgreSQL as the role configures it: TLS on a TCP address its certificate names (127.0.0.1 here),
+        # pg_hba rendered for a pooler at that address.
         directory = pg.base / "pgbouncer"  # readable by postgres (pytest's tmp_path is root-only)
         directory.mkdir()
         ca = pki.ensure_ca(directory / "pki", "unit")
         cert, key = pki.ensure_host_cert(directory / "pki", ca, "db1", "127.0.0.1")
+        for path in (directory, directory / "pki", *directory.rglob("*")):
+            shutil.chown(path, "postgres")
+        with (pg.data / "postgresql.conf").open("a") as conf:
+            conf.write(f"listen_addresses = '127.0.0.1'\nssl = on\nssl_cert_file = '{cert}'\n"
+                       f"ssl_key_file = '{key}'\n")
+        ctx["postgres"] = {**ctx["postgres"], "pgbouncer": {**steps, "addresses": ["127.0.0.1"]}}
+        (pg.data / "pg_hba.conf").write_text(templating.render("postgres/pg_hba.conf.j2", ctx))
+        pg.run(pg.bin / "pg_ctl", "-D", pg.data, "-w", "restart", "-l", pg.base / "pg.log")
+
         port = free_port()
         ctx["pgbouncer"] = {**names, "listen": ["127.0.0.1"], "port": port, "socket_dir": "",
-                            "server_host": str(pg.sock), "server_port": pg.port, "conf_dir": str(directory),
+                            "server_host": "127.0.0.1", "server_port": pg.port, "conf_dir": str(directory),
                             "auth_password": POOLER_PASSWORD, "tls_cert": str(cert), "tls_key": str(key),
                             "tls_ca": str(ca[0])}
         (directory / "userlist.txt").write_text(templating.render("pgbouncer/userlist.txt.j2", ctx))
