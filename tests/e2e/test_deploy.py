@@ -57,8 +57,9 @@ def test_services_are_active_after_deploy(deployed_split: Deployment, host: str,
 
 
 def test_pg_hba_rejects_network_logins_from_a_host_that_is_not_an_app_host(deployed_split: Deployment) -> None:
+    # The owner role: db1 also runs PgBouncer, whose address pg_hba admits for the runtime role.
     db = deployed_split.lab.hosts["db1"]
-    result = ssh(deployed_split, "db1", f"psql 'host={db} dbname=talentsphere user=talentsphere "
+    result = ssh(deployed_split, "db1", f"psql 'host={db} dbname=talentsphere user=talentsphere_owner "
                                         "sslmode=require connect_timeout=3' -XAtc 'SELECT 1'")
     assert "no pg_hba.conf entry" in result.stderr, result.stderr
 

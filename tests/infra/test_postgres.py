@@ -260,7 +260,7 @@ def test_pg_hba_network_lines_are_hostssl_only(db: Target) -> None:
 @pytest.mark.control("CIS-PG-5.9")
 def test_pg_hba_network_lines_name_the_app_database_and_user(db: Target) -> None:
     pg = db.ctx["postgres"]
-    users = ([pg["app_user"]], [pg["owner_user"]])
+    users = ([pg["app_user"]], [pg["owner_user"]]) + (([pg["pgbouncer"]["auth_user"]],) if pg["pgbouncer"] else ())
     wrong = [rule for rule in _network_rules(db)
              if rule["database"] != [pg["db_name"]] or rule["user_name"] not in users]
     assert wrong == [], (f"{db}: network lines not limited to {pg['db_name']} and {pg['app_user']} or "
@@ -277,7 +277,9 @@ def test_no_superuser_can_log_in_over_tcp(db: Target) -> None:
 
 @pytest.mark.control("CIS-PG-5.11")
 def test_pg_hba_network_lines_admit_only_app_host_addresses(db: Target) -> None:
-    allowed = {ipaddress.ip_network(address) for address in db.ctx["postgres"]["hba_app_hosts"]}
+    pg = db.ctx["postgres"]
+    allowed = {ipaddress.ip_network(address) for address in
+               [*pg["hba_app_hosts"], *(pg["pgbouncer"]["addresses"] if pg["pgbouncer"] else [])]}
     wrong = []
     for rule in _network_rules(db):
         try:
@@ -288,7 +290,8 @@ def test_pg_hba_network_lines_admit_only_app_host_addresses(db: Target) -> None:
             continue
         if network not in allowed:
             wrong.append(rule)
-    assert wrong == [], f"{db}: network lines wider than the app hosts {sorted(map(str, allowed))}: {wrong}"
+    assert wrong == [], (f"{db}: network lines wider than the app and pooler hosts {sorted(map(str, allowed))}: "
+                         f"{wrong}")
 
 
 LOGGING = [
