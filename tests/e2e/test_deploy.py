@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 import subprocess
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
 
 from roles.redis.variables import VARIABLES as REDIS_VARIABLES
-from site_client import redis_cli
+from site_client import Lab, redis_cli
 
 if TYPE_CHECKING:
     from conftest import Deployment
@@ -69,6 +70,21 @@ def test_app_role_has_no_privileges_and_a_connection_limit(deployed_split: Deplo
              "FROM pg_authid WHERE rolname = 'talentsphere'")
     result = ssh(deployed_split, "db1", f"sudo runuser -u postgres -- psql -XAtc \"{query}\"")
     assert result.stdout.strip() == "f|f|f|t|t", result.stderr
+
+
+def test_the_app_reaches_postgresql_only_through_pgbouncer(deployed_split: Deployment) -> None:
+    site = Lab(deployed_split)
+    for _ in range(10):  # searches nobody made before: cache misses that run SQL on the runtime role
+        status, _ = site.request("GET", f"/api/jobs?q=pooler{uuid.uuid4().hex[:8]}")
+        assert status == 200
+    query = ("SELECT client_addr, count(*) FROM pg_stat_activity WHERE usename = 'talentsphere' "
+             "GROUP BY 1 ORDER BY 1")
+    result = ssh(deployed_split, "db1", f"sudo runuser -u postgres -- psql -XAtc \"{query}\"")
+    sessions = dict(line.split("|") for line in result.stdout.split())
+    # PgBouncer runs on db1 and reaches PostgreSQL on db1's private address; the app hosts open nothing.
+    assert set(sessions) == {deployed_split.lab.hosts["db1"]}, (sessions, result.stderr)
+    pools = ssh(deployed_split, "db1", "systemctl is-active pgbouncer")
+    assert pools.stdout.strip() == "active"
 
 
 def test_redis_default_user_is_off(deployed_split: Deployment) -> None:

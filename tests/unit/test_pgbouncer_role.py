@@ -23,6 +23,7 @@ from tsdeploy import inventory as inventory_module
 from tsdeploy import templating
 from tsdeploy.context import build_context
 from tsdeploy.lab import pki
+from tsdeploy.lab.topology import hosts_of
 
 APP_PASSWORD = "pgbouncer-test-app-password-0123456789"
 POOLER_PASSWORD = "pgbouncer-test-pooler-password-0123456789"
@@ -60,6 +61,27 @@ def test_the_split_lab_runs_pgbouncer_beside_postgresql_and_reaches_it_over_tls(
     rules = [rule for rule in ctx["common"]["firewall_rules"] if rule["port"] == pgbouncer["port"]]
     assert rules and all(source in ("198.18.0.13", "198.18.0.14") for rule in rules
                          for source in rule["sources"]), rules
+
+
+def _max_connections(root: pathlib.Path, layout) -> tuple[int, str]:
+    postgres = build_context(inventory_module.load(_lab_inventory(root, "split", layout)), "db1")["postgres"]
+    return postgres["max_connections"], postgres["settings"][0]["reason"]
+
+
+@pytest.mark.parametrize("pooled", [True, False], ids=["behind-pgbouncer", "direct"])
+def test_a_third_app_host_changes_max_connections_only_without_the_pooler(
+        tmp_path: pathlib.Path, pooled: bool) -> None:
+    layout = tuple((name, groups if pooled else tuple(g for g in groups if g != "pooler"))
+                   for name, groups in hosts_of("split"))
+    (tmp_path / "two").mkdir(), (tmp_path / "three").mkdir()
+    two, reason = _max_connections(tmp_path / "two", layout)
+    three, _ = _max_connections(tmp_path / "three", (*layout, ("app3", ("app",))))
+    if pooled:
+        # Sized from PgBouncer's server connections (pool 20 + reserve 5 on db1): scaling the app tier out
+        # needs no PostgreSQL restart.
+        assert three == two and "25 server connections of the poolers" in reason, (two, three, reason)
+    else:
+        assert three > two and "app hosts x" in reason, (two, three, reason)
 
 
 def _started(command: list[str], port: int) -> subprocess.Popen:

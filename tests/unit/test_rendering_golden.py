@@ -65,8 +65,10 @@ def generated(inventory: inventory_module.Inventory, out: pathlib.Path, vm: bool
     return result
 
 
-def _lab_inventory(root: pathlib.Path, topology: str) -> pathlib.Path:
-    """The inventory `tsdeploy lab up --topology TOPOLOGY` writes, with fixed secrets and addresses."""
+def _lab_inventory(root: pathlib.Path, topology: str,
+                   layout: tuple[tuple[str, tuple[str, ...]], ...] | None = None) -> pathlib.Path:
+    """The inventory `tsdeploy lab up --topology TOPOLOGY` writes, with fixed secrets and addresses; `layout`
+    ((host, groups) pairs) replaces the topology's hosts."""
     files = root / "files"
     files.mkdir()
     for name in ("ca.pem", "host.crt"):
@@ -75,7 +77,7 @@ def _lab_inventory(root: pathlib.Path, topology: str) -> pathlib.Path:
     (files / "vault-password").write_text("golden-vault-password\n")
     (files / "vault-password").chmod(0o600)
     hosts = [InventoryHost(name, f"198.18.0.{10 + index}", groups, str(files / "host.crt"), str(files / "host.key"))
-             for index, (name, groups) in enumerate(hosts_of(topology))]
+             for index, (name, groups) in enumerate(layout or hosts_of(topology))]
     lb = next(host.address for host in hosts if "lb" in host.groups)
     write_inventory(root / "inventory", lab_name="golden", hosts=hosts,
                     files=LabFiles(str(files / "id_ed25519"), str(files / "known_hosts"), str(files / "ca.pem"),
