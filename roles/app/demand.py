@@ -6,7 +6,7 @@ database's sizing must not depend on it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from roles.pgbouncer.context import server_connections
 from roles.registry import Group
@@ -32,6 +32,23 @@ def connection_demand(topology: Topology, headroom: int) -> tuning.Topology:
                            max_overflow=max((int(v["app_db_max_overflow"]) for v in hosts), default=0),
                            headroom=headroom,
                            pooled=sum(server_connections(v) for v in poolers))
+
+
+class DatabaseTimeouts(NamedTuple):
+    """The web app's database timeouts, in seconds: connect (libpq), statement (0: none), breaker interval."""
+
+    connect: int
+    statement: float
+    breaker_interval: float
+
+
+def database_timeouts(topology: Topology) -> DatabaseTimeouts:
+    """The app hosts' database timeouts (the tightest of each, should hosts differ)."""
+    hosts = [topology.vars_of(name) for name in topology.hosts(Group.APP)]
+    statements = [float(v["app_db_statement_timeout"]) for v in hosts]
+    return DatabaseTimeouts(connect=min(int(v["app_db_connect_timeout"]) for v in hosts),
+                            statement=max(statements) if 0 not in statements else 0,
+                            breaker_interval=min(float(v["app_db_breaker_cooldown"]) for v in hosts))
 
 
 def statement_timeout(topology: Topology) -> float:

@@ -14,6 +14,7 @@ from roles.registry import Group
 from tsdeploy.rolespec import ADDRESS_FACT, Inbound
 
 if TYPE_CHECKING:
+    from roles.app.demand import DatabaseTimeouts
     from tsdeploy.topology import HostView
 
 CONF_DIR = "/etc/pgbouncer"
@@ -44,6 +45,12 @@ class PgbouncerContext(TypedDict):
     reserve_pool_size: int
     max_client_conn: int
     max_db_connections: int
+    server_connect_timeout: int
+    tcp_user_timeout_ms: int
+    server_login_retry: float
+    query_wait_timeout: int
+    reserve_pool_timeout: float
+    query_timeout: float
     auth_user: str
     auth_password: str
     auth_query: str
@@ -64,7 +71,31 @@ def server_connections(vars_: dict) -> int:
     return int(vars_["pgbouncer_default_pool_size"]) + int(vars_["pgbouncer_reserve_pool_size"])
 
 
+def failure_timeouts(app: DatabaseTimeouts) -> dict[str, float | int]:
+    """How PgBouncer behaves while PostgreSQL is away, from the app's own timeouts: the app behind it must
+    fail as fast, and serve again as soon, as when it connects to PostgreSQL directly (a JSON 503 within its
+    connect timeout, answers again within its breaker interval of PostgreSQL's return).
+
+    - server_connect_timeout, tcp_user_timeout: PgBouncer gives up connecting, and drops a server connection
+      whose sent data goes unacknowledged, after the app's connect timeout (the app's libpq rules).
+    - server_login_retry: after a failed connection, PgBouncer refuses new logins at once and tries again
+      after the app's breaker interval (PgBouncer's default, 15 s, would hold the service down that long after
+      a PostgreSQL restart).
+    - query_wait_timeout: a query waits for a server connection at most the app's connect timeout (the
+      default, 120 s, would hold every app thread while PostgreSQL is unreachable); the reserve pool opens
+      after half of it.
+    - query_timeout: PgBouncer cancels a query a second after the statement timeout PostgreSQL should have
+      applied, which only a network fault prevents.
+    """
+    return {"server_connect_timeout": app.connect, "tcp_user_timeout_ms": app.connect * 1000,
+            "server_login_retry": app.breaker_interval or 1.0, "query_wait_timeout": app.connect,
+            "reserve_pool_timeout": app.connect / 2,
+            "query_timeout": app.statement + 1 if app.statement else 0}
+
+
 def derive(view: HostView) -> PgbouncerContext:
+    from roles.app import demand  # the app role's package imports this role's variables
+
     v = view.vars
     address = str(v["private_address"])
     db = view.topology.hosts(Group.DB)[0]
@@ -86,6 +117,7 @@ def derive(view: HostView) -> PgbouncerContext:
         max_client_conn=int(v["pgbouncer_max_client_conn"]),
         # A hard cap on what this host may open, whatever the pools: PostgreSQL is sized for exactly this.
         max_db_connections=server_connections(v),
+        **failure_timeouts(demand.database_timeouts(view.topology)),
         auth_user=v["pgbouncer_auth_user"],
         auth_password=v["pgbouncer_auth_password"],
         auth_query=f"SELECT usename, passwd FROM {AUTH_FUNCTION}($1)",

@@ -30,7 +30,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("pgbouncer_default_pool_size", 20,
              "server connections per pooler host for the app's role and database", checks.integer(1, 1000)),
     Variable("pgbouncer_reserve_pool_size", 5,
-             "extra server connections a pool may open when a client waited reserve_pool_timeout (5 s)",
+             "extra server connections a pool may open when a client waited half the app's connect timeout",
              checks.integer(0, 1000)),
     Variable("pgbouncer_max_client_conn", 2000, "client connections PgBouncer accepts", checks.integer(1, 100000)),
     PGBOUNCER_AUTH_USER,

@@ -7,10 +7,14 @@ through PgBouncer over TLS, as the app does.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import pathlib
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg2
 import pytest
@@ -96,9 +100,32 @@ def _started(command: list[str], port: int) -> subprocess.Popen:
     raise AssertionError("pgbouncer did not listen")
 
 
-@pytest.mark.skipif(cannot_run_clusters() or not shutil.which("pgbouncer"), reason=CLUSTERS_NEED + " and pgbouncer")
-def test_the_app_role_logs_in_through_the_rendered_pgbouncer_with_scram_over_tls_and_nothing_else_does(
-        split, tmp_path: pathlib.Path) -> None:
+@dataclasses.dataclass
+class Pooled:
+    """A throwaway cluster set up as the postgres role leaves a db host, with the rendered PgBouncer before it."""
+
+    pg: Any
+    port: int
+    ca: str
+    ctx: dict
+    names: dict
+
+    def connect(self, user: str, password: str, sslmode: str = "verify-full", timeout: int = 5):
+        # As the app connects (talentsphere/db.py): its statement timeout in `options`, which PgBouncer drops;
+        # the role setting gives the same one.
+        return psycopg2.connect(host="127.0.0.1", port=self.port, dbname=self.names["db_name"], user=user,
+                                password=password, sslmode=sslmode, sslrootcert=self.ca, connect_timeout=timeout,
+                                options="-c statement_timeout=700")
+
+    def stop_postgresql(self) -> None:
+        self.pg.run(self.pg.bin / "pg_ctl", "-D", self.pg.data, "-m", "fast", "-w", "stop")
+
+    def start_postgresql(self) -> None:
+        self.pg.run(self.pg.bin / "pg_ctl", "-D", self.pg.data, "-w", "start", "-l", self.pg.base / "pg.log")
+
+
+@contextlib.contextmanager
+def pooled_cluster(split) -> Iterator[Pooled]:
     ctx = build_context(split, "db1")
     names = ctx["pgbouncer"]
     app, pooler, database = names["app_user"], names["auth_user"], names["db_name"]
@@ -111,7 +138,7 @@ def test_the_app_role_logs_in_through_the_rendered_pgbouncer_with_scram_over_tls
         pg.admin(f"CREATE DATABASE {database} OWNER {OWNER}")
         pg.admin(f"GRANT CONNECT ON DATABASE {database} TO {app}")
         # The postgres role's checks and fixes (roles/postgres/database.py runs them with sql.ensure), and its
-        # pg_hba.conf: PgBouncer on this host reaches PostgreSQL over the socket with SCRAM.
+        # pg_hba.conf: PgBouncer reaches PostgreSQL over TLS on the host's address, with SCRAM.
         steps = ctx["postgres"]["pgbouncer"]
         for check, fix in ((steps["function_check"], steps["function_sql"]),
                            (steps["timeout_check"], steps["timeout_fix"])):
@@ -146,30 +173,90 @@ def test_the_app_role_logs_in_through_the_rendered_pgbouncer_with_scram_over_tls
             shutil.chown(path, "postgres")
         process = _started(["runuser", "-u", "postgres", "--", "pgbouncer", str(directory / "pgbouncer.ini")], port)
         try:
-            def connect(user: str, password: str, sslmode: str = "verify-full"):
-                # As the app connects (talentsphere/db.py): its statement timeout in `options`, which PgBouncer
-                # drops; the role setting gives the same one.
-                return psycopg2.connect(host="127.0.0.1", port=port, dbname=database, user=user, password=password,
-                                        sslmode=sslmode, sslrootcert=str(ca[0]), connect_timeout=5,
-                                        options="-c statement_timeout=700")
-
-            with connect(app, APP_PASSWORD) as connection, connection.cursor() as cursor:
-                cursor.execute("SELECT current_user, current_setting('statement_timeout'), "
-                               "pg_try_advisory_xact_lock(1)")
-                assert cursor.fetchone() == (app, "5s", True)  # the lab's app_db_statement_timeout
-            # A wrong password: PgBouncer's own wording, not PostgreSQL's "password authentication failed".
-            with pytest.raises(psycopg2.OperationalError, match="SASL authentication failed"):
-                connect(app, "not-the-password-at-all-0123456789")
-            # Only the runtime role: the lookup function answers for no other role (the superuser, the owner).
-            for user in ("postgres", OWNER):
-                with pytest.raises(psycopg2.OperationalError, match="no such user"):
-                    connect(user, APP_PASSWORD)
-            # The pooler's own user (its password is on this host only) may call the lookup and nothing else.
-            with connect(pooler, POOLER_PASSWORD) as connection, connection.cursor() as cursor:
-                with pytest.raises(psycopg2.errors.InsufficientPrivilege):
-                    cursor.execute("SELECT rolpassword FROM pg_authid")
-            with pytest.raises(psycopg2.OperationalError):
-                connect(app, APP_PASSWORD, sslmode="disable")
+            yield Pooled(pg, port, str(ca[0]), ctx, names)
         finally:
             process.terminate()
             process.wait(timeout=10)
+
+
+NEEDS_PGBOUNCER = pytest.mark.skipif(cannot_run_clusters() or not shutil.which("pgbouncer"),
+                                     reason=CLUSTERS_NEED + " and pgbouncer")
+
+
+@NEEDS_PGBOUNCER
+def test_the_app_role_logs_in_through_the_rendered_pgbouncer_with_scram_over_tls_and_nothing_else_does(
+        split) -> None:
+    with pooled_cluster(split) as pooled:
+        app, pooler = pooled.names["app_user"], pooled.names["auth_user"]
+        connect = pooled.connect
+        with connect(app, APP_PASSWORD) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT current_user, current_setting('statement_timeout'), "
+                           "pg_try_advisory_xact_lock(1)")
+            assert cursor.fetchone() == (app, "5s", True)  # the lab's app_db_statement_timeout
+        # A wrong password: PgBouncer's own wording, not PostgreSQL's "password authentication failed".
+        with pytest.raises(psycopg2.OperationalError, match="SASL authentication failed"):
+            connect(app, "not-the-password-at-all-0123456789")
+        # Only the runtime role: the lookup function answers for no other role (the superuser, the owner).
+        for user in ("postgres", OWNER):
+            with pytest.raises(psycopg2.OperationalError, match="no such user"):
+                connect(user, APP_PASSWORD)
+        # The pooler's own user (its password is on this host only) may call the lookup and nothing else.
+        with connect(pooler, POOLER_PASSWORD) as connection, connection.cursor() as cursor:
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cursor.execute("SELECT rolpassword FROM pg_authid")
+        with pytest.raises(psycopg2.OperationalError):
+            connect(app, APP_PASSWORD, sslmode="disable")
+
+
+def _select_one(connection) -> None:  # noqa: ANN001
+    try:
+        connection.cursor().execute("SELECT 1")
+    finally:
+        connection.close()
+
+
+def _seconds_until(action) -> tuple[float, BaseException | None]:  # noqa: ANN001
+    start = time.monotonic()
+    try:
+        action()
+    except psycopg2.Error as error:
+        return time.monotonic() - start, error
+    return time.monotonic() - start, None
+
+
+@NEEDS_PGBOUNCER
+def test_with_postgresql_down_pgbouncer_fails_fast_and_serves_again_within_the_apps_breaker_interval(
+        split) -> None:
+    # PgBouncer's defaults would hold each query 120 s (query_wait_timeout) and refuse to reconnect for 15 s
+    # after a failure (server_login_retry): the app behind it must fail and recover as when it connects directly.
+    with pooled_cluster(split) as pooled:
+        settings, app = pooled.ctx["pgbouncer"], pooled.names["app_user"]
+        wait, retry = settings["query_wait_timeout"], settings["server_login_retry"]
+        assert (wait, retry) == (2, 0.5)  # the lab's app_db_connect_timeout and app_db_breaker_cooldown
+        client = pooled.connect(app, APP_PASSWORD)
+        client.autocommit = True
+        client.cursor().execute("SELECT 1")
+        pooled.stop_postgresql()
+
+        # A connection PgBouncer had logged in: its next query waits for a server connection, then fails.
+        queued, error = _seconds_until(lambda: client.cursor().execute("SELECT 1"))
+        assert error is not None and queued <= wait + 1.5, (queued, error)
+        # A new login (its password is looked up in PostgreSQL) fails as fast.
+        login, error = _seconds_until(lambda: pooled.connect(app, APP_PASSWORD, timeout=30).close())
+        assert error is not None and login <= wait + 1.5, (login, error)
+
+        pooled.start_postgresql()
+        back = time.monotonic()
+        failures = []
+        while True:
+            elapsed, error = _seconds_until(lambda: _select_one(pooled.connect(app, APP_PASSWORD)))
+            if error is None:
+                break
+            failures.append(str(error).strip())
+            assert time.monotonic() - back <= 30, f"PgBouncer did not serve again within 30 s: {failures[-3:]}"
+            time.sleep(0.05)
+        served = time.monotonic() - back
+        print(f"\nPostgreSQL down: a queued query failed after {queued:.2f} s, a login after {login:.2f} s; "
+              f"served again {served:.2f} s after PostgreSQL was back ({len(failures)} failed attempts: {set(failures)})")
+        assert served <= retry + 1.5, served
+
