@@ -279,21 +279,25 @@ def test_a_setting_that_needs_a_postgresql_restart_waits_for_an_explicit_choice(
     override.write_text("# Written by tests/e2e/test_rolling_deploys.py: more connection headroom (max_connections).\n"
                         "postgresql_connection_headroom: 25\n")
     try:
-        waited = deploy(lab.deployment)
-        assert _postmaster_started(lab) == started, "PostgreSQL restarted without --allow-restart"
-        assert re.search(r"pending restart: db1 postgresql: .*max_connections", waited.stderr), waited.stderr[-3000:]
-        traffic, allowed, seconds = under_traffic(
-            lab, employer, lambda: deploy(lab.deployment, "--allow-restart", "postgres"))
+        try:
+            waited = deploy(lab.deployment)
+            assert _postmaster_started(lab) == started, "PostgreSQL restarted without --allow-restart"
+            assert re.search(r"pending restart: db1 postgresql: .*max_connections",
+                             waited.stderr), waited.stderr[-3000:]
+            traffic, allowed, seconds = under_traffic(
+                lab, employer, lambda: deploy(lab.deployment, "--allow-restart", "postgres"))
+        finally:
+            override.unlink()
+        assert _postmaster_started(lab) != started, "PostgreSQL did not restart with --allow-restart postgres"
+        assert "pending restart" not in allowed.stderr
+        lost = lost_writes(lab, traffic)
+        print(f"\nPostgreSQL restart (--allow-restart postgres): deploy {seconds:.0f} s; {traffic.summary()}; "
+              f"{len(traffic.created())} jobs created, {len(lost)} lost")
+        assert lost == []
+        assert all(error.status == 503 and error.is_json for error in traffic.errors()), traffic.errors()[:10]
     finally:
-        override.unlink()
-    assert _postmaster_started(lab) != started, "PostgreSQL did not restart with --allow-restart postgres"
-    assert "pending restart" not in allowed.stderr
-    lost = lost_writes(lab, traffic)
-    print(f"\nPostgreSQL restart (--allow-restart postgres): deploy {seconds:.0f} s; {traffic.summary()}; "
-          f"{len(traffic.created())} jobs created, {len(lost)} lost")
-    assert lost == []
-    assert all(error.status == 503 and error.is_json for error in traffic.errors()), traffic.errors()[:10]
-    deploy(lab.deployment, "--allow-restart", "postgres")  # back to the inventory's max_connections
+        # Back to the inventory's max_connections, also after a failure: the later modules verify the lab.
+        deploy(lab.deployment, "--allow-restart", "postgres")
 
 
 def test_a_deploy_killed_in_the_app_tier_is_finished_by_the_next_one(
