@@ -34,9 +34,7 @@ def _show(app: Target, *properties: str) -> dict[str, str]:
 
 @pytest.mark.control("ts-app-01")
 def test_app_service_is_enabled_and_running(app: Target) -> None:
-    service = app.host.service(UNIT)
-    assert service.is_running and service.is_enabled, (
-        f"{app}: {UNIT} running={service.is_running} enabled={service.is_enabled}")
+    assert (problem := app.service_problem(UNIT)) is None, problem
 
 
 @pytest.mark.control("ts-app-02")

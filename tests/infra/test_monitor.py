@@ -41,9 +41,7 @@ def _exporter_services(target: Target) -> list[str]:
 @pytest.mark.parametrize("service", [monitor_manifest.PROMETHEUS, monitor_manifest.ALERTMANAGER,
                                      monitor_manifest.BLACKBOX])
 def test_prometheus_alertmanager_and_the_prober_run_and_start_at_boot(monitor: Target, service: str) -> None:
-    unit = monitor.host.service(service)
-    assert unit.is_running and unit.is_enabled, f"{monitor}: {service} running={unit.is_running} " \
-                                                f"enabled={unit.is_enabled}"
+    assert (problem := monitor.service_problem(service)) is None, problem
 
 
 @pytest.mark.control("ts-mon-02")
@@ -80,9 +78,9 @@ def test_prometheus_reaches_alertmanager(monitor: Target) -> None:
 
 @pytest.mark.control("ts-mon-04")
 def test_every_exporter_of_the_host_runs_and_starts_at_boot(any_host: Target) -> None:
-    stopped = [service for service in _exporter_services(any_host)
-               if not (any_host.host.service(service).is_running and any_host.host.service(service).is_enabled)]
-    assert not stopped, f"{any_host}: exporters not running or not enabled: {stopped}"
+    problems = [problem for service in _exporter_services(any_host)
+                if (problem := any_host.service_problem(service)) is not None]
+    assert not problems, f"exporters not running or not enabled: {problems}"
 
 
 @pytest.mark.control("ts-mon-05")

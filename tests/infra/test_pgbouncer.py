@@ -13,9 +13,7 @@ SERVICE = "pgbouncer"
 
 @pytest.mark.control("ts-pgbouncer-01")
 def test_pgbouncer_is_enabled_and_running(pooler: Target) -> None:
-    service = pooler.host.service(SERVICE)
-    assert service.is_running and service.is_enabled, f"{pooler}: {SERVICE} running={service.is_running} " \
-                                                       f"enabled={service.is_enabled}"
+    assert (problem := pooler.service_problem(SERVICE)) is None, problem
 
 
 @pytest.mark.control("ts-pgbouncer-01")

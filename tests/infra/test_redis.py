@@ -38,9 +38,7 @@ def _acl_lines(cache: Target) -> list[list[str]]:
 
 @pytest.mark.control("ts-redis-01")
 def test_redis_is_enabled_and_running(cache: Target) -> None:
-    service = cache.host.service(SERVICE)
-    assert service.is_running and service.is_enabled, f"{cache}: {SERVICE} running={service.is_running} " \
-                                                       f"enabled={service.is_enabled}"
+    assert (problem := cache.service_problem(SERVICE)) is None, problem
 
 
 @pytest.mark.control("ts-redis-01")

@@ -116,6 +116,13 @@ class Target:
         """The running value of a PostgreSQL setting (SHOW), not the file's."""
         return self.sudo_check("-u postgres psql -X -A -t -q -c %s", f"SHOW {name}").strip()
 
+    def service_problem(self, unit: str) -> str | None:
+        """Why systemd `unit` is not running and enabled (started at boot) on this host; None when it is."""
+        service = self.host.service(unit)
+        if service.is_running and service.is_enabled:
+            return None
+        return f"{self}: {unit} running={service.is_running} enabled={service.is_enabled}"
+
     def tls_problem(self, address: str, port: int, ca_file: str, starttls: str = "") -> str | None:
         """Why a TLS handshake from this host to address:port does not verify with `ca_file` for that address
         (chain and subjectAltName IP, as the services' clients check them); None when it does. `starttls`:
