@@ -54,6 +54,8 @@ LOAD_VARIANTS: tuple[dict, ...] = (
     # The earlier defaults: the baseline the current ones replaced.
     {"name": "sync workers, recycled every 1000 requests", "vars": {"app_threads": 1, "app_max_requests": 1000}},
     {"name": "gthread 8 threads", "vars": {"app_threads": 8}},
+    # The earlier default: Gunicorn's access line per request in the journal, beside nginx's.
+    {"name": "Gunicorn access log on", "vars": {"app_access_log": True}},
 )
 
 # FULL is sized so that each part's planned work fits its 10 minute budget on a quiet 2-core machine (measured

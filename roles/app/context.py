@@ -69,6 +69,7 @@ class AppContext(TypedDict):
     max_requests_jitter: int
     worker_max_memory: int
     preload: bool
+    access_log: bool
     limit_request_line: int
     limit_request_fields: int
     limit_request_field_size: int
@@ -193,6 +194,7 @@ def derive(view: HostView) -> AppContext:
         ip_address_allow=["localhost", *sorted(talks_to)],
         worker_max_memory=worker_max_memory(v["app_worker_max_memory"]),
         preload=bool(v["app_preload"]),
+        access_log=bool(v["app_access_log"]),
         **{key: int(v[f"app_{key}"]) for key in (
             "timeout", "graceful_timeout", "keepalive", "max_requests", "max_requests_jitter",
             "limit_request_line", "limit_request_fields", "limit_request_field_size", "seed_jobs", "seed")},

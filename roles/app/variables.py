@@ -72,6 +72,11 @@ VARIABLES: tuple[Variable, ...] = (
     # needs a restart, which the rolling deploy then does.
     Variable("app_preload", False, "import the app once in Gunicorn's master before forking the workers",
              checks.boolean),
+    # Off by default: the lb's nginx writes one JSON line per request with the app host, status and upstream time
+    # (docs/logs.md); Gunicorn's line would repeat it through the journal, whose per-service rate limit
+    # (10,000 lines per 30 s) drops lines at the rates the app serves anyway.
+    Variable("app_access_log", False, "Gunicorn writes an access line per request to the journal",
+             checks.boolean),
     Variable("app_limit_request_line", 4094, "Gunicorn's request-line limit (bytes)"),
     Variable("app_limit_request_fields", 100, "Gunicorn's header count limit"),
     Variable("app_limit_request_field_size", 8190, "Gunicorn's header size limit (bytes)"),

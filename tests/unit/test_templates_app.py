@@ -172,6 +172,13 @@ def test_preload_is_off_by_default_and_on_when_asked(ctx, tmp_path):
     assert gunicorn_config_with(tmp_path, "preload", {"app_preload": True})["preload_app"] is True
 
 
+def test_gunicorn_writes_no_access_line_by_default_and_one_per_request_when_asked(ctx, tmp_path):
+    # nginx on the lb logs every request; Gunicorn's line to the journal is opt-in.
+    assert gunicorn_settings(ctx)["accesslog"] is None
+    assert gunicorn_config_with(tmp_path, "access", {"app_access_log": True})["accesslog"] == "-"
+    assert gunicorn_settings(ctx)["errorlog"] == "-"
+
+
 def test_threads_run_the_gthread_worker_with_that_many_threads(tmp_path):
     namespace: dict = {}
     exec(compile(gunicorn_config_with_threads(tmp_path, 4), "gunicorn.conf.py", "exec"), namespace)
